@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from schemas.errors import SchemaError
 
 
 class PayloadType(enum.StrEnum):
@@ -48,3 +51,80 @@ class Envelope:
     created_at: datetime  # timezone-aware
     trace: tuple[TraceHop, ...] = field(default=())
     signatures: tuple[Signature, ...] = field(default=())
+
+
+ENVELOPE_SCHEMA = "envelope"
+
+
+def envelope_to_record(env: Envelope) -> dict[str, Any]:
+    """The Avro record form of an Envelope (field names as in envelope/v1.avsc)."""
+    if env.created_at.tzinfo is None:
+        raise ValueError("Envelope.created_at must be timezone-aware")
+    return {
+        "message_id": env.message_id,
+        "payload_type": env.payload_type.value,
+        "payload_schema": env.payload_schema,
+        "payload": env.payload,
+        "document_id": env.document_id,
+        "sender": env.sender,
+        "recipients": list(env.recipients),
+        "created_at": env.created_at,
+        "trace": [{"agency": h.agency, "at": h.at, "note": h.note} for h in env.trace],
+        "signatures": [
+            {
+                "role": s.role.value,
+                "algorithm": s.algorithm,
+                "certificate_chain": list(s.certificate_chain),
+                "signing_time": s.signing_time,
+                "value": s.value,
+            }
+            for s in env.signatures
+        ],
+    }
+
+
+def envelope_from_record(rec: dict[str, Any]) -> Envelope:
+    """Inverse of envelope_to_record; timestamps come back as UTC-aware datetimes."""
+    return Envelope(
+        message_id=rec["message_id"],
+        payload_type=PayloadType(rec["payload_type"]),
+        payload_schema=rec["payload_schema"],
+        payload=rec["payload"],
+        document_id=rec["document_id"],
+        sender=rec["sender"],
+        recipients=tuple(rec["recipients"]),
+        created_at=rec["created_at"],
+        trace=tuple(TraceHop(h["agency"], h["at"], h["note"]) for h in rec["trace"]),
+        signatures=tuple(
+            Signature(
+                role=SignerRole(s["role"]),
+                algorithm=s["algorithm"],
+                certificate_chain=tuple(s["certificate_chain"]),
+                signing_time=s["signing_time"],
+                value=s["value"],
+            )
+            for s in rec["signatures"]
+        ),
+    )
+
+
+def encode_envelope(env: Envelope) -> bytes:
+    """Single-object encode an Envelope with the newest envelope schema."""
+    from schemas.codec import encode
+
+    try:
+        record = envelope_to_record(env)
+    except (ValueError, AttributeError) as exc:
+        raise SchemaError("invalid_record", f"Envelope: {exc}") from exc
+    return encode(ENVELOPE_SCHEMA, record)
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """Decode Envelope bytes; anything else (or garbage) raises SchemaError."""
+    from schemas.codec import decode
+
+    decoded = decode(data, expected_name=ENVELOPE_SCHEMA)
+    try:
+        return envelope_from_record(decoded.record)
+    except (ValueError, KeyError) as exc:
+        raise SchemaError("invalid_record", f"Envelope: {exc}") from exc

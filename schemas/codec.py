@@ -1,0 +1,134 @@
+"""Bytes <-> records: Avro single-object encoding with fastavro; every failure is one SchemaError."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+from fastavro.validation import validate
+
+from schemas.errors import SchemaError
+from schemas.registry import SchemaRegistry, SchemaVersion, default_registry
+
+MAGIC = b"\xc3\x01"  # Avro single-object encoding marker, spec 1.8+
+HEADER_SIZE = len(MAGIC) + 8  # magic + CRC-64-AVRO fingerprint
+
+_NEGATIVE_LENGTH = re.compile(r"Expected -\d")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded record: its short record name, the record (resolved to the newest reader
+    schema of that name), and the identity of the schema that wrote it."""
+
+    name: str
+    record: dict[str, Any]
+    writer: SchemaVersion
+
+    @property
+    def writer_fingerprint(self) -> bytes:
+        return self.writer.fingerprint
+
+
+def _schema(name: str, version: int | None, registry: SchemaRegistry) -> SchemaVersion:
+    try:
+        return registry.latest(name) if version is None else registry.get(name, version)
+    except KeyError:
+        raise SchemaError("unknown_schema", f"no schema named {name!r}") from None
+
+
+def schema_identity(
+    name: str, version: int | None = None, *, registry: SchemaRegistry | None = None
+) -> str:
+    """'<fullname>@<16 hex>' of a schema version (newest by default), as the Envelope carries."""
+    return _schema(name, version, registry or default_registry()).identity
+
+
+def encode(
+    name: str,
+    record: dict[str, Any],
+    *,
+    version: int | None = None,
+    registry: SchemaRegistry | None = None,
+) -> bytes:
+    """Single-object encode ``record`` with the named schema (newest version unless given).
+
+    ``name`` may be the directory ("official_document"), short ("OfficialDocument") or full
+    name. Raises SchemaError("invalid_record") if the record does not fit the schema.
+    """
+    sv = _schema(name, version, registry or default_registry())
+    return encode_with(sv, record)
+
+
+def encode_with(sv: SchemaVersion, record: dict[str, Any]) -> bytes:
+    try:
+        # fastavro's writer is lenient (it would write a str for a missing optional field's
+        # neighbour, or coerce); validate first so bad records fail here, not at the reader.
+        validate(record, sv.parsed, raise_errors=True)
+        buf = io.BytesIO()
+        buf.write(MAGIC)
+        buf.write(sv.fingerprint)
+        fastavro.schemaless_writer(buf, sv.parsed, record)
+    except SchemaError:
+        raise
+    except Exception as exc:  # fastavro raises ValidationError, TypeError, ValueError, ...
+        raise SchemaError("invalid_record", f"{sv.identity}: {exc}") from exc
+    return buf.getvalue()
+
+
+def read_header(data: object, registry: SchemaRegistry | None = None) -> SchemaVersion:
+    """Check the 10-byte header and return the writer schema it names."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise SchemaError("wrong_type", f"expected bytes, got {type(data).__name__}")
+    head = bytes(data[:HEADER_SIZE])
+    if head[:2] != MAGIC[: len(head[:2])]:
+        raise SchemaError("bad_magic", f"expected C3 01, got {head[:2].hex(' ').upper()}")
+    if len(head) < HEADER_SIZE:
+        raise SchemaError("truncated", f"{len(head)} bytes is shorter than the 10-byte header")
+    sv = (registry or default_registry()).by_fingerprint(head[2:])
+    if sv is None:
+        raise SchemaError("unknown_schema", f"unknown writer fingerprint {head[2:].hex()}")
+    return sv
+
+
+def decode(
+    data: bytes,
+    expected_name: str | None = None,
+    *,
+    registry: SchemaRegistry | None = None,
+) -> Decoded:
+    """Decode single-object bytes, resolving to the newest reader schema of the record name.
+
+    ``expected_name`` (any of the accepted name forms) makes a record of another type fail
+    with reason "wrong_type". Trailing bytes are "malformed", missing ones "truncated".
+    """
+    reg = registry or default_registry()
+    writer = read_header(data, reg)
+    reader = reg.latest(writer.fullname)
+    if expected_name is not None:
+        try:
+            wanted = reg.latest(expected_name).fullname
+        except KeyError:
+            raise SchemaError("unknown_schema", f"no schema named {expected_name!r}") from None
+        if wanted != writer.fullname:
+            raise SchemaError("wrong_type", f"expected {wanted}, got {writer.fullname}")
+    buf = io.BytesIO(bytes(data))
+    buf.seek(HEADER_SIZE)
+    try:
+        # Same schema: skip resolution, the common and fast path.
+        reader_parsed = None if reader is writer else reader.parsed
+        record = fastavro.schemaless_reader(buf, writer.parsed, reader_parsed)
+    except EOFError as exc:
+        reason = "malformed" if _NEGATIVE_LENGTH.search(str(exc)) else "truncated"
+        raise SchemaError(reason, f"{writer.identity}: {exc or 'unexpected end of data'}") from exc
+    except Exception as exc:  # bad UTF-8, union index out of range, resolution failure, ...
+        raise SchemaError("malformed", f"{writer.identity}: {type(exc).__name__}: {exc}") from exc
+    if buf.tell() != len(data):
+        extra = len(data) - buf.tell()
+        raise SchemaError("malformed", f"{writer.identity}: {extra} trailing bytes")
+    if not isinstance(record, dict):
+        raise SchemaError("malformed", f"{writer.identity}: not a record")
+    return Decoded(name=reader.name, record=record, writer=writer)
