@@ -158,7 +158,7 @@ class Agency:
 
 
 class AgencyDirectory:
-    """An immutable, indexed set of agencies, normally loaded from ``schemas/data/agencies.yaml``."""
+    """An immutable, indexed set of agencies, normally from ``schemas/data/agencies.yaml``."""
 
     def __init__(self, agencies: Mapping[str, Agency]) -> None:
         self._by_code = dict(agencies)

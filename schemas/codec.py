@@ -1,17 +1,28 @@
-"""Bytes <-> records: Avro single-object encoding with fastavro; every failure is one SchemaError."""
+"""Bytes <-> records: Avro single-object encoding; every failure is one SchemaError."""
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import fastavro
 from fastavro.validation import validate
 
-from schemas.errors import SchemaError
+from schemas.document import (
+    OfficialDocument,
+    document_from_record,
+    document_to_record,
+    validate_document,
+)
+from schemas.envelope import Envelope, PayloadType
+from schemas.errors import SchemaError, ValidationError
+from schemas.paper import PaperExchangeRecord, paper_from_record, paper_to_record, validate_paper
 from schemas.registry import SchemaRegistry, SchemaVersion, default_registry
+from schemas.report import PeriodicReport, report_from_record, report_to_record, validate_report
+from schemas.status import StatusNotice, status_from_record, status_to_record, validate_status
 
 MAGIC = b"\xc3\x01"  # Avro single-object encoding marker, spec 1.8+
 HEADER_SIZE = len(MAGIC) + 8  # magic + CRC-64-AVRO fingerprint
@@ -132,3 +143,92 @@ def decode(
     if not isinstance(record, dict):
         raise SchemaError("malformed", f"{writer.identity}: not a record")
     return Decoded(name=reader.name, record=record, writer=writer)
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadBinding:
+    """How one domain type maps to its payload type, schema and record conversions."""
+
+    payload_type: PayloadType
+    schema: str
+    to_record: Callable[[Any], dict[str, Any]]
+    from_record: Callable[[dict[str, Any]], Any]
+    validate: Callable[[Any], None]
+
+
+# Routing is data: one row per payload type.
+PAYLOADS: dict[type, PayloadBinding] = {
+    OfficialDocument: PayloadBinding(
+        PayloadType.OFFICIAL_DOCUMENT,
+        "official_document",
+        document_to_record,
+        document_from_record,
+        validate_document,
+    ),
+    StatusNotice: PayloadBinding(
+        PayloadType.STATUS_NOTICE, "status_notice", status_to_record, status_from_record,
+        validate_status,
+    ),
+    PeriodicReport: PayloadBinding(
+        PayloadType.PERIODIC_REPORT, "periodic_report", report_to_record, report_from_record,
+        validate_report,
+    ),
+    PaperExchangeRecord: PayloadBinding(
+        PayloadType.PAPER_EXCHANGE_RECORD, "paper_exchange_record", paper_to_record,
+        paper_from_record, validate_paper,
+    ),
+}  # fmt: skip
+_BY_PAYLOAD_TYPE = {b.payload_type: b for b in PAYLOADS.values()}
+
+Payload = OfficialDocument | StatusNotice | PeriodicReport | PaperExchangeRecord
+
+
+def _binding(obj: object) -> PayloadBinding:
+    binding = PAYLOADS.get(type(obj))
+    if binding is None:
+        raise SchemaError("wrong_type", f"not a payload type: {type(obj).__name__}")
+    return binding
+
+
+def encode_payload(obj: Payload, *, validate: bool = True) -> tuple[PayloadType, str, bytes]:
+    """Validate and encode a domain payload: (payload_type, schema identity, bytes) for an
+    Envelope's payload_type, payload_schema and payload fields."""
+    binding = _binding(obj)
+    if validate:
+        try:
+            binding.validate(obj)
+        except ValidationError as exc:
+            raise SchemaError("invalid_record", str(exc), detail=exc.reason) from exc
+    sv = default_registry().latest(binding.schema)
+    try:
+        record = binding.to_record(obj)
+    except ValidationError as exc:
+        raise SchemaError("invalid_record", str(exc), detail=exc.reason) from exc
+    return binding.payload_type, sv.identity, encode_with(sv, record)
+
+
+def decode_payload(envelope: Envelope, *, validate: bool = True) -> Payload:
+    """Decode an Envelope's payload into its domain object.
+
+    The payload's own header must agree with the envelope's payload_type and
+    payload_schema ("wrong_type" otherwise); domain rules failing give "invalid_record"
+    with the ValidationError reason in ``detail``. ``validate=False`` is for legacy receipt.
+    """
+    binding = _BY_PAYLOAD_TYPE.get(envelope.payload_type)
+    if binding is None:
+        raise SchemaError("wrong_type", f"no binding for {envelope.payload_type}")
+    decoded = decode(envelope.payload, expected_name=binding.schema)
+    if decoded.writer.identity != envelope.payload_schema:
+        raise SchemaError(
+            "wrong_type",
+            f"envelope says {envelope.payload_schema}, payload is {decoded.writer.identity}",
+        )
+    try:
+        obj: Payload = binding.from_record(decoded.record)
+        if validate:
+            binding.validate(obj)
+    except ValidationError as exc:
+        raise SchemaError("invalid_record", str(exc), detail=exc.reason) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SchemaError("invalid_record", f"{type(exc).__name__}: {exc}") from exc
+    return obj

@@ -1,4 +1,4 @@
-"""The two error types of the contracts layer: bad bytes (SchemaError) and bad values (ValidationError)."""
+"""Contract errors: bad bytes (SchemaError) and bad values (ValidationError)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ class SchemaError(Exception):
     will fail the same way.
     """
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, detail: str | None = None) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
+        # For invalid_record raised from a domain rule: the ValidationError reason.
+        self.detail = detail
 
 
 # Every reason a SchemaError may carry; tests assert each is reachable.

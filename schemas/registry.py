@@ -1,4 +1,4 @@
-"""Every known Avro schema version, loaded once from schemas/avro/<name>/v<N>.avsc and indexed by fingerprint."""
+"""Every known Avro schema version, loaded once from schemas/avro/<name>/v<N>.avsc."""
 
 from __future__ import annotations
 
