@@ -1,0 +1,67 @@
+# lienthong: `make demo` runs the main flow on real local services; `make test` runs the suite.
+# Both set up everything themselves (virtualenv, packages, Kafka jars, PostgreSQL cluster).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LIENTHONG := $(BIN)/lienthong
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint unit integration up down status bench bench-quick clean prereqs help
+
+help:
+	@echo "make demo   - start Kafka and PostgreSQL here and run the seed scenario end to end"
+	@echo "make test   - lint (ruff, mypy) and the whole test suite on real services"
+	@echo "make lint | unit | integration | up | down | status | bench | bench-quick | clean"
+
+prereqs:
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ not found: install python3 (3.11 or newer) and python3-venv"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { echo "Python 3.11+ required, found $$($(PYTHON) --version 2>&1): install python3.11 or newer (or set PYTHON=...)"; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "Python's venv module is missing: install python3-venv"; exit 1; }
+	@command -v java >/dev/null || [ -n "$$JAVA_HOME" ] || [ -n "$$LIENTHONG_KAFKA_BOOTSTRAP" ] || { echo "Java 17+ not found: install openjdk-17-jre-headless (or set LIENTHONG_KAFKA_BOOTSTRAP)"; exit 1; }
+	@command -v mvn >/dev/null || [ -n "$$LIENTHONG_KAFKA_BOOTSTRAP" ] || ls $${XDG_CACHE_HOME:-$$HOME/.cache}/lienthong/kafka-*/libs/.complete >/dev/null 2>&1 || { echo "Maven not found (needed once to fetch the Kafka jars): install maven (or set LIENTHONG_KAFKA_BOOTSTRAP)"; exit 1; }
+	@[ -n "$$LIENTHONG_DATABASE_URL" ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || [ -n "$$LIENTHONG_PG_BIN" ] || { echo "PostgreSQL 15+ server binaries not found: install postgresql (apt-get install -y postgresql), or set LIENTHONG_DATABASE_URL"; exit 1; }
+
+$(STAMP): pyproject.toml | prereqs
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(LIENTHONG) demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+
+integration: $(STAMP)
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test: $(STAMP) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+up: $(STAMP)
+	$(LIENTHONG) infra up
+
+down: $(STAMP)
+	$(LIENTHONG) infra down
+
+status: $(STAMP)
+	$(LIENTHONG) infra status
+
+bench: $(STAMP)
+	$(BIN)/python -m signing.bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m signing.bench --quick
+
+clean:
+	-@[ -x $(LIENTHONG) ] && $(LIENTHONG) infra down
+	rm -rf .lienthong .pytest_cache .mypy_cache .ruff_cache

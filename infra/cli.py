@@ -1,0 +1,170 @@
+"""The `lienthong` command: the composition root that wires settings, logging and services."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra import services
+from infra.errors import InfraError
+from infra.logs import configure_logging
+from infra.settings import Settings, load_settings
+
+app = typer.Typer(help="lienthong: the document exchange between state agencies.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+infra_app = typer.Typer(help="Start, stop and inspect the local Kafka broker and PostgreSQL.",
+                        no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics from the manifests.", no_args_is_help=True)
+app.add_typer(infra_app, name="infra")
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clean_errors(fn: F) -> F:
+    """Expected failures end in one line on stderr and exit code 2, never a stack trace."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InfraError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main_options(
+    log_level: str = typer.Option("INFO", envvar="LIENTHONG_LOG_LEVEL", help="Log level."),
+    log_json: bool | None = typer.Option(None, "--log-json/--log-console",
+                                         help="Force JSON or console logs (default: JSON "
+                                              "unless stderr is a terminal)."),
+) -> None:
+    configure_logging(log_level, json=log_json)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@infra_app.command("up")
+@clean_errors
+def infra_up() -> None:
+    """Start Kafka and PostgreSQL (or check the ones the environment names)."""
+    settings = _settings()
+    ep = services.up(settings)
+    out.print(f"kafka     {ep.bootstrap}")
+    out.print(f"postgres  {ep.database_url}")
+    out.print(f"state     {settings.home}")
+
+
+@infra_app.command("down")
+@clean_errors
+def infra_down() -> None:
+    """Stop the services this project started (never the external ones)."""
+    stopped = services.down(_settings())
+    out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@infra_app.command("status")
+@clean_errors
+def infra_status() -> None:
+    """Report each service; exits 1 when one is crashed or unreachable."""
+    reports = services.status(_settings())
+    table = Table("service", "state", "address", "detail")
+    for r in reports:
+        table.add_row(r.name, r.state, r.address or "-", r.detail)
+    out.print(table)
+    if any(r.state not in ("running", "external", "stopped") for r in reports):
+        raise typer.Exit(1)
+
+
+@infra_app.command("env")
+@clean_errors
+def infra_env() -> None:
+    """Print the endpoints as shell exports (eval "$(lienthong infra env)")."""
+    ep = services.endpoints(_settings())
+    print(f"export LIENTHONG_KAFKA_BOOTSTRAP={ep.bootstrap}")
+    print(f"export LIENTHONG_DATABASE_URL={ep.database_url}")
+
+
+@db_app.command("migrate")
+@clean_errors
+def db_migrate() -> None:
+    """Apply the numbered SQL migrations that are not applied yet."""
+    import asyncpg
+
+    from infra.migrate import migrate
+
+    url = services.endpoints(_settings()).database_url
+
+    async def run() -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    out.print("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+
+@topics_app.command("ensure")
+@clean_errors
+def topics_ensure() -> None:
+    """Create the topics the manifests name (idempotent), with a per-agency inbox each."""
+    from infra.topic_setup import ensure_all
+
+    settings = _settings()
+    outcomes = asyncio.run(ensure_all(settings, services.endpoints(settings).bootstrap))
+    table = Table("topic", "action", "detail")
+    for o in outcomes:
+        if o.action != "unchanged" or not o.name.startswith(f"{settings.topic_prefix}inbox."):
+            table.add_row(o.name, o.action, o.detail)
+    out.print(table)
+    created = sum(o.action == "created" for o in outcomes)
+    out.print(f"{len(outcomes)} topics: {created} created, {len(outcomes) - created} present")
+
+
+def _mount_optional(name: str, module: str, help_text: str) -> None:
+    # Sub-apps that live beside their domain code; mounted when present.
+    try:
+        sub = importlib.import_module(module).app
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    app.add_typer(sub, name=name, help=help_text)
+
+
+_mount_optional("pki", "infra.cli_pki", "Agency PKI: root CA, certificates, revocation.")
+
+
+@app.command("demo")
+@clean_errors
+def demo() -> None:
+    """Run the main flow end to end on the services, printing what happened."""
+    from infra.demo import run_demo
+
+    settings = _settings()
+    ep = services.up(settings)
+    asyncio.run(run_demo(settings, ep, out))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Process settings: where state lives and which Kafka and PostgreSQL to talk to."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+DEFAULT_TOPIC_PREFIX = "lienthong."
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    cache_dir: Path
+    topic_prefix: str
+    # Set when the environment points at existing services; then nothing is started.
+    external_kafka: str | None
+    external_database: str | None
+    kafka_port: int | None
+    kafka_controller_port: int | None
+    postgres_port: int | None
+    # Test clusters trade durability for speed; the demo and benchmarks never do.
+    postgres_unsafe_fast: bool
+
+    @property
+    def pki_dir(self) -> Path:
+        return Path(os.environ.get("LIENTHONG_PKI_DIR") or self.home / "pki")
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.home / "kafka"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def _port(env: dict[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{name}={raw!r} is not a port number")
+    return port
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("LIENTHONG_HOME") or ".lienthong").absolute()
+    xdg = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache = Path(env.get("LIENTHONG_CACHE") or Path(xdg) / "lienthong").absolute()
+    return Settings(
+        home=home,
+        cache_dir=cache,
+        topic_prefix=env.get("LIENTHONG_TOPIC_PREFIX", DEFAULT_TOPIC_PREFIX),
+        external_kafka=env.get("LIENTHONG_KAFKA_BOOTSTRAP") or None,
+        external_database=env.get("LIENTHONG_DATABASE_URL") or None,
+        kafka_port=_port(env, "LIENTHONG_KAFKA_PORT"),
+        kafka_controller_port=_port(env, "LIENTHONG_KAFKA_CONTROLLER_PORT"),
+        postgres_port=_port(env, "LIENTHONG_POSTGRES_PORT"),
+        postgres_unsafe_fast=env.get("LIENTHONG_PG_UNSAFE_FAST", "") in ("1", "true", "yes"),
+    )

@@ -1,0 +1,84 @@
+"""Session fixtures: the real Kafka broker and PostgreSQL, started once per test run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from infra import services
+from infra.migrate import migrate
+from infra.services import Endpoints
+from infra.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def service_env() -> Iterator[dict[str, str]]:
+    """Environment under which `lienthong` commands see the test services.
+
+    With LIENTHONG_KAFKA_BOOTSTRAP and LIENTHONG_DATABASE_URL set, those are used and nothing is
+    started; otherwise a private state directory gets its own broker and cluster, stopped at the end.
+    """
+    env = dict(os.environ)
+    home = Path(tempfile.mkdtemp(prefix="lienthong-test-"))
+    home.chmod(0o755)  # the postgres user must be able to reach its data directory
+    env["LIENTHONG_HOME"] = str(home)
+    env.setdefault("LIENTHONG_PG_UNSAFE_FAST", "1")
+    settings = load_settings(env)
+    services.up(settings)
+    try:
+        yield env
+    finally:
+        services.down(settings)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(service_env: dict[str, str]) -> Settings:
+    return load_settings(service_env)
+
+
+@pytest.fixture(scope="session")
+def endpoints(settings: Settings) -> Endpoints:
+    return services.endpoints(settings)
+
+
+@pytest.fixture(scope="session")
+def bootstrap(endpoints: Endpoints) -> str:
+    return endpoints.bootstrap
+
+
+@pytest.fixture(scope="session")
+def database_url(endpoints: Endpoints) -> str:
+    return endpoints.database_url
+
+
+@pytest.fixture(scope="session")
+async def migrated_database(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return database_url
+
+
+@pytest.fixture
+async def db(migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(migrated_database)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A suffix that keeps topics and groups of one test apart from every other test's."""
+    return uuid.uuid4().hex[:10]
