@@ -14,11 +14,12 @@ import yaml
 
 VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 
-_STRICT = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
+_STRICT = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$", re.ASCII)
 # Shapes seen in legacy data: wrong separators, lower-case letter, stray spaces, missing
 # zero padding. Accepted leniently on receipt only (never on send).
 _LENIENT = re.compile(
-    r"^\s*(\d{1,3})[.\-_ ](\d{1,2})[.\-_ ](\d{1,2})[.\-_ ]([A-Za-z])(\d{1,2})\s*$"
+    r"^\s*(\d{1,3})[.\-_ ](\d{1,2})[.\-_ ](\d{1,2})[.\-_ ]([A-Za-z])(\d{1,2})\s*$",
+    re.ASCII,
 )
 
 MAX_AGENCY_NAME = 200  # Decree 30, appendix VI

@@ -135,7 +135,13 @@ def decode(
     except EOFError as exc:
         reason = "malformed" if _NEGATIVE_LENGTH.search(str(exc)) else "truncated"
         raise SchemaError(reason, f"{writer.identity}: {exc or 'unexpected end of data'}") from exc
-    except Exception as exc:  # bad UTF-8, union index out of range, resolution failure, ...
+    except IndexError as exc:
+        # fastavro's varint reader indexes past the end of a cut buffer ("string index");
+        # a bad union or enum index is "list index" and is malformed wherever it sits.
+        cut = buf.tell() >= len(data) and "list index" not in str(exc)
+        reason = "truncated" if cut else "malformed"
+        raise SchemaError(reason, f"{writer.identity}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # bad UTF-8, resolution failure, ...
         raise SchemaError("malformed", f"{writer.identity}: {type(exc).__name__}: {exc}") from exc
     if buf.tell() != len(data):
         extra = len(data) - buf.tell()

@@ -21,7 +21,8 @@ MAX_PAGE_COUNT = 999
 # <sender code>,<yyyy/MM/dd>,<number>/<notation>; the number never contains '/'.
 DOCUMENT_ID = re.compile(
     r"^(?P<sender>\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}),(?P<date>\d{4}/\d{2}/\d{2}),"
-    r"(?P<number>[^/,]{1,11})/(?P<notation>[^,]{1,30})$"
+    r"(?P<number>[^/,]{1,11})/(?P<notation>[^,]{1,30})$",
+    re.ASCII,
 )
 
 

@@ -21,7 +21,7 @@ from schemas.common import (
 from schemas.errors import ValidationError
 
 # Values travel as exact decimal text; no exponent, no "NaN", no thousands separators.
-DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+)?$", re.ASCII)
 
 
 class ReportKind(enum.StrEnum):
