@@ -1,0 +1,50 @@
+"""Topics from the manifests: created with their configuration, and put back when they drift."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from infra.topic_setup import plan_topics
+from infra.topics import ensure_topics
+from schemas.topics import load_topic_manifests
+
+
+async def _topic_config(admin: AIOKafkaAdminClient, name: str) -> dict[str, str]:
+    [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    [resource] = response.to_object()["resources"]
+    return {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+
+
+async def test_ensure_creates_configures_and_repairs(bootstrap: str, unique: str) -> None:
+    prefix = f"t{unique}."
+    agencies = ["000.00.00.H26", "000.00.31.H26"]
+    plans = plan_topics(load_topic_manifests(), prefix, agencies, brokers=1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        first = await ensure_topics(admin, plans)
+        assert {o.action for o in first} == {"created"}
+        assert {o.name for o in first} >= {
+            f"{prefix}submissions",
+            f"{prefix}deadletter",
+            f"{prefix}inbox.000.00.31.H26",
+        }
+        submissions = next(p for p in plans if p.name == f"{prefix}submissions")
+        config = await _topic_config(admin, submissions.name)
+        assert config["max.message.bytes"] == submissions.config["max.message.bytes"]
+        assert config["retention.ms"] == submissions.config["retention.ms"]
+        described = await admin.describe_topics([submissions.name])
+        assert len(described[0]["partitions"]) == submissions.partitions
+
+        # Someone changes retention by hand: the next ensure puts the manifest's value back.
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, submissions.name, {"retention.ms": "1000"})]
+        )
+        second = await ensure_topics(admin, plans)
+        assert {o.action for o in second} == {"unchanged"}
+        assert len(second) == len(first)
+        repaired = await _topic_config(admin, submissions.name)
+        assert repaired["retention.ms"] == submissions.config["retention.ms"]
+    finally:
+        await admin.close()

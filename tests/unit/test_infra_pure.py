@@ -1,0 +1,69 @@
+"""Pure parts of infra/: settings, topic plans, migration files, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.migrate import load_migrations
+from infra.services import _redact
+from infra.settings import load_settings
+from infra.topic_setup import plan_topics
+from schemas.topics import load_topic_manifests
+
+
+def test_settings_defaults_and_overrides(tmp_path: Path) -> None:
+    s = load_settings({"LIENTHONG_HOME": str(tmp_path), "HOME": str(tmp_path)})
+    assert s.home == tmp_path
+    assert s.topic_prefix == "lienthong."
+    assert s.external_kafka is None and s.external_database is None
+    assert not s.postgres_unsafe_fast
+    s2 = load_settings(
+        {
+            "LIENTHONG_HOME": str(tmp_path),
+            "LIENTHONG_KAFKA_BOOTSTRAP": "h:9092",
+            "LIENTHONG_DATABASE_URL": "postgresql://x",
+            "LIENTHONG_TOPIC_PREFIX": "qa.",
+            "LIENTHONG_KAFKA_PORT": "19092",
+        }
+    )
+    assert (s2.external_kafka, s2.external_database, s2.topic_prefix, s2.kafka_port) == (
+        "h:9092",
+        "postgresql://x",
+        "qa.",
+        19092,
+    )
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "70000"])
+def test_a_bad_port_names_the_setting(bad: str) -> None:
+    with pytest.raises(ValueError, match="LIENTHONG_POSTGRES_PORT"):
+        load_settings({"LIENTHONG_POSTGRES_PORT": bad})
+
+
+def test_plan_expands_inboxes_and_caps_replication() -> None:
+    specs = load_topic_manifests()
+    agencies = ["000.00.00.H26", "000.00.31.H26", "000.00.00.G22"]
+    single = plan_topics(specs, "lt.", agencies, brokers=1)
+    names = [p.name for p in single]
+    assert "lt.submissions" in names
+    assert [n for n in names if n.startswith("lt.inbox.")] == [f"lt.inbox.{a}" for a in agencies]
+    assert {p.replication_factor for p in single} == {1}
+    assert all("min.insync.replicas" not in p.config for p in single)
+    triple = plan_topics(specs, "lt.", agencies, brokers=3)
+    submissions = next(p for p in triple if p.name == "lt.submissions")
+    assert submissions.replication_factor == 3
+    assert submissions.config["min.insync.replicas"] == "2"
+
+
+def test_migrations_are_numbered_in_order_without_gaps() -> None:
+    versions = [m.version for m in load_migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+def test_redact_hides_passwords() -> None:
+    assert _redact("postgresql://auditor:s3cret@127.0.0.1:5432/lt") == (
+        "postgresql://auditor:***@127.0.0.1:5432/lt"
+    )
+    assert _redact("postgresql://postgres@127.0.0.1/lt") == "postgresql://postgres@127.0.0.1/lt"
