@@ -214,6 +214,8 @@ class Attachment:
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Attachment:
         content = rec["content"]
+        if isinstance(content, tuple):  # the (branch name, value) form used for writing
+            content = content[1]
         return cls(
             name=rec["name"],
             media_type=rec["media_type"],
