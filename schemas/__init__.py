@@ -1,0 +1,1 @@
+"""lienthong contracts: Avro schemas, codec, domain value types, agencies, topic manifests."""

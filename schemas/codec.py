@@ -45,6 +45,8 @@ class Decoded:
 
 
 def _schema(name: str, version: int | None, registry: SchemaRegistry) -> SchemaVersion:
+    if name in PayloadType.__members__:  # a PayloadType names its record too
+        name = _BY_PAYLOAD_TYPE[PayloadType(name)].schema
     try:
         return registry.latest(name) if version is None else registry.get(name, version)
     except KeyError:
@@ -68,7 +70,8 @@ def encode(
     """Single-object encode ``record`` with the named schema (newest version unless given).
 
     ``name`` may be the directory ("official_document"), short ("OfficialDocument") or full
-    name. Raises SchemaError("invalid_record") if the record does not fit the schema.
+    name, or a PayloadType ("OFFICIAL_DOCUMENT"). Raises SchemaError("invalid_record") if
+    the record does not fit the schema.
     """
     sv = _schema(name, version, registry or default_registry())
     return encode_with(sv, record)
@@ -76,8 +79,8 @@ def encode(
 
 def encode_with(sv: SchemaVersion, record: dict[str, Any]) -> bytes:
     try:
-        # fastavro's writer is lenient (it would write a str for a missing optional field's
-        # neighbour, or coerce); validate first so bad records fail here, not at the reader.
+        # fastavro's writer coerces some wrong values silently; validate first so a bad
+        # record fails here, at the producer, rather than at every reader.
         validate(record, sv.parsed, raise_errors=True)
         buf = io.BytesIO()
         buf.write(MAGIC)

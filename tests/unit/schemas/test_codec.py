@@ -88,6 +88,7 @@ def test_status_notice_known_answer(registry: SchemaRegistry) -> None:
     assert data[:2] == b"\xc3\x01"
     assert fp.hex() == "f5120b6533abb0e2"  # changes only if the v1 schema text changes
     assert schema_identity("StatusNotice") == "vn.lienthong.v1.StatusNotice@f5120b6533abb0e2"
+    assert encode(PayloadType.STATUS_NOTICE, record) == data
     millis = int(datetime(2019, 8, 29, 8, 30, tzinfo=UTC).timestamp() * 1000)
     body = (
         avro_str(record["document_id"])
