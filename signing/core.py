@@ -21,7 +21,15 @@ from signing.trust import TrustStore, check_end_entity, parse_chain
 # and the claimed signing time is not believable.
 CLOCK_SKEW = timedelta(minutes=5)
 # Parsing garbage can fail in these ways inside cryptography/fastavro; all mean MALFORMED.
-PARSE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, UnsupportedAlgorithm)
+PARSE_ERRORS = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    UnicodeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,10 @@ from signing.errors import PkiError, ReasonCode, VerificationError
 from signing.profile import CertRole, roles_of
 
 MAX_CHAIN_DEPTH = 6
+_ISSUED_CACHE_SIZE = 10_000
 _INVALID = (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm)
+# cryptography's x509 exceptions that do not derive from ValueError.
+X509_PARSE_ERRORS = (ValueError, x509.InvalidVersion, x509.DuplicateExtension)
 
 
 def parse_chain(chain: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
@@ -33,7 +36,7 @@ def parse_chain(chain: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
             raise VerificationError(ReasonCode.MALFORMED, f"chain[{i}] is not bytes")
         try:
             certs.append(x509.load_der_x509_certificate(der))
-        except ValueError as exc:
+        except X509_PARSE_ERRORS as exc:
             raise VerificationError(ReasonCode.MALFORMED, f"chain[{i}] is not DER: {exc}") from exc
     return tuple(certs)
 
@@ -47,14 +50,15 @@ def _issued(child: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _check_validity(cert: x509.Certificate, at: datetime) -> None:
-    subject = cert.subject.rfc4514_string()
     if at < cert.not_valid_before_utc:
         raise VerificationError(
-            ReasonCode.CERT_NOT_YET_VALID, f"{subject} valid from {cert.not_valid_before_utc}"
+            ReasonCode.CERT_NOT_YET_VALID,
+            f"{cert.subject.rfc4514_string()} valid from {cert.not_valid_before_utc}",
         )
     if at > cert.not_valid_after_utc:
         raise VerificationError(
-            ReasonCode.CERT_EXPIRED, f"{subject} expired {cert.not_valid_after_utc}"
+            ReasonCode.CERT_EXPIRED,
+            f"{cert.subject.rfc4514_string()} expired {cert.not_valid_after_utc}",
         )
 
 
@@ -68,7 +72,7 @@ def _check_critical_extensions(cert: x509.Certificate) -> None:
 
 
 def _check_issuer_is_ca(issuer: x509.Certificate, intermediates_below: int) -> None:
-    name = issuer.subject.rfc4514_string()
+    name = issuer.subject  # rendered only in messages
     try:
         bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
@@ -87,7 +91,7 @@ def _check_issuer_is_ca(issuer: x509.Certificate, intermediates_below: int) -> N
 
 def check_end_entity(cert: x509.Certificate, role: CertRole) -> None:
     """The signer certificate may sign in this role: key usage, not a CA, role marker."""
-    name = cert.subject.rfc4514_string()
+    name = cert.subject  # rendered only in messages
     try:
         bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         if bc.ca:
@@ -113,11 +117,15 @@ class TrustStore:
     anchors: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     _anchor_ders: frozenset[bytes] = field(init=False, repr=False)
+    # (child DER, issuer DER) pairs whose certificate signature already verified: the same
+    # few thousand agency certificates arrive over and over, and the check is a pure function.
+    _issued_ok: dict[tuple[bytes, bytes], bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.anchors:
             raise PkiError("a trust store needs at least one anchor certificate")
         object.__setattr__(self, "_anchor_ders", frozenset(_der(a) for a in self.anchors))
+        object.__setattr__(self, "_issued_ok", {})
         for crl in self.crls:
             issuers = [a for a in self.anchors if a.subject == crl.issuer]
             # A CRL from an anchor is checked now (config error); one from an intermediate is
@@ -172,6 +180,16 @@ class TrustStore:
     def _is_anchor(self, cert: x509.Certificate) -> bool:
         return _der(cert) in self._anchor_ders
 
+    def _issued(self, child: x509.Certificate, issuer: x509.Certificate) -> bool:
+        if child.issuer != issuer.subject:
+            return False
+        pair = (_der(child), _der(issuer))
+        if pair not in self._issued_ok:
+            if len(self._issued_ok) >= _ISSUED_CACHE_SIZE:
+                self._issued_ok.clear()
+            self._issued_ok[pair] = _issued(child, issuer)
+        return self._issued_ok[pair]
+
     def build_path(self, chain: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
         """Signer -> carried intermediates -> anchor, by names and signatures, or raise."""
         path = [chain[0]]
@@ -181,13 +199,11 @@ class TrustStore:
             if len(path) > MAX_CHAIN_DEPTH:
                 raise VerificationError(ReasonCode.UNTRUSTED_CHAIN, "no anchor within depth")
             issuer = next(
-                (a for a in self.anchors if a.subject == current.issuer and _issued(current, a)),
+                (a for a in self.anchors if self._issued(current, a)),
                 None,
             )
             if issuer is None:
-                issuer = next(
-                    (c for c in pool if c.subject == current.issuer and _issued(current, c)), None
-                )
+                issuer = next((c for c in pool if self._issued(current, c)), None)
                 if issuer is None:
                     raise VerificationError(
                         ReasonCode.UNTRUSTED_CHAIN,

@@ -433,3 +433,13 @@ def test_every_reason_code_has_a_test() -> None:
     """Guard: adding a ReasonCode without a negative test in this file fails here."""
     source = Path(__file__).read_text(encoding="utf-8")
     assert [r.name for r in ReasonCode if f"is ReasonCode.{r.name}" not in source] == []
+
+
+def test_unknown_certificate_version(
+    signed: Envelope, trust: TrustStore, agencies: FakeAgencies
+) -> None:
+    """cryptography raises InvalidVersion (not a ValueError) for this; still MALFORMED."""
+    chain = signed.signatures[0].certificate_chain
+    leaf = chain[0].replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x07", 1)
+    tampered = _with_sig(signed, certificate_chain=(leaf, *chain[1:]))
+    assert _reason(tampered, trust, agencies) is ReasonCode.MALFORMED
