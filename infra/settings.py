@@ -8,6 +8,12 @@ from pathlib import Path
 
 KAFKA_VERSION = "4.1.1"
 DEFAULT_TOPIC_PREFIX = "lienthong."
+# Hà Nội's exchange platform is operated by the Department of Science and Technology (which took
+# over the Department of Information and Communications in 2025); its certificate signs the
+# platform's own notices, such as a rejection (status 02).
+DEFAULT_PLATFORM_AGENCY = "000.00.10.H26"
+# Messages up to this size travel whole (a 20 MB document plus Avro and signature overhead).
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +29,24 @@ class Settings:
     postgres_port: int | None
     # Test clusters trade durability for speed; the demo and benchmarks never do.
     postgres_unsafe_fast: bool
+    platform_agency: str = DEFAULT_PLATFORM_AGENCY
+    trust_config_override: Path | None = None
+    agencies_file: Path | None = None  # None: the directory shipped in schemas/data
 
     @property
     def pki_dir(self) -> Path:
         return Path(os.environ.get("LIENTHONG_PKI_DIR") or self.home / "pki")
+
+    @property
+    def trust_config(self) -> Path:
+        """trust.yaml: anchors and CRLs. A deployment points it at a real CA's files."""
+        return self.trust_config_override or self.pki_dir / "trust.yaml"
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def inbox(self, agency_code: str) -> str:
+        return f"{self.topic_prefix}inbox.{agency_code}"
 
     @property
     def kafka_dir(self) -> Path:
@@ -69,4 +89,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         kafka_controller_port=_port(env, "LIENTHONG_KAFKA_CONTROLLER_PORT"),
         postgres_port=_port(env, "LIENTHONG_POSTGRES_PORT"),
         postgres_unsafe_fast=env.get("LIENTHONG_PG_UNSAFE_FAST", "") in ("1", "true", "yes"),
+        platform_agency=env.get("LIENTHONG_PLATFORM_AGENCY") or DEFAULT_PLATFORM_AGENCY,
+        trust_config_override=_path(env.get("LIENTHONG_TRUST_CONFIG")),
+        agencies_file=_path(env.get("LIENTHONG_AGENCIES")),
     )
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw).absolute() if raw else None

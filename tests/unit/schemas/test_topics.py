@@ -13,7 +13,7 @@ from schemas.topics import DEFAULT_PREFIX, TopicSpec, load_topic_manifests, topi
 
 def test_expected_topics() -> None:
     names = {t.name for t in load_topic_manifests()}
-    assert {"submissions", "inbox.{agency}", "deadletter", "checkpoints", "statuses"} <= names
+    assert {"submissions", "inbox.{agency}", "deadletter", "checkpoints", "router-state"} <= names
 
 
 def test_manifests_reference_real_things(registry: SchemaRegistry) -> None:
@@ -56,8 +56,8 @@ def test_kafka_config_and_names() -> None:
 
 
 def test_loader_rejects_bad_manifests(tmp_path: Path) -> None:
-    good = (Path(__file__).parents[3] / "schemas/topics/statuses.yaml").read_text("utf-8")
-    (tmp_path / "a.yaml").write_text(good.replace("FULL_TRANSITIVE", "NONE"), "utf-8")
+    good = (Path(__file__).parents[3] / "schemas/topics/submissions.yaml").read_text("utf-8")
+    (tmp_path / "a.yaml").write_text(good.replace("BACKWARD_TRANSITIVE", "NONE"), "utf-8")
     with pytest.raises(ValueError, match="compatibility"):
         load_topic_manifests(tmp_path)  # type: ignore[arg-type]
     (tmp_path / "a.yaml").write_text(good.replace("partitions: 12\n", ""), "utf-8")
