@@ -23,7 +23,8 @@ def service_env() -> Iterator[dict[str, str]]:
     """Environment under which `lienthong` commands see the test services.
 
     With LIENTHONG_KAFKA_BOOTSTRAP and LIENTHONG_DATABASE_URL set, those are used and nothing is
-    started; otherwise a private state directory gets its own broker and cluster, stopped at the end.
+    started; otherwise a private state directory gets its own broker and cluster, stopped at
+    the end.
     """
     env = dict(os.environ)
     home = Path(tempfile.mkdtemp(prefix="lienthong-test-"))
@@ -82,3 +83,48 @@ async def db(migrated_database: str) -> AsyncIterator[asyncpg.Connection]:
 def unique() -> str:
     """A suffix that keeps topics and groups of one test apart from every other test's."""
     return uuid.uuid4().hex[:10]
+
+
+# --- exchange fixtures: topics, a development PKI -------------------------------------------------
+
+H26 = "000.00.00.H26"  # Hà Nội People's Committee
+BA_DINH = "000.00.31.H26"
+HAI_BA_TRUNG = "000.00.32.H26"
+DONG_DA = "000.00.33.H26"
+NOI_VU = "000.00.02.H26"  # Department of Home Affairs
+VPCP = "000.00.00.G22"  # Government Office
+PKI_AGENCIES = (H26, BA_DINH, HAI_BA_TRUNG, DONG_DA, NOI_VU, VPCP)
+PKI_PERSON = ("Nguyễn Văn Sửu", H26)
+
+
+@pytest.fixture(scope="session")
+def exchange_topics(settings: Settings, bootstrap: str) -> Settings:
+    """Every topic of the manifests (one inbox per open agency) exists on the test broker."""
+    import asyncio
+
+    from infra.topic_setup import ensure_all
+
+    asyncio.run(ensure_all(settings, bootstrap))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def pki_dir(settings: Settings) -> Path:
+    """A development PKI in the session's state directory: CA, an AGENCY certificate for each of
+    PKI_AGENCIES, a PERSON certificate for PKI_PERSON, and the platform's certificate."""
+    from datetime import UTC, datetime, timedelta
+
+    from signing.pkidir import PkiDirectory
+    from signing.profile import CertRole
+
+    now = datetime.now(UTC) - timedelta(days=1)
+    pki = PkiDirectory(settings.pki_dir)
+    if not pki.root_cert.exists():
+        pki.init(now=now)
+        for code in PKI_AGENCIES:
+            pki.issue(agency_code=code, role=CertRole.AGENCY, now=now)
+        pki.issue(
+            agency_code=PKI_PERSON[1], role=CertRole.PERSON, person_name=PKI_PERSON[0], now=now
+        )
+        pki.issue(agency_code=settings.platform_agency, role=CertRole.PLATFORM, now=now)
+    return settings.pki_dir
