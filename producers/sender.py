@@ -1,0 +1,329 @@
+"""DocumentSender: seal payloads with an agency's keys, publish them to submissions idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+import structlog
+
+from infra.settings import MAX_MESSAGE_BYTES
+from producers.refusals import (
+    KAFKA_RECORD_OVERHEAD,
+    SendRefused,
+    attachment_bytes,
+    check_attachment_size,
+    check_secrecy,
+    check_sender,
+    signing_agency,
+)
+from schemas.addressing import Payload, addressing
+from schemas.codec import PAYLOADS, decode_payload
+from schemas.document import OfficialDocument
+from schemas.envelope import Envelope, encode_envelope
+from schemas.errors import SchemaError, ValidationError
+from schemas.paper import PaperExchangeRecord
+from schemas.report import PeriodicReport
+from schemas.status import StatusCode, StatusNotice
+from signing.errors import SigningError
+from signing.seal import Credential
+from signing.seal import seal as seal_payload
+
+log = structlog.get_logger()
+
+
+class KafkaProducerLike(Protocol):
+    """The part of aiokafka's AIOKafkaProducer the sender uses (a fake stands in for it in
+    unit tests)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send_and_wait(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Kafka has acknowledged (acks=all) the envelope at this position."""
+
+    message_id: str
+    document_id: str
+    topic: str
+    partition: int
+    offset: int
+    size: int  # bytes of the encoded envelope
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    """The headers every exchange record carries (docs/exchange.md), UTF-8 values."""
+    return [
+        ("lt-message-id", envelope.message_id.encode("utf-8")),
+        ("lt-payload-type", envelope.payload_type.value.encode("utf-8")),
+        ("lt-sender", envelope.sender.encode("utf-8")),
+    ]
+
+
+def document_sender_code(document_id: str) -> str:
+    """A document id begins with its sender's code, so an answer knows where to go offline."""
+    return document_id.split(",", 1)[0]
+
+
+class DocumentSender:
+    """Async context manager around one idempotent producer and one agency's credentials.
+
+    Every ``send_*`` returns a Receipt once Kafka has the record on all in-sync replicas, or
+    raises SendRefused before anything leaves the machine. aiokafka's errors (after its own
+    retries) propagate unchanged; ``err.retriable`` tells the caller whether to try again.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        credentials: Sequence[Credential],
+        topic: str,
+        clock: Callable[[], datetime] = utc_now,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        producer: KafkaProducerLike | None = None,
+        client_id: str = "lienthong-sender",
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._credentials = tuple(credentials)
+        # Known up front so a wrong key is refused before any payload is encoded.
+        self.agency = signing_agency(self._credentials) if self._credentials else None
+        self.topic = topic
+        self._clock = clock
+        self._max_message_bytes = max_message_bytes
+        self._producer = producer
+        self._client_id = client_id
+        self._started = False
+
+    async def __aenter__(self) -> DocumentSender:
+        if self._producer is None:
+            from aiokafka import AIOKafkaProducer
+
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                client_id=self._client_id,
+                acks="all",
+                enable_idempotence=True,
+                max_request_size=self._max_message_bytes,
+            )
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()
+            raise
+        self._started = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._producer is not None and self._started:
+            self._started = False
+            await self._producer.stop()  # flushes what is in flight
+
+    # --- the typed front doors ------------------------------------------------------------
+
+    async def send_document(self, document: OfficialDocument) -> Receipt:
+        return await self.send(document)
+
+    async def send_report(self, report: PeriodicReport) -> Receipt:
+        return await self.send(report)
+
+    async def register_paper(self, record: PaperExchangeRecord) -> Receipt:
+        return await self.send(record)
+
+    async def send_status(
+        self, notice: StatusNotice, to: str | Sequence[str] | None = None
+    ) -> Receipt:
+        """An answer (01..06, 15, 16) goes to the document's sender, read off the document id
+        when ``to`` is omitted; a revocation request (13) comes from that sender and goes to
+        the document's recipients, which ``to`` must name."""
+        wanted = [to] if isinstance(to, str) else list(to or ())
+        origin = document_sender_code(notice.document_id)
+        if notice.code is StatusCode.REVOCATION_REQUESTED:
+            if notice.from_agency.code != origin:
+                raise self._refused(
+                    notice,
+                    SendRefused(
+                        "not_document_sender",
+                        f"only the document's sender {origin} may request its revocation (13)",
+                        "from_agency",
+                    ),
+                )
+            if not wanted:
+                raise self._refused(
+                    notice,
+                    SendRefused(
+                        "missing_recipient",
+                        "a revocation request (13) goes to the document's recipients: name them",
+                        "recipients",
+                    ),
+                )
+        else:
+            wanted = wanted or [origin]
+            if set(wanted) != {origin}:
+                raise self._refused(
+                    notice,
+                    SendRefused(
+                        "wrong_recipient",
+                        f"status {notice.code} answers the document's sender {origin}, "
+                        f"not {', '.join(wanted)}",
+                        "recipients",
+                    ),
+                )
+        return await self.send(notice, recipients=wanted)
+
+    async def send(self, payload: Payload, recipients: Sequence[str] | None = None) -> Receipt:
+        """Seal and publish any payload; recipients only for status notices."""
+        # Encoding and signing 20 MB takes a while: keep the event loop free meanwhile.
+        envelope = await asyncio.to_thread(self.seal, payload, recipients)
+        return await self._publish(envelope)
+
+    # --- sealing and publishing -----------------------------------------------------------
+
+    def seal(self, payload: Payload, recipients: Sequence[str] | None = None) -> Envelope:
+        """Check every refusal rule, then seal with this sender's credentials at clock()."""
+        try:
+            # Secrecy first: a secret document is never encoded, signed or logged in clear.
+            check_secrecy(payload)
+            check_attachment_size(attachment_bytes(payload))
+            if self.agency is None:
+                raise SendRefused("missing_agency_credential", "this sender has no credentials")
+            where = addressing(payload, recipients)
+            check_sender(where.sender, self.agency)
+            return seal_payload(
+                payload, credentials=self._credentials, at=self._clock(), recipients=recipients
+            )
+        except SendRefused as exc:
+            raise self._refused(payload, exc) from None
+        except ValidationError as exc:
+            raise self._refused(payload, _from_validation(exc)) from exc
+        except SchemaError as exc:
+            raise self._refused(payload, _from_schema(exc)) from exc
+        except SigningError as exc:
+            raise self._refused(payload, SendRefused("signing_failed", str(exc))) from exc
+
+    async def send_envelope(self, envelope: Envelope) -> Receipt:
+        """Publish an already-sealed envelope, after the same refusal rules as ``send``."""
+        await asyncio.to_thread(self._check_envelope, envelope)
+        return await self._publish(envelope)
+
+    async def _publish(self, envelope: Envelope) -> Receipt:
+        try:
+            value = encode_envelope(envelope)
+        except SchemaError as exc:
+            raise _from_schema(exc) from exc
+        if len(value) + KAFKA_RECORD_OVERHEAD > self._max_message_bytes:
+            raise SendRefused(
+                "too_large",
+                f"the envelope is {len(value):,} bytes; messages are limited to "
+                f"{self._max_message_bytes - KAFKA_RECORD_OVERHEAD:,} (docs/large-documents.md)",
+            )
+        if self._producer is None or not self._started:
+            raise RuntimeError("use DocumentSender as `async with DocumentSender(...) as sender`")
+        meta = await self._producer.send_and_wait(
+            self.topic,
+            value,
+            key=envelope.document_id.encode("utf-8"),
+            headers=kafka_headers(envelope),
+        )
+        receipt = Receipt(
+            message_id=envelope.message_id,
+            document_id=envelope.document_id,
+            topic=meta.topic,
+            partition=meta.partition,
+            offset=meta.offset,
+            size=len(value),
+        )
+        log.info(
+            "sent",
+            message_id=receipt.message_id,
+            document_id=receipt.document_id,
+            payload_type=envelope.payload_type.value,
+            sender=envelope.sender,
+            topic=receipt.topic,
+            partition=receipt.partition,
+            offset=receipt.offset,
+            size=receipt.size,
+        )
+        return receipt
+
+    def _check_envelope(self, envelope: Envelope) -> None:
+        if not envelope.signatures:
+            raise SendRefused("not_signed", "the envelope carries no signature")
+        try:
+            payload = decode_payload(envelope, validate=False)
+        except SchemaError as exc:
+            raise _from_schema(exc) from exc
+        try:
+            check_secrecy(payload)
+            check_attachment_size(attachment_bytes(payload))
+            PAYLOADS[type(payload)].validate(payload)
+            where = addressing(payload, envelope.recipients)
+        except SendRefused as exc:
+            raise self._refused(payload, exc) from None
+        except ValidationError as exc:
+            raise self._refused(payload, _from_validation(exc)) from exc
+        if (where.sender, where.document_id) != (envelope.sender, envelope.document_id):
+            raise self._refused(
+                payload,
+                SendRefused(
+                    "sender_mismatch",
+                    f"envelope says {envelope.sender} / {envelope.document_id}, payload says "
+                    f"{where.sender} / {where.document_id}",
+                ),
+            )
+
+    def _refused(self, payload: Payload, refusal: SendRefused) -> SendRefused:
+        # Only identifiers and digests: a refused document may be secret.
+        digests = [
+            a.sha256.hex()
+            for a in getattr(payload, "attachments", ())
+            if isinstance(a.sha256, bytes)
+        ]
+        log.warning(
+            "send_refused",
+            reason=refusal.reason_code,
+            field=refusal.field,
+            document_id=_payload_id(payload),
+            payload_type=type(payload).__name__,
+            attachment_sha256=digests or None,
+        )
+        return refusal
+
+
+def _payload_id(payload: Payload) -> str:
+    if isinstance(payload, PeriodicReport):
+        return payload.report_id
+    if isinstance(payload, PaperExchangeRecord):
+        return payload.record_id
+    return payload.document_id
+
+
+def _from_validation(exc: ValidationError) -> SendRefused:
+    return SendRefused(exc.reason, exc.message, exc.field)
+
+
+def _from_schema(exc: SchemaError) -> SendRefused:
+    # encode_payload wraps the domain rule that failed; its reason is the useful one.
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError):
+        return _from_validation(cause)
+    return SendRefused(exc.detail or exc.reason, exc.message)
