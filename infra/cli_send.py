@@ -25,7 +25,12 @@ from producers.files import (
     load_paper,
     load_report,
 )
-from producers.refusals import SendRefused
+from producers.refusals import (
+    SendRefused,
+    attachment_bytes,
+    check_attachment_size,
+    check_secrecy,
+)
 from producers.sender import DocumentSender, Receipt
 from schemas.addressing import Payload
 from schemas.common import AgencyRef
@@ -125,6 +130,9 @@ def publish(
     settings: Settings | None = None,
 ) -> Receipt:
     """Sign ``payload`` with the agency's keys from the PKI directory and publish it."""
+    # Refuse what is refused anyway before touching keys or the network.
+    check_secrecy(payload)
+    check_attachment_size(attachment_bytes(payload))
     settings = settings or load_settings()
     creds = _credentials(settings, agency, person, passphrase_env)
     bootstrap = _bootstrap(settings)
