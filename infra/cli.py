@@ -17,11 +17,16 @@ from infra import services
 from infra.errors import InfraError
 from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
+from signing.errors import PkiError
 
-app = typer.Typer(help="lienthong: the document exchange between state agencies.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-infra_app = typer.Typer(help="Start, stop and inspect the local Kafka broker and PostgreSQL.",
-                        no_args_is_help=True)
+app = typer.Typer(
+    help="lienthong: the document exchange between state agencies.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+infra_app = typer.Typer(
+    help="Start, stop and inspect the local Kafka broker and PostgreSQL.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics from the manifests.", no_args_is_help=True)
 app.add_typer(infra_app, name="infra")
@@ -34,22 +39,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def clean_errors(fn: F) -> F:
     """Expected failures end in one line on stderr and exit code 2, never a stack trace."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (InfraError, ValueError) as exc:
+        except (InfraError, ValueError, PkiError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from None
+
     return wrapper  # type: ignore[return-value]
 
 
 @app.callback()
 def main_options(
     log_level: str = typer.Option("INFO", envvar="LIENTHONG_LOG_LEVEL", help="Log level."),
-    log_json: bool | None = typer.Option(None, "--log-json/--log-console",
-                                         help="Force JSON or console logs (default: JSON "
-                                              "unless stderr is a terminal)."),
+    log_json: bool | None = typer.Option(
+        None,
+        "--log-json/--log-console",
+        help="Force JSON or console logs (default: JSON unless stderr is a terminal).",
+    ),
 ) -> None:
     configure_logging(log_level, json=log_json)
 
@@ -151,6 +160,27 @@ def _mount_optional(name: str, module: str, help_text: str) -> None:
 _mount_optional("pki", "infra.cli_pki", "Agency PKI: root CA, certificates, revocation.")
 
 
+_EDGE_COMMANDS = ("infra.cli_route", "infra.cli_send", "infra.cli_subscribe")
+_registered: list[str] = []
+
+
+def build_app() -> typer.Typer:
+    """The full command. Edge commands live beside what they wire and import this module, so
+    they are registered here, after it is loaded, rather than at import time."""
+    for module in _EDGE_COMMANDS:
+        if module in _registered:
+            continue
+        try:
+            register = importlib.import_module(module).register
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        register(app)
+        _registered.append(module)
+    return app
+
+
 @app.command("demo")
 @clean_errors
 def demo() -> None:
@@ -163,7 +193,7 @@ def demo() -> None:
 
 
 def main() -> None:
-    app()
+    build_app()()
 
 
 if __name__ == "__main__":

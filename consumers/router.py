@@ -1,0 +1,465 @@
+"""The router: submissions in; inboxes, dead letters and platform notices out, exactly once.
+
+Each batch is one Kafka transaction holding the deliveries, the dead letters, the router's
+changelog and the consumed offsets, so a crash at any point either publishes all of a batch or
+none of it (downstream consumers read_committed). The changelog (router-state) is co-partitioned
+with submissions: whoever owns submissions partition p restores its memory from state partition p.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from consumers.rejections import dead_letter, rejection_notice
+from consumers.router_state import PartitionState, StateChange
+from consumers.routing import Rejected, Routed, RoutingPolicy, route_submission
+from schemas.agency import AgencyDirectory
+from schemas.common import AgencyRef
+from schemas.envelope import encode_envelope
+from signing.seal import Credential
+from signing.trust import TrustStore
+
+log = structlog.get_logger()
+
+FETCH_BYTES = 40 * 1024 * 1024  # above the largest message a topic accepts (32 MiB)
+PRUNE_EVERY_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RouterTopics:
+    submissions: str
+    deadletter: str
+    state: str
+    inbox: Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    topics: RouterTopics
+    group_id: str
+    # Stable per router instance: a restarted instance fences its dead predecessor's open
+    # transaction at once instead of waiting for it to time out.
+    transactional_id: str
+    policy: RoutingPolicy
+    platform: AgencyRef
+    max_batch: int = 200
+    alarm_share: float = 0.5  # of the last alarm_window messages
+    alarm_window: int = 200
+    transaction_timeout_ms: int = 30_000
+
+
+class RouterMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.routed = Counter(
+            "lienthong_router_routed", "Submissions routed", ["payload_type"], registry=r
+        )
+        self.deliveries = Counter(
+            "lienthong_router_deliveries", "Copies delivered to inboxes", registry=r
+        )
+        self.rejected = Counter(
+            "lienthong_router_rejected", "Submissions refused", ["reason"], registry=r
+        )
+        self.reject_share = Gauge(
+            "lienthong_router_reject_share",
+            "Share of refusals among recent submissions",
+            registry=r,
+        )
+        self.alarm = Gauge(
+            "lienthong_router_reject_alarm",
+            "1 while the refusal share is above its limit",
+            registry=r,
+        )
+        self.batches = Counter(
+            "lienthong_router_transactions", "Transactions committed", registry=r
+        )
+        self.retries = Counter(
+            "lienthong_router_retries", "Batches retried after transient errors", registry=r
+        )
+
+
+class RejectionAlarm:
+    """A burst of invalid input never stops the router, but it must not go unnoticed."""
+
+    def __init__(self, share: float, window: int) -> None:
+        self.share = share
+        self.recent: collections.deque[bool] = collections.deque(maxlen=window)
+        self.raised = False
+
+    def record(self, rejected: bool) -> float:
+        self.recent.append(rejected)
+        return sum(self.recent) / len(self.recent)
+
+    def check(self, current: float) -> bool | None:
+        """True when the alarm goes up, False when it clears, None when unchanged."""
+        full = len(self.recent) >= min(20, self.recent.maxlen or 20)
+        above = full and current > self.share
+        if above != self.raised:
+            self.raised = above
+            return above
+        return None
+
+
+class Router:
+    def __init__(
+        self,
+        bootstrap: str,
+        config: RouterConfig,
+        *,
+        trust: TrustStore,
+        agencies: AgencyDirectory,
+        platform_credential: Credential,
+        clock: Callable[[], datetime],
+        metrics: RouterMetrics | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.config = config
+        self.trust = trust
+        self.agencies = agencies
+        self.credential = platform_credential
+        self.clock = clock
+        self.metrics = metrics or RouterMetrics()
+        self.alarm = RejectionAlarm(config.alarm_share, config.alarm_window)
+        self.states: dict[int, PartitionState] = {}
+        self.lock = asyncio.Lock()
+        self._topics: set[str] = set()
+        self._topics_checked = 0.0
+        self._last_prune = time.monotonic()
+        self.ready = asyncio.Event()  # set once partitions are assigned and restored
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            transactional_id=cfg.transactional_id,
+            max_request_size=FETCH_BYTES,
+            transaction_timeout_ms=cfg.transaction_timeout_ms,
+            linger_ms=5,
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=cfg.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=FETCH_BYTES,
+            fetch_max_bytes=FETCH_BYTES,
+        )
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        # The producer starts first: its init_transactions fences this instance's predecessor,
+        # which releases the state partitions' last stable offset before we restore from them.
+        await producer.start()
+        try:
+            await admin.start()
+            consumer.subscribe([cfg.topics.submissions], listener=_Rebalance(self))
+            await consumer.start()
+            log.info("router.started", group=cfg.group_id, transactional_id=cfg.transactional_id)
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=300, max_records=cfg.max_batch)
+                if batch:
+                    async with self.lock:
+                        await self._route_with_retry(consumer, producer, admin, batch)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await admin.close()
+            log.info("router.stopped")
+
+    async def _route_with_retry(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        admin: AIOKafkaAdminClient,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+    ) -> None:
+        # A partition revoked while this batch waited for the lock belongs to someone else now.
+        batch = {tp: msgs for tp, msgs in batch.items() if tp.partition in self.states}
+        if not batch:
+            return
+        delay = 0.5
+        while True:
+            try:
+                await self._route_batch(producer, admin, batch)
+                return
+            except KafkaError as exc:
+                if not getattr(exc, "retriable", False) and not _abortable(exc):
+                    raise  # e.g. fenced by a newer instance: crash loudly
+                self.metrics.retries.inc()
+                log.warning("router.retry", error=repr(exc), delay_s=delay)
+                # The in-memory state saw changes of the aborted transaction: read it back.
+                await self._restore(sorted(tp.partition for tp in batch))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _route_batch(
+        self,
+        producer: AIOKafkaProducer,
+        admin: AIOKafkaAdminClient,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+    ) -> None:
+        cfg = self.config
+        pending: list[asyncio.Future[object]] = []
+        offsets: dict[TopicPartition, int] = {}
+        async with producer.transaction():
+            for tp, records in batch.items():
+                state = self.states[tp.partition]
+                for record in records:
+                    now = self.clock()
+                    raw = record.value or b""
+                    outcome = route_submission(
+                        raw,
+                        state=state,
+                        trust=self.trust,
+                        agencies=self.agencies,
+                        policy=cfg.policy,
+                        now=now,
+                    )
+                    if isinstance(outcome, Routed):
+                        outcome = await self._check_inboxes(admin, outcome)
+                    changes: Sequence[StateChange] = ()
+                    if isinstance(outcome, Routed):
+                        pending += await self._deliver(producer, outcome, record)
+                        changes = outcome.changes
+                    else:
+                        pending += await self._reject(producer, admin, outcome, record, now)
+                    for change in changes:
+                        state.apply(change)
+                        pending.append(
+                            await producer.send(
+                                cfg.topics.state,
+                                change.value,
+                                key=change.key.encode(),
+                                partition=tp.partition,
+                            )
+                        )
+                    offsets[tp] = record.offset + 1
+                    self._account(outcome, record)
+                pending += await self._prune(producer, tp.partition, state)
+            await asyncio.gather(*pending)
+            await producer.send_offsets_to_transaction(offsets, cfg.group_id)
+        self.metrics.batches.inc()
+
+    async def _missing_topics(self, admin: AIOKafkaAdminClient, wanted: set[str]) -> set[str]:
+        missing = wanted - self._topics
+        if missing and time.monotonic() - self._topics_checked > 5.0:
+            self._topics = set(await admin.list_topics())
+            self._topics_checked = time.monotonic()
+            missing = wanted - self._topics
+        return missing
+
+    async def _check_inboxes(self, admin: AIOKafkaAdminClient, routed: Routed) -> Routed | Rejected:
+        """Sending to a topic that does not exist would stall the whole transaction: refuse
+        instead (an agency in the directory whose inbox has not been created yet)."""
+        missing = await self._missing_topics(
+            admin, {self.config.topics.inbox(r) for r in routed.recipients}
+        )
+        if not missing:
+            return routed
+        env = routed.envelope
+        return Rejected(
+            "NO_INBOX",
+            f"no inbox topic for {sorted(missing)}",
+            routed.digest,
+            message_id=env.message_id,
+            document_id=env.document_id,
+            sender=env.sender,
+            payload_type=str(env.payload_type),
+        )
+
+    async def _deliver(
+        self, producer: AIOKafkaProducer, routed: Routed, record: ConsumerRecord
+    ) -> list[asyncio.Future[object]]:
+        env = routed.envelope
+        value = encode_envelope(env)
+        headers = [
+            ("lt-message-id", env.message_id.encode()),
+            ("lt-payload-type", str(env.payload_type).encode()),
+            ("lt-sender", env.sender.encode()),
+        ]
+        return [
+            await producer.send(self.config.topics.inbox(r), value, key=record.key, headers=headers)
+            for r in routed.recipients
+        ]
+
+    async def _reject(
+        self,
+        producer: AIOKafkaProducer,
+        admin: AIOKafkaAdminClient,
+        rejected: Rejected,
+        record: ConsumerRecord,
+        now: datetime,
+    ) -> list[asyncio.Future[object]]:
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        letter = dead_letter(record.value or b"", record.key, rejected, source)
+        futures = [
+            await producer.send(
+                self.config.topics.deadletter, letter.value, key=letter.key, headers=letter.headers
+            )
+        ]
+        notice = rejection_notice(
+            rejected,
+            platform=self.config.platform,
+            credential=self.credential,
+            agencies=self.agencies,
+            now=now,
+        )
+        if notice is None or not rejected.sender:
+            return futures
+        inbox = self.config.topics.inbox(rejected.sender)
+        if await self._missing_topics(admin, {inbox}):
+            log.warning("router.notice_undeliverable", inbox=inbox, reason=rejected.reason)
+        else:
+            futures.append(
+                await producer.send(
+                    inbox,
+                    encode_envelope(notice),
+                    key=notice.document_id.encode(),
+                    headers=[
+                        ("lt-message-id", notice.message_id.encode()),
+                        ("lt-payload-type", str(notice.payload_type).encode()),
+                        ("lt-sender", notice.sender.encode()),
+                    ],
+                )
+            )
+        return futures
+
+    async def _prune(
+        self, producer: AIOKafkaProducer, partition: int, state: PartitionState
+    ) -> list[asyncio.Future[object]]:
+        if time.monotonic() - self._last_prune < PRUNE_EVERY_S:
+            return []
+        self._last_prune = time.monotonic()
+        futures = []
+        for change in state.expired_messages(self.clock(), self.config.policy.replay_window):
+            state.apply(change)
+            futures.append(
+                await producer.send(
+                    self.config.topics.state, None, key=change.key.encode(), partition=partition
+                )
+            )
+        return futures
+
+    def _account(self, outcome: Routed | Rejected, record: ConsumerRecord) -> None:
+        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        if isinstance(outcome, Routed):
+            env = outcome.envelope
+            self.metrics.routed.labels(str(env.payload_type)).inc()
+            self.metrics.deliveries.inc(len(outcome.recipients))
+            log.info(
+                "router.routed",
+                **where,
+                message_id=env.message_id,
+                document_id=env.document_id,
+                sender=env.sender,
+                payload_type=str(env.payload_type),
+                recipients=len(outcome.recipients),
+            )
+        else:
+            self.metrics.rejected.labels(outcome.reason).inc()
+            # A secret document's identifiers stay out of the logs: digest, sender, reason only.
+            ids = (
+                {"sha256": outcome.digest}
+                if outcome.secret
+                else {"message_id": outcome.message_id, "document_id": outcome.document_id}
+            )
+            log.warning(
+                "router.rejected",
+                **where,
+                **ids,
+                sender=outcome.sender,
+                reason=outcome.reason,
+                detail="" if outcome.secret else outcome.detail,
+            )
+        share = self.alarm.record(isinstance(outcome, Rejected))
+        self.metrics.reject_share.set(share)
+        change = self.alarm.check(share)
+        if change is True:
+            self.metrics.alarm.set(1)
+            log.error(
+                "router.reject_alarm",
+                share=round(share, 3),
+                limit=self.alarm.share,
+                window=len(self.alarm.recent),
+            )
+        elif change is False:
+            self.metrics.alarm.set(0)
+            log.info("router.reject_alarm_cleared", share=round(share, 3))
+
+    async def _restore(self, partitions: list[int]) -> None:
+        """Rebuild the memory of these partitions from the changelog (committed records only)."""
+        started = time.monotonic()
+        states = {p: PartitionState() for p in partitions}
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=FETCH_BYTES,
+        )
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.config.topics.state, p) for p in partitions]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            remaining = {tp for tp in tps if end[tp] > 0}
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=500)
+                for tp, records in batch.items():
+                    for r in records:
+                        states[tp.partition].apply(StateChange(r.key.decode(), r.value))
+                remaining = {tp for tp in remaining if await consumer.position(tp) < end[tp]}
+        finally:
+            await consumer.stop()
+        self.states.update(states)
+        log.info(
+            "router.restored",
+            partitions=partitions,
+            documents=sum(len(s.documents) for s in states.values()),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+
+def _abortable(exc: KafkaError) -> bool:
+    # Errors after which the transaction can be aborted and the batch tried again.
+    return type(exc).__name__ in {
+        "OutOfOrderSequenceNumber",
+        "KafkaTimeoutError",
+        "RequestTimedOutError",
+        "NotEnoughReplicasError",
+        "NotLeaderForPartitionError",
+        "ConcurrentTransactions",
+    }
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Revocation waits for the batch in hand to commit (it takes the router's lock), so no
+    partition changes owner in the middle of a transaction (aiokafka issue #844)."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.router.lock:
+            for tp in revoked:
+                self.router.states.pop(tp.partition, None)
+            if revoked:
+                log.info("router.revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self.router.lock:
+            await self.router._restore(sorted(tp.partition for tp in assigned))
+        self.router.ready.set()

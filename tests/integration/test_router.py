@@ -1,0 +1,294 @@
+"""The router on the real broker: delivery to every recipient once, statuses back to the sender,
+every refusal dead-lettered with a platform-signed status 02 for the sender."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from consumers.router import Router
+from infra.cli_route import build_router
+from infra.settings import Settings
+from schemas.agency import AgencyDirectory
+from schemas.codec import decode_payload, encode_payload
+from schemas.common import AgencyRef, SecrecyMarking
+from schemas.document import OfficialDocument
+from schemas.envelope import Envelope, SignerRole, decode_envelope
+from schemas.status import StatusCode, StatusNotice
+from signing import verify_envelope
+from signing.envelope import sign_envelope
+from signing.pkidir import PkiDirectory
+from signing.seal import Credential, load_credential, seal
+from tests.conftest import BA_DINH, DONG_DA, H26, HAI_BA_TRUNG, PKI_AGENCIES
+from tests.support import ensure_exchange_topics, header, publish, read_topic, seed_document, utcnow
+
+
+@pytest.fixture
+async def exchange(settings: Settings, bootstrap: str, pki_dir: Path, unique: str) -> Settings:
+    """Topics of a private prefix, so that each test has its own router group and state."""
+    private = dataclasses.replace(settings, topic_prefix=f"t{unique}.")
+    await ensure_exchange_topics(private, bootstrap, [*PKI_AGENCIES, settings.platform_agency])
+    return private
+
+
+@asynccontextmanager
+async def running_router(
+    settings: Settings,
+    bootstrap: str,
+    *,
+    instance: str = "0",
+    clock: Callable[[], datetime] = utcnow,
+) -> AsyncIterator[Router]:
+    router = build_router(settings, bootstrap, instance=instance)
+    router.clock = clock
+    stop = asyncio.Event()
+    task = asyncio.create_task(router.run(stop))
+    try:
+        await asyncio.wait_for(router.ready.wait(), timeout=30)
+        yield router
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+def creds(pki_dir: Path, code: str) -> list[Credential]:
+    return [load_credential(pki_dir, code, SignerRole.AGENCY)]
+
+
+def trust(pki_dir: Path) -> object:
+    return PkiDirectory(pki_dir).trust_store()
+
+
+async def test_a_document_reaches_each_recipient_once_and_still_verifies(
+    exchange: Settings, bootstrap: str, pki_dir: Path
+) -> None:
+    doc = seed_document(7001, [BA_DINH, HAI_BA_TRUNG])
+    envelope = seal(doc, credentials=creds(pki_dir, H26), at=utcnow())
+    async with running_router(exchange, bootstrap):
+        await publish(bootstrap, exchange.topic("submissions"), [envelope])
+        ba_dinh = await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=1)
+        hai_ba_trung = await read_topic(bootstrap, exchange.inbox(HAI_BA_TRUNG), expect=1)
+        dong_da = await read_topic(bootstrap, exchange.inbox(DONG_DA), expect=0, settle_s=0.5)
+    assert len(ba_dinh) == 1 and len(hai_ba_trung) == 1 and dong_da == []
+    delivered = decode_envelope(ba_dinh[0].value)
+    assert ba_dinh[0].key == doc.document_id.encode()
+    assert delivered.payload == envelope.payload  # the signed bytes travel untouched
+    assert [hop.agency for hop in delivered.trace] == [exchange.platform_agency]
+    verified = verify_envelope(
+        delivered, trust=trust(pki_dir), agencies=AgencyDirectory.default(), at=utcnow()
+    )
+    assert verified.agency_code == H26
+    assert decode_payload(delivered) == doc
+
+
+async def test_statuses_go_back_to_the_sender_in_order_and_illegal_ones_are_refused(
+    exchange: Settings, bootstrap: str, pki_dir: Path
+) -> None:
+    doc = seed_document(7002, [BA_DINH])
+    ba_dinh = AgencyRef(BA_DINH, "Ủy ban nhân dân quận Ba Đình")
+
+    def status(code: str, minutes: int) -> Envelope:
+        notice = StatusNotice(
+            document_id=doc.document_id,
+            from_agency=ba_dinh,
+            code=StatusCode(code),
+            timestamp=utcnow() + timedelta(seconds=minutes),
+        )
+        return seal(notice, credentials=creds(pki_dir, BA_DINH), at=utcnow(), recipients=[H26])
+
+    async with running_router(exchange, bootstrap):
+        await publish(
+            bootstrap,
+            exchange.topic("submissions"),
+            [
+                seal(doc, credentials=creds(pki_dir, H26), at=utcnow()),
+                status("01", 1),
+                status("03", 2),
+                status("05", 3),
+                status("03", 4),  # 03 after 05: illegal
+            ],
+        )
+        to_h26 = await read_topic(bootstrap, exchange.inbox(H26), expect=3)
+        to_ba_dinh = await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=2)
+        dead = await read_topic(bootstrap, exchange.topic("deadletter"), expect=1)
+    codes = [decode_payload(decode_envelope(r.value)).code for r in to_h26]  # type: ignore[union-attr]
+    assert codes == ["01", "03", "05"]
+    assert [header(r, "lt-reason") for r in dead] == ["ILLEGAL_TRANSITION"]
+    # Ba Đình got the document, then the platform's 02 about its illegal status.
+    notice = decode_payload(decode_envelope(to_ba_dinh[1].value))
+    assert isinstance(notice, StatusNotice) and notice.code == StatusCode.REJECTED
+    assert notice.from_agency.code == exchange.platform_agency
+    assert (notice.description or "").startswith("ILLEGAL_TRANSITION")
+
+
+def _tampered(envelope: Envelope) -> Envelope:
+    body = bytearray(envelope.payload)
+    body[-5] ^= 0x01
+    return dataclasses.replace(envelope, payload=bytes(body))
+
+
+def _signed_by_hand(doc: OfficialDocument, pki_dir: Path, recipients: tuple[str, ...]) -> Envelope:
+    """An envelope seal() would refuse to make: unvalidated payload, recipients as given."""
+    payload_type, identity, body = encode_payload(doc, validate=False)
+    bare = Envelope(
+        message_id=str(uuid.uuid4()),
+        payload_type=payload_type,
+        payload_schema=identity,
+        payload=body,
+        document_id=doc.document_id,
+        sender=doc.sender.code,
+        recipients=recipients,
+        created_at=utcnow(),
+    )
+    [c] = creds(pki_dir, doc.sender.code)
+    return sign_envelope(bare, key=c.key, chain=c.chain, role=SignerRole.AGENCY, at=utcnow())
+
+
+async def test_every_refusal_is_dead_lettered_and_the_sender_gets_a_signed_02(
+    exchange: Settings, bootstrap: str, pki_dir: Path
+) -> None:
+    now = utcnow()
+    good = seal(seed_document(7100, [BA_DINH]), credentials=creds(pki_dir, H26), at=now)
+    unknown_recipient = seal(
+        seed_document(7101, [BA_DINH, "000.00.99.H26"]), credentials=creds(pki_dir, H26), at=now
+    )
+    duplicate_document = seal(
+        seed_document(7100, [BA_DINH]), credentials=creds(pki_dir, H26), at=now
+    )
+    wrong_signer = seal(
+        seed_document(7102, [DONG_DA]), credentials=creds(pki_dir, BA_DINH), at=now
+    )  # Ba Đình's key on a document whose sender is H26
+    before_certificate = seal(
+        seed_document(7103, [BA_DINH]), credentials=creds(pki_dir, H26), at=now - timedelta(days=8)
+    )
+    unknown_document_status = seal(
+        StatusNotice(
+            document_id="000.00.00.H26,2019/08/28,9999/QĐ-UBND",
+            from_agency=AgencyRef(BA_DINH, "Ba Đình"),
+            code=StatusCode.ARRIVED,
+            timestamp=now,
+        ),
+        credentials=creds(pki_dir, BA_DINH),
+        at=now,
+        recipients=[H26],
+    )
+    misaddressed = _signed_by_hand(seed_document(7104, [BA_DINH]), pki_dir, (DONG_DA,))
+    secret = _signed_by_hand(
+        dataclasses.replace(seed_document(7106, [BA_DINH]), secrecy=SecrecyMarking.MAT),
+        pki_dir,
+        (BA_DINH,),
+    )
+    cases: list[tuple[str, Envelope | bytes, str | None]] = [
+        (
+            "BAD_SIGNATURE",
+            _tampered(
+                seal(seed_document(7105, [BA_DINH]), credentials=creds(pki_dir, H26), at=now)
+            ),
+            H26,
+        ),
+        ("UNKNOWN_RECIPIENT", unknown_recipient, H26),
+        ("REPLAY", good, H26),
+        ("DUPLICATE_DOCUMENT", duplicate_document, H26),
+        ("SENDER_MISMATCH", wrong_signer, H26),
+        ("CERT_NOT_YET_VALID", before_certificate, H26),
+        ("UNKNOWN_DOCUMENT", unknown_document_status, BA_DINH),
+        ("MISADDRESSED", misaddressed, H26),
+        ("SECRET_DOCUMENT", secret, H26),
+        ("MALFORMED", os.urandom(300), None),
+    ]
+    async with running_router(exchange, bootstrap):
+        await publish(bootstrap, exchange.topic("submissions"), [good])
+        assert len(await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=1)) == 1
+        for _, item, _ in cases:
+            await publish(bootstrap, exchange.topic("submissions"), [item], key=b"x")
+        dead = await read_topic(bootstrap, exchange.topic("deadletter"), expect=len(cases))
+        to_h26 = await read_topic(bootstrap, exchange.inbox(H26), expect=len(cases) - 2)
+        to_ba_dinh = await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=2)
+
+    assert sorted(header(r, "lt-reason") or "" for r in dead) == sorted(c[0] for c in cases)
+    notices = [
+        decode_envelope(r.value)
+        for r in [*to_h26, *to_ba_dinh]
+        if header(r, "lt-payload-type") == "STATUS_NOTICE"
+    ]
+    trust_store = PkiDirectory(pki_dir).trust_store()
+    told: dict[str, set[str]] = {}
+    for envelope in notices:
+        verified = verify_envelope(
+            envelope, trust=trust_store, agencies=AgencyDirectory.default(), at=utcnow()
+        )
+        assert SignerRole.PLATFORM in verified.roles
+        notice = decode_payload(envelope)
+        assert isinstance(notice, StatusNotice) and notice.code == StatusCode.REJECTED
+        told.setdefault(envelope.recipients[0], set()).add((notice.description or "").split(":")[0])
+    expected: dict[str, set[str]] = {}
+    for reason, _, sender in cases:
+        if sender:
+            expected.setdefault(sender, set()).add(reason)
+    assert told == expected
+
+    secret = next(r for r in dead if header(r, "lt-reason") == "SECRET_DOCUMENT")
+    assert secret.value == b"" and secret.key is None  # nothing of its content is kept
+    assert header(secret, "lt-sha256") and header(secret, "lt-sender") == H26
+    malformed = next(r for r in dead if header(r, "lt-reason") == "MALFORMED")
+    assert malformed.value == cases[-1][1]  # original bytes kept for investigation
+
+
+async def test_envelopes_older_than_the_replay_window_are_refused_as_stale(
+    exchange: Settings, bootstrap: str, pki_dir: Path
+) -> None:
+    envelope = seal(seed_document(7150, [BA_DINH]), credentials=creds(pki_dir, H26), at=utcnow())
+    async with running_router(exchange, bootstrap, clock=lambda: utcnow() + timedelta(days=8)):
+        await publish(bootstrap, exchange.topic("submissions"), [envelope])
+        dead = await read_topic(bootstrap, exchange.topic("deadletter"), expect=1)
+        [notice] = await read_topic(bootstrap, exchange.inbox(H26), expect=1)
+    assert [header(r, "lt-reason") for r in dead] == ["STALE"]
+    assert (decode_payload(decode_envelope(notice.value)).description or "").startswith("STALE")  # type: ignore[union-attr]
+
+
+async def test_a_burst_of_invalid_input_raises_the_alarm_without_stopping(
+    exchange: Settings, bootstrap: str, pki_dir: Path
+) -> None:
+    async with running_router(exchange, bootstrap) as router:
+        await publish(
+            bootstrap,
+            exchange.topic("submissions"),
+            [os.urandom(64) for _ in range(40)],
+            key=b"junk",
+        )
+        await read_topic(bootstrap, exchange.topic("deadletter"), expect=40)
+        assert router.metrics.alarm._value.get() == 1
+        doc = seed_document(7200, [DONG_DA])
+        await publish(
+            bootstrap,
+            exchange.topic("submissions"),
+            [seal(doc, credentials=creds(pki_dir, H26), at=utcnow())],
+        )
+        delivered = await read_topic(bootstrap, exchange.inbox(DONG_DA), expect=1)
+    assert len(delivered) == 1
+
+
+async def test_a_20_mb_document_goes_through(
+    exchange: Settings, bootstrap: str, pki_dir: Path
+) -> None:
+    from schemas.common import Attachment
+
+    blob = os.urandom(20 * 1024 * 1024)
+    doc = dataclasses.replace(
+        seed_document(7300, [HAI_BA_TRUNG]),
+        attachments=(Attachment.inline("ban-do.pdf", "application/pdf", blob),),
+    )
+    envelope = seal(doc, credentials=creds(pki_dir, H26), at=utcnow())
+    async with running_router(exchange, bootstrap):
+        await publish(bootstrap, exchange.topic("submissions"), [envelope])
+        [record] = await read_topic(bootstrap, exchange.inbox(HAI_BA_TRUNG), expect=1, timeout_s=60)
+    received = decode_payload(decode_envelope(record.value))
+    assert received.attachments[0].data == blob  # type: ignore[union-attr]

@@ -1,0 +1,111 @@
+"""Helpers shared by the exchange tests: documents of the seed scenario, and topic I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+
+from infra.settings import Settings
+from infra.topic_setup import plan_topics
+from infra.topics import ensure_topics
+from schemas.common import AgencyRef, DocumentCode
+from schemas.document import OfficialDocument, document_from_record
+from schemas.envelope import Envelope, encode_envelope
+from schemas.samples import example_record
+from schemas.topics import load_topic_manifests
+
+FETCH = 40 * 1024 * 1024
+
+
+def seed_document(
+    number: int, to: Sequence[str], *, names: dict[str, str] | None = None
+) -> OfficialDocument:
+    """Decision 4612/QĐ-UBND of Hà Nội People's Committee, renumbered and readdressed."""
+    base = document_from_record(example_record("official_document/v2/decision-4612-qd-ubnd.json"))
+    notation = base.code.notation
+    date = base.promulgation_date
+    return dataclasses.replace(
+        base,
+        document_id=f"{base.sender.code},{date:%Y/%m/%d},{number}/{notation}",
+        code=DocumentCode(str(number), notation),
+        to=tuple(AgencyRef(code, (names or {}).get(code, f"Cơ quan {code}")) for code in to),
+        to_places=(),
+    )
+
+
+async def ensure_exchange_topics(
+    settings: Settings, bootstrap: str, agencies: Iterable[str]
+) -> None:
+    plans = plan_topics(load_topic_manifests(), settings.topic_prefix, sorted(set(agencies)), 1)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await ensure_topics(admin, plans)
+    finally:
+        await admin.close()
+
+
+async def publish(
+    bootstrap: str, topic: str, items: Iterable[Envelope | bytes], key: bytes | None = None
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_request_size=FETCH
+    )
+    await producer.start()
+    try:
+        for item in items:
+            if isinstance(item, Envelope):
+                await producer.send_and_wait(
+                    topic, encode_envelope(item), key=item.document_id.encode()
+                )
+            else:
+                await producer.send_and_wait(topic, item, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, expect: int, timeout_s: float = 30.0, settle_s: float = 1.0
+) -> list[ConsumerRecord]:
+    """Everything committed on a topic: waits for `expect` records, then a little more so that a
+    duplicate (which would be a bug) has the chance to show up."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=FETCH,
+        fetch_max_bytes=FETCH,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while len(records) < expect and loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            records += [r for rs in batch.values() for r in rs]
+        settle = loop.time() + settle_s
+        while loop.time() < settle:
+            batch = await consumer.getmany(timeout_ms=200)
+            records += [r for rs in batch.values() for r in rs]
+    finally:
+        await consumer.stop()
+    return records
+
+
+def header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode()
+    return None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
