@@ -196,3 +196,20 @@ async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     finally:
         await consumer.stop()
     return {tp.partition: off for tp, off in ends.items()}
+
+
+async def test_paper_register_from_the_example_file(
+    service_env: dict[str, str], exchange_topics: Settings, bootstrap: str, pki_dir: Path
+) -> None:
+    example = ROOT / "schemas/examples/paper_exchange_record/v1/paper-incoming-vpcp.json"
+    done = await asyncio.to_thread(
+        lienthong,
+        _env(service_env, pki_dir),
+        "paper", "register", str(example), "--agency", "000.00.33.H26",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = fields(done.stdout)
+    envelope = decode_envelope(
+        await read_one(bootstrap, out["topic"], int(out["partition"]), int(out["offset"]))
+    )
+    assert (envelope.payload_type, envelope.sender) == ("PAPER_EXCHANGE_RECORD", "000.00.33.H26")
