@@ -65,8 +65,11 @@ def _send_errors(fn: F) -> F:
         except SendRefused as exc:
             _fail(f"refused: {exc}", 2)
         except KafkaError as exc:
+            text = str(exc)  # aiokafka's text usually starts with the class name already
+            if not text.startswith(type(exc).__name__):
+                text = f"{type(exc).__name__}: {text}"
             retry = " (transient: try again)" if exc.retriable else ""
-            _fail(f"kafka: {type(exc).__name__}: {exc}{retry}", EX_TEMPFAIL if exc.retriable else 2)
+            _fail(f"kafka: {text}{retry}", EX_TEMPFAIL if exc.retriable else 2)
         except (
             InfraError,
             PkiError,
