@@ -60,6 +60,7 @@ class Refusal:
     document_id: str | None = None
     sender: str | None = None  # as the envelope claims it; unproven when signatures failed
     topic: str = ""
+    payload_type: str | None = None  # as the envelope claims it
 
     @property
     def sha256(self) -> str:
@@ -106,6 +107,7 @@ def examine(
             document_id=envelope.document_id if envelope else None,
             sender=envelope.sender if envelope else None,
             topic=topic,
+            payload_type=envelope.payload_type.value if envelope else None,
         )
 
     if raw is None:

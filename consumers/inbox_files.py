@@ -101,6 +101,7 @@ def refusal_record(refusal: Refusal, *, at: datetime | None = None) -> dict[str,
         "message_id": refusal.message_id,
         "document_id": refusal.document_id,
         "sender": refusal.sender,
+        "payload_type": refusal.payload_type,
         "topic": refusal.topic,
         "partition": refusal.partition,
         "offset": refusal.offset,
@@ -123,6 +124,7 @@ def refusal_of(delivery: Delivery, reason_code: str, detail: str) -> Refusal:
         document_id=env.document_id,
         sender=env.sender,
         topic=delivery.topic,
+        payload_type=env.payload_type.value,
     )
 
 

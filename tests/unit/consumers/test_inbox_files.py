@@ -238,8 +238,8 @@ def test_refusals_never_carry_the_content(tmp_path: Path, pki: Path, trust: Trus
     assert row["sha256"] == hashlib.sha256(d.raw).hexdigest()
     assert (row["topic"], row["partition"], row["offset"]) == ("lienthong.inbox.x", 0, 3)
     assert set(row) == {
-        "reason", "detail", "message_id", "document_id", "sender", "topic", "partition",
-        "offset", "sha256", "size", "refused_at",
+        "reason", "detail", "message_id", "document_id", "sender", "payload_type", "topic",
+        "partition", "offset", "sha256", "size", "refused_at",
     }  # fmt: skip
 
 
