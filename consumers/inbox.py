@@ -290,10 +290,15 @@ class InboxSubscriber:
                 if item is None:
                     break
                 self._hand_out(item)
-                if isinstance(item, Delivery):
-                    outcome = await handler(item)
-                else:
-                    outcome = await refusal_handler(item)
+                try:
+                    if isinstance(item, Delivery):
+                        outcome = await handler(item)
+                    else:
+                        outcome = await refusal_handler(item)
+                except BaseException:
+                    # Not committed: the record comes again on the next run (at-least-once).
+                    self._abandon(item)
+                    raise
                 self._finish(item, outcome)
                 await self._commit_done()
                 handled += 1
@@ -347,6 +352,11 @@ class InboxSubscriber:
                 reason=item.reason_code,
                 detail=item.detail,
             )
+        structlog.contextvars.unbind_contextvars(*_context(item))
+
+    def _abandon(self, item: Item) -> None:
+        self._in_hand = None
+        log.error("inbox.message", outcome="handler_failed")
         structlog.contextvars.unbind_contextvars(*_context(item))
 
     async def _commit_done(self, only: set[TopicPartition] | None = None) -> None:

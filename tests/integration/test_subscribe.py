@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from consumers.inbox import WRONG_RECIPIENT, Delivery, InboxSubscriber, Refusal
@@ -210,3 +211,24 @@ async def test_stop_event_ends_the_run_after_the_item_in_hand(
 
     rest = await read_all(subscriber(settings, bootstrap, group))
     assert message_ids(rest)[:2] == [envelopes[1].message_id, envelopes[2].message_id]
+
+
+async def test_a_failing_handler_leaves_the_record_uncommitted(
+    exchange_topics: Settings, bootstrap: str, pki_dir: Path, unique: str
+) -> None:
+    settings = exchange_topics
+    group = f"test.sub.{unique}"
+    await read_all(subscriber(settings, bootstrap, group, idle=1.0))  # start at the end
+    envelope = seal_document(pki_dir, make_document(f"7{unique[:6]}", [BA_DINH]))
+    await put(bootstrap, settings.inbox(BA_DINH), [envelope])
+
+    async def broken(d: Delivery) -> None:
+        raise OSError("disk full")
+
+    async def on_refusal(r: Refusal) -> None:
+        return None
+
+    with pytest.raises(OSError, match="disk full"):
+        await subscriber(settings, bootstrap, group).run(broken, on_refusal)
+    again = await read_all(subscriber(settings, bootstrap, group))
+    assert message_ids(again) == [envelope.message_id]
