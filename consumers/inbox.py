@@ -61,6 +61,8 @@ class Refusal:
     sender: str | None = None  # as the envelope claims it; unproven when signatures failed
     topic: str = ""
     payload_type: str | None = None  # as the envelope claims it
+    # True once the signatures verified: only then is `sender` proven, and worth answering.
+    sender_verified: bool = False
 
     @property
     def sha256(self) -> str:
@@ -95,6 +97,7 @@ def examine(
     trusted (or even parsed) until its sender is proven.
     """
     envelope: Envelope | None = None
+    verified: VerifiedSender | None = None
 
     def refuse(reason: str, detail: str) -> Refusal:
         return Refusal(
@@ -108,6 +111,7 @@ def examine(
             sender=envelope.sender if envelope else None,
             topic=topic,
             payload_type=envelope.payload_type.value if envelope else None,
+            sender_verified=verified is not None,
         )
 
     if raw is None:

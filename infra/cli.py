@@ -116,7 +116,7 @@ def db_migrate() -> None:
 
     from infra.migrate import migrate
 
-    url = services.endpoints(_settings()).database_url
+    url = services.database_url(_settings())
 
     async def run() -> list[str]:
         conn = await asyncpg.connect(url)
@@ -136,7 +136,7 @@ def topics_ensure() -> None:
     from infra.topic_setup import ensure_all
 
     settings = _settings()
-    outcomes = asyncio.run(ensure_all(settings, services.endpoints(settings).bootstrap))
+    outcomes = asyncio.run(ensure_all(settings, services.kafka_bootstrap(settings)))
     table = Table("topic", "action", "detail")
     for o in outcomes:
         if o.action != "unchanged" or not o.name.startswith(f"{settings.topic_prefix}inbox."):

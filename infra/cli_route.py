@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Route submissions to the recipients' inboxes until SIGTERM or SIGINT."""
         settings = load_settings()
-        bootstrap = services.endpoints(settings).bootstrap
+        bootstrap = services.kafka_bootstrap(settings)
         router = build_router(
             settings, bootstrap, instance=instance, replay_window_days=replay_window_days
         )

@@ -97,7 +97,7 @@ def _now() -> datetime:
 
 def _bootstrap(settings: Settings) -> str:
     # Sending needs Kafka only: a department machine need not see the platform's database.
-    return settings.external_kafka or services.endpoints(settings, check=False).bootstrap
+    return services.kafka_bootstrap(settings)
 
 
 def _passphrase(env_var: str | None) -> bytes | None:

@@ -126,6 +126,8 @@ class InboxClerk:
             and refusal.message_id
             and refusal.document_id
             and refusal.sender
+            # A forger could name any agency as sender: only a proven sender hears back.
+            and refusal.sender_verified
             and refusal.sender != self.agency.code
             and refusal.payload_type != PayloadType.STATUS_NOTICE.value
         )
@@ -257,7 +259,7 @@ def subscribe(
         raise ValueError(f"--agency {agency!r} is not an agency code (DDD.DD.DD.LDD)")
     settings = load_settings()
     # Reading needs Kafka only: an agency's machine need not see the platform's database.
-    bootstrap = settings.external_kafka or services.endpoints(settings, check=False).bootstrap
+    bootstrap = services.kafka_bootstrap(settings)
 
     async def main() -> int:
         stop = asyncio.Event()

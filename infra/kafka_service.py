@@ -70,8 +70,16 @@ def ensure_jars(settings: Settings) -> Path:
     pom = staging / "pom.xml"
     pom.write_text(_asset("pom.xml"))
     log.info("kafka.jars.resolving", version=KAFKA_VERSION, into=str(libs))
-    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-           "-DincludeScope=runtime", f"-DoutputDirectory={staging}"]
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
         shutil.rmtree(staging, ignore_errors=True)
@@ -120,17 +128,21 @@ async def probe(bootstrap: str, timeout_s: float = 5.0) -> None:
     host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
     try:
         _reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host or "127.0.0.1", int(port)), timeout=timeout_s)
+            asyncio.open_connection(host or "127.0.0.1", int(port)), timeout=timeout_s
+        )
         writer.close()
     except (OSError, TimeoutError, ValueError) as exc:
-        raise InfraError(f"Kafka at {bootstrap} does not answer: "
-                         f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else 'timeout'}"
-                         ) from None
+        raise InfraError(
+            f"Kafka at {bootstrap} does not answer: "
+            f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else 'timeout'}"
+        ) from None
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout=timeout_s)
     except (KafkaError, OSError, TimeoutError) as exc:
-        raise InfraError(f"Kafka at {bootstrap} does not answer: {exc or type(exc).__name__}") from None
+        raise InfraError(
+            f"Kafka at {bootstrap} does not answer: {exc or type(exc).__name__}"
+        ) from None
     finally:
         await client.close()
 
@@ -156,8 +168,7 @@ def status(settings: Settings) -> BrokerStatus:
     pid = int(state["pid"])
     bootstrap = f"127.0.0.1:{state['broker_port']}"
     if not (procs.pid_alive(pid) and _ours(pid, settings)):
-        return BrokerStatus("crashed", bootstrap, pid, logf,
-                            f"broker pid {pid} exited; see {logf}")
+        return BrokerStatus("crashed", bootstrap, pid, logf, f"broker pid {pid} exited; see {logf}")
     if not _answers(bootstrap):
         return BrokerStatus("unresponsive", bootstrap, pid, logf, "process alive, no metadata")
     return BrokerStatus("running", bootstrap, pid, logf)
@@ -173,8 +184,12 @@ def start(settings: Settings) -> BrokerStatus:
         log.warning("kafka.unresponsive", pid=current.pid, action="restarting")
         procs.terminate(current.pid)
     if current.state == "crashed":
-        log.warning("kafka.crashed", pid=current.pid, log=str(current.log_file),
-                    action="starting a new broker on the same data")
+        log.warning(
+            "kafka.crashed",
+            pid=current.pid,
+            log=str(current.log_file),
+            action="starting a new broker on the same data",
+        )
     java = find_java()
     libs = ensure_jars(settings)
     previous = procs.read_state(_state_file(settings))
@@ -183,44 +198,85 @@ def start(settings: Settings) -> BrokerStatus:
     data_dir = kdir / "data"
     (kdir / "logs").mkdir(parents=True, exist_ok=True)
     props = kdir / "server.properties"
-    props.write_text(_asset("server.properties").format(
-        broker_port=broker_port, controller_port=controller_port, data_dir=data_dir))
+    props.write_text(
+        _asset("server.properties").format(
+            broker_port=broker_port, controller_port=controller_port, data_dir=data_dir
+        )
+    )
     log4j = kdir / "log4j2.properties"
     log4j.write_text(_asset("log4j2.properties"))
     classpath = f"{libs}/*"
-    jvm = [java, HEAP, HEAP.replace("mx", "ms"), "-server", "-XX:+UseG1GC",
-           "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-           f"-Dkafka.logs.dir={kdir / 'logs'}", f"-Dlog4j2.configurationFile={log4j}",
-           "-cp", classpath]
+    jvm = [
+        java,
+        HEAP,
+        HEAP.replace("mx", "ms"),
+        "-server",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={kdir / 'logs'}",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        classpath,
+    ]
     if not (data_dir / "meta.properties").exists():
         cluster_id = (previous or {}).get("cluster_id") or _random_cluster_id()
-        fmt = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", str(cluster_id),
-                              "-c", str(props), "--ignore-formatted"],
-                             capture_output=True, text=True, check=False)
+        fmt = subprocess.run(
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                str(cluster_id),
+                "-c",
+                str(props),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if fmt.returncode != 0:
             raise InfraError(f"formatting Kafka storage failed: {fmt.stderr.strip()[-300:]}")
     else:
         cluster_id = (previous or {}).get("cluster_id", "")
-    out = open(kdir / "logs" / "broker.out", "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([*jvm, "kafka.Kafka", str(props)], stdout=out, stderr=out,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    out = open(kdir / "logs" / "broker.out", "ab")
+    proc = subprocess.Popen(
+        [*jvm, "kafka.Kafka", str(props)],
+        stdout=out,
+        stderr=out,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     out.close()
-    procs.write_state(_state_file(settings), {
-        "pid": proc.pid, "broker_port": broker_port, "controller_port": controller_port,
-        "cluster_id": cluster_id, "version": KAFKA_VERSION, "started_at": time.time()})
+    procs.write_state(
+        _state_file(settings),
+        {
+            "pid": proc.pid,
+            "broker_port": broker_port,
+            "controller_port": controller_port,
+            "cluster_id": cluster_id,
+            "version": KAFKA_VERSION,
+            "started_at": time.time(),
+        },
+    )
     bootstrap = f"127.0.0.1:{broker_port}"
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise InfraError(f"Kafka broker exited with code {proc.returncode} while starting; "
-                             f"see {_log_file(settings)}: {procs.tail(kdir / 'logs' / 'broker.out', 3)}")
+            raise InfraError(
+                f"Kafka broker exited with code {proc.returncode} while starting; "
+                f"see {_log_file(settings)}: {procs.tail(kdir / 'logs' / 'broker.out', 3)}"
+            )
         if _answers(bootstrap):
             log.info("kafka.started", bootstrap=bootstrap, pid=proc.pid)
             return BrokerStatus("running", bootstrap, proc.pid, _log_file(settings))
         time.sleep(0.5)
     procs.terminate(proc.pid, timeout=10)
-    raise InfraError(f"Kafka broker did not answer on {bootstrap} within {READY_TIMEOUT_S:.0f}s; "
-                     f"see {_log_file(settings)}")
+    raise InfraError(
+        f"Kafka broker did not answer on {bootstrap} within {READY_TIMEOUT_S:.0f}s; "
+        f"see {_log_file(settings)}"
+    )
 
 
 def stop(settings: Settings) -> bool:

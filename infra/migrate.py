@@ -35,8 +35,9 @@ def load_migrations() -> list[Migration]:
     for entry in (Path(__file__).parent / "migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
-            found.append(Migration(int(match.group(1)), match.group(2),
-                                   entry.read_text(encoding="utf-8")))
+            found.append(
+                Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8"))
+            )
         elif entry.name.endswith(".sql"):
             raise InfraError(f"migration file {entry.name} is not named NNNN_name.sql")
     found.sort(key=lambda m: m.version)
@@ -57,20 +58,28 @@ async def migrate(conn: asyncpg.Connection, migrations: list[Migration] | None =
                 name       text NOT NULL,
                 checksum   text NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT now())""")
-        applied = {r["version"]: r for r in
-                   await conn.fetch("SELECT version, name, checksum FROM schema_migrations")}
+        applied = {
+            r["version"]: r
+            for r in await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+        }
         done = []
         for m in migrations:
             row = applied.get(m.version)
             if row is not None:
                 if row["checksum"] != m.checksum:
-                    raise InfraError(f"migration {m.version:04d}_{m.name} was changed after it was "
-                                     "applied: add a new migration instead of editing it")
+                    raise InfraError(
+                        f"migration {m.version:04d}_{m.name} was changed after it was "
+                        "applied: add a new migration instead of editing it"
+                    )
                 continue
             async with conn.transaction():
                 await conn.execute(m.sql)
-                await conn.execute("INSERT INTO schema_migrations (version, name, checksum) "
-                                   "VALUES ($1, $2, $3)", m.version, m.name, m.checksum)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                )
             log.info("db.migrated", version=m.version, name=m.name)
             done.append(f"{m.version:04d}_{m.name}")
         return done

@@ -37,15 +37,19 @@ def find_bindir() -> Path:
     """The newest PostgreSQL >= 15 server binaries on the machine."""
     explicit = os.environ.get("LIENTHONG_PG_BIN")
     candidates = [Path(explicit)] if explicit else []
-    candidates += sorted((Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")),
-                         key=lambda p: _major(p.parent.name), reverse=True)
+    candidates += sorted(
+        (Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")),
+        key=lambda p: _major(p.parent.name),
+        reverse=True,
+    )
     found = shutil.which("pg_ctl")
     if found:
         candidates.append(Path(os.path.realpath(found)).parent)
     for bindir in candidates:
         if (bindir / "postgres").exists() and (bindir / "initdb").exists():
-            out = subprocess.run([str(bindir / "postgres"), "--version"],
-                                 capture_output=True, text=True, check=False).stdout
+            out = subprocess.run(
+                [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+            ).stdout
             match = re.search(r"(\d+)", out)
             if match and int(match.group(1)) >= MIN_VERSION:
                 return bindir
@@ -63,8 +67,10 @@ def _as_owner(cmd: list[str]) -> list[str]:
     try:
         pwd.getpwnam("postgres")
     except KeyError:
-        raise InfraError("running as root but no 'postgres' user exists: "
-                         "install postgresql (it creates the user) or run as a normal user") from None
+        raise InfraError(
+            "running as root but no 'postgres' user exists: "
+            "install postgresql (it creates the user) or run as a normal user"
+        ) from None
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
@@ -75,8 +81,10 @@ def _prepare_dir(path: Path) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
         check = subprocess.run(_as_owner(["test", "-w", str(path)]), check=False)
         if check.returncode != 0:
-            raise InfraError(f"the postgres user cannot reach {path}: make its parent directories "
-                             "traversable (chmod o+x) or set LIENTHONG_HOME elsewhere")
+            raise InfraError(
+                f"the postgres user cannot reach {path}: make its parent directories "
+                "traversable (chmod o+x) or set LIENTHONG_HOME elsewhere"
+            )
 
 
 def _state_file(settings: Settings) -> Path:
@@ -90,8 +98,12 @@ def url_for(port: int) -> str:
 def _server_running(bindir: Path, data: Path) -> bool:
     if not (data / "PG_VERSION").exists():
         return False
-    out = subprocess.run(_as_owner([str(bindir / "pg_ctl"), "status", "-D", str(data)]),
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        _as_owner([str(bindir / "pg_ctl"), "status", "-D", str(data)]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return out.returncode == 0
 
 
@@ -106,8 +118,9 @@ def status(settings: Settings) -> DatabaseStatus:
     except InfraError as exc:
         return DatabaseStatus("crashed", url, str(exc))
     if not _server_running(bindir, data):
-        return DatabaseStatus("crashed", url, f"postgres is not running; see "
-                              f"{settings.postgres_dir / 'postgres.log'}")
+        return DatabaseStatus(
+            "crashed", url, f"postgres is not running; see {settings.postgres_dir / 'postgres.log'}"
+        )
     return DatabaseStatus("running", url)
 
 
@@ -123,29 +136,68 @@ def start(settings: Settings) -> DatabaseStatus:
     _prepare_dir(pdir)
     if not (data / "PG_VERSION").exists():
         shutil.rmtree(data, ignore_errors=True)
-        init = subprocess.run(_as_owner([str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                                         "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8",
-                                         "--no-sync"]),
-                              capture_output=True, text=True, check=False)
+        init = subprocess.run(
+            _as_owner(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ]
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if init.returncode != 0:
             raise InfraError(f"initdb failed: {init.stderr.strip()[-300:]}")
     previous = procs.read_state(_state_file(settings)) or {}
     port = _choose_port(settings, previous.get("port"))
-    options = [f"-c listen_addresses=127.0.0.1", f"-p {port}",
-               # TCP only: a Unix socket path under a deep state directory can exceed 107 bytes.
-               "-c unix_socket_directories=''", "-c max_connections=200",
-               "-c shared_buffers=256MB"]
+    options = [
+        "-c listen_addresses=127.0.0.1",
+        f"-p {port}",
+        # TCP only: a Unix socket path under a deep state directory can exceed 107 bytes.
+        "-c unix_socket_directories=''",
+        "-c max_connections=200",
+        "-c shared_buffers=256MB",
+    ]
     if settings.postgres_unsafe_fast:
         options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
     logfile = pdir / "postgres.log"
-    started = subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logfile),
-                                        "-w", "-t", "60", "-o", " ".join(options), "start"]),
-                             capture_output=True, text=True, check=False)
+    started = subprocess.run(
+        _as_owner(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(logfile),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                " ".join(options),
+                "start",
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if started.returncode != 0:
-        raise InfraError(f"PostgreSQL did not start on port {port}: "
-                         f"{procs.tail(logfile, 3) or started.stderr.strip()}")
-    procs.write_state(_state_file(settings), {"running": True, "port": port,
-                                              "started_at": time.time()})
+        raise InfraError(
+            f"PostgreSQL did not start on port {port}: "
+            f"{procs.tail(logfile, 3) or started.stderr.strip()}"
+        )
+    procs.write_state(
+        _state_file(settings), {"running": True, "port": port, "started_at": time.time()}
+    )
     url = url_for(port)
     asyncio.run(_ensure_database(port))
     log.info("postgres.started", url=url)
@@ -165,12 +217,13 @@ def _choose_port(settings: Settings, remembered: object) -> int:
 async def _ensure_database(port: int) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres",
-                                 timeout=10)
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=10
+    )
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
         if not exists:
-            await conn.execute(f'CREATE DATABASE "{DATABASE}" ENCODING \'UTF8\' TEMPLATE template0')
+            await conn.execute(f"CREATE DATABASE \"{DATABASE}\" ENCODING 'UTF8' TEMPLATE template0")
     finally:
         await conn.close()
 
@@ -183,7 +236,12 @@ def stop(settings: Settings) -> bool:
     bindir = find_bindir()
     was_running = _server_running(bindir, data)
     if was_running:
-        subprocess.run(_as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                                  "-t", "60", "stop"]), capture_output=True, check=False)
+        subprocess.run(
+            _as_owner(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop"]
+            ),
+            capture_output=True,
+            check=False,
+        )
     procs.write_state(_state_file(settings), {**state, "running": False})
     return was_running

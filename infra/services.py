@@ -1,4 +1,4 @@
-"""Where Kafka and PostgreSQL are: the project's own local services, or those the environment names."""
+"""Where Kafka and PostgreSQL are: the project's own services, or those the environment names."""
 
 from __future__ import annotations
 
@@ -65,38 +65,53 @@ def status(settings: Settings) -> list[ServiceReport]:
             check_database(settings.external_database, "LIENTHONG_DATABASE_URL")
             reports.append(ServiceReport("postgres", "external", settings.external_database))
         except InfraError as exc:
-            reports.append(ServiceReport("postgres", "unreachable", settings.external_database,
-                                         str(exc)))
+            reports.append(
+                ServiceReport("postgres", "unreachable", settings.external_database, str(exc))
+            )
     else:
         p = postgres_service.status(settings)
         reports.append(ServiceReport("postgres", p.state, p.url, p.detail))
     return reports
 
 
+def kafka_bootstrap(settings: Settings, *, check: bool = True) -> str:
+    """Where Kafka is, for commands that need nothing else (a department that only sends)."""
+    if settings.external_kafka:
+        if check:
+            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+        return settings.external_kafka
+    k = kafka_service.status(settings)
+    if k.state != "running" or not k.bootstrap:
+        raise InfraError(
+            f"Kafka is {k.state} in {settings.home}: run `lienthong infra up` "
+            "or set LIENTHONG_KAFKA_BOOTSTRAP"
+        )
+    return k.bootstrap
+
+
+def database_url(settings: Settings, *, check: bool = True) -> str:
+    """Where PostgreSQL is, for commands that need nothing else."""
+    if settings.external_database:
+        if check:
+            check_database(settings.external_database, "LIENTHONG_DATABASE_URL")
+        return settings.external_database
+    p = postgres_service.status(settings)
+    if p.state != "running" or not p.url:
+        raise InfraError(
+            f"PostgreSQL is {p.state} in {settings.home}: run `lienthong infra up` "
+            "or set LIENTHONG_DATABASE_URL"
+        )
+    return p.url
+
+
 def endpoints(settings: Settings, *, check: bool = True) -> Endpoints:
-    """The addresses every other command uses; fails with a hint when nothing is running, and
-    (with check) with a one-line error naming the setting when an external service is unreachable."""
-    bootstrap = settings.external_kafka
-    if bootstrap:
-        if check:
-            check_kafka(bootstrap, "LIENTHONG_KAFKA_BOOTSTRAP")
-    else:
-        k = kafka_service.status(settings)
-        if k.state != "running" or not k.bootstrap:
-            raise InfraError(f"Kafka is {k.state} in {settings.home}: run `lienthong infra up` "
-                             "or set LIENTHONG_KAFKA_BOOTSTRAP")
-        bootstrap = k.bootstrap
-    database_url = settings.external_database
-    if database_url:
-        if check:
-            check_database(database_url, "LIENTHONG_DATABASE_URL")
-    else:
-        p = postgres_service.status(settings)
-        if p.state != "running" or not p.url:
-            raise InfraError(f"PostgreSQL is {p.state} in {settings.home}: run `lienthong infra up` "
-                             "or set LIENTHONG_DATABASE_URL")
-        database_url = p.url
-    return Endpoints(bootstrap, database_url, bool(settings.external_kafka))
+    """Both addresses. Fails with a hint when a service is not running and, with check, with a
+    one-line error naming the setting when an external service is unreachable."""
+    return Endpoints(
+        kafka_bootstrap(settings, check=check),
+        database_url(settings, check=check),
+        bool(settings.external_kafka),
+    )
 
 
 def check_kafka(bootstrap: str, setting: str) -> None:
@@ -116,8 +131,10 @@ async def probe_database(url: str, setting: str = "database", timeout_s: float =
     try:
         conn = await asyncpg.connect(url, timeout=timeout_s)
     except Exception as exc:  # asyncpg raises many types for one cause: say it in one line
-        raise InfraError(f"{setting}: cannot connect to {_redact(url)}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise InfraError(
+            f"{setting}: cannot connect to {_redact(url)}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     await conn.close()
 
 

@@ -24,6 +24,8 @@ DOCUMENT_ID = re.compile(
     r"(?P<number>[^/,]{1,11})/(?P<notation>[^,]{1,30})$",
     re.ASCII,
 )
+# A periodic report's id: its reporting agency's code, then the report's own reference.
+REPORT_ID = re.compile(r"^(?P<sender>\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2})/[^\s,]{1,86}$")
 
 
 class SecrecyMarking(enum.StrEnum):
@@ -79,6 +81,22 @@ def check_document_id(value: str | None, field: str) -> re.Match[str]:
     except ValueError:
         raise ValidationError("bad_document_id", f"no such date {m['date']}", field) from None
     return m
+
+
+def check_report_id(value: str | None, field: str) -> re.Match[str]:
+    m = REPORT_ID.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValidationError(
+            "bad_report_id", f"not '<reporting agency code>/<reference>': {value!r}", field
+        )
+    return m
+
+
+def check_answerable_id(value: str | None, field: str) -> re.Match[str]:
+    """What a status notice may answer: an official document or a periodic report."""
+    if isinstance(value, str) and REPORT_ID.fullmatch(value):
+        return check_report_id(value, field)
+    return check_document_id(value, field)
 
 
 def make_document_id(sender: str, day: date, number: str, notation: str) -> str:

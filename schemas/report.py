@@ -15,6 +15,7 @@ from schemas.common import (
     SecrecyMarking,
     check_aware,
     check_not_secret,
+    check_report_id,
     check_text,
     require,
 )
@@ -105,6 +106,13 @@ def decimal_from_text(text: str) -> Decimal:
 
 def validate_report(report: PeriodicReport, *, allow_secret: bool = False) -> None:
     check_text(report.report_id, 100, "report_id")
+    m = check_report_id(report.report_id, "report_id")
+    require(
+        m["sender"] == report.reporting_agency.code,
+        "report_id_sender",
+        "a report id starts with its reporting agency's code",
+        "report_id",
+    )
     check_text(report.regime_code, 50, "regime_code")
     check_text(report.regime_title, 500, "regime_title")
     report.period.validate()

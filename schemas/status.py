@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.common import AgencyRef, check_aware, check_document_id, check_text, require
+from schemas.common import AgencyRef, check_answerable_id, check_aware, check_text, require
 from schemas.errors import ValidationError
 
 MAX_DESCRIPTION = 2000  # not fixed by Decree 30; generous, bounded so rows stay small
@@ -119,7 +119,7 @@ class StatusNotice:
 
 
 def validate_status(notice: StatusNotice) -> None:
-    check_document_id(notice.document_id, "document_id")
+    check_answerable_id(notice.document_id, "document_id")
     notice.from_agency.validate("from_agency")
     _code(notice.code)
     if notice.code in DESCRIPTION_REQUIRED:

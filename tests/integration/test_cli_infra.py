@@ -19,9 +19,17 @@ import pytest
 from infra import procs
 
 
-def lienthong(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.cli", "--log-json", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+def lienthong(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", "--log-json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _endpoint_lines(stdout: str) -> list[str]:
@@ -67,8 +75,11 @@ def private_home(service_env: dict[str, str]) -> Iterator[dict[str, str]]:
     if "LIENTHONG_DATABASE_URL" not in env:
         ep = lienthong(service_env, "infra", "env")
         assert ep.returncode == 0, ep.stderr
-        url = next(line.split("=", 1)[1] for line in ep.stdout.splitlines()
-                   if "LIENTHONG_DATABASE_URL" in line)
+        url = next(
+            line.split("=", 1)[1]
+            for line in ep.stdout.splitlines()
+            if "LIENTHONG_DATABASE_URL" in line
+        )
         env["LIENTHONG_DATABASE_URL"] = url
     try:
         yield env
@@ -94,8 +105,9 @@ def test_status_reports_a_killed_broker_and_up_replaces_it(private_home: dict[st
     again = lienthong(private_home, "infra", "up")
     assert again.returncode == 0, again.stderr
     assert "kafka.crashed" in again.stderr  # reported, not silently reused
-    restarted = json.loads((Path(private_home["LIENTHONG_HOME"]) / "kafka" / "state.json")
-                           .read_text())
+    restarted = json.loads(
+        (Path(private_home["LIENTHONG_HOME"]) / "kafka" / "state.json").read_text()
+    )
     assert restarted["pid"] != state["pid"]
     assert procs.pid_alive(restarted["pid"])
 

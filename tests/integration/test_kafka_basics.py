@@ -18,10 +18,16 @@ async def _create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
         await admin.close()
 
 
-async def _read_all(bootstrap: str, topic: str, *, isolation: str, expect: int,
-                    timeout_s: float = 15.0) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, isolation_level=isolation)
+async def _read_all(
+    bootstrap: str, topic: str, *, isolation: str, expect: int, timeout_s: float = 15.0
+) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level=isolation,
+    )
     await consumer.start()
     values: list[bytes] = []
     try:
@@ -40,8 +46,7 @@ async def _read_all(bootstrap: str, topic: str, *, isolation: str, expect: int,
 async def test_idempotent_producer_round_trip(bootstrap: str, unique: str) -> None:
     topic = f"test.roundtrip.{unique}"
     await _create_topic(bootstrap, topic, partitions=3)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         sent = [f"Quyết định {i}/QĐ-UBND".encode() for i in range(20)]

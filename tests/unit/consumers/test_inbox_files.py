@@ -186,7 +186,9 @@ def test_an_attachment_not_matching_its_digest_writes_nothing(
 def test_a_report_goes_under_reports(tmp_path: Path, pki: Path, trust: TrustStore) -> None:
     report = report_from_record(example_record("periodic_report/v1/labour-report-2019-q3.json"))
     report = dataclasses.replace(
-        report, reporting_agency=AgencyRef(NOI_VU, "Sở Nội vụ thành phố Hà Nội")
+        report,
+        reporting_agency=AgencyRef(NOI_VU, "Sở Nội vụ thành phố Hà Nội"),
+        report_id=f"{NOI_VU}/BC/2019-Q3/01",  # a report id starts with its reporter's code
     )
     folder = write_delivery(tmp_path, deliver(pki, trust, report, to=H26))
     assert folder.parent == tmp_path / "reports"
