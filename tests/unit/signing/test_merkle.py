@@ -232,7 +232,7 @@ def test_stored_proofs_equal_rfc_and_verify(n: int, data: st.DataObject) -> None
 @SETTINGS
 @given(st.lists(st.integers(0, 40), min_size=1, max_size=8))
 def test_append_in_any_batches_equals_reference(batches: list[int]) -> None:
-    edge, store, hashes = RightEdge.empty(), DictNodeStore(), []
+    edge, store, hashes = RightEdge.empty(), DictNodeStore(), list[bytes]()
     for count in batches:
         fresh = [leaf_hash(len(hashes).to_bytes(4, "big") + bytes([j])) for j in range(count)]
         edge, new = append_leaves(edge, edge.size, fresh)
