@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -160,7 +161,13 @@ def _mount_optional(name: str, module: str, help_text: str) -> None:
 _mount_optional("pki", "infra.cli_pki", "Agency PKI: root CA, certificates, revocation.")
 
 
-_EDGE_COMMANDS = ("infra.cli_route", "infra.cli_send", "infra.cli_subscribe")
+_EDGE_COMMANDS = (
+    "infra.cli_route",
+    "infra.cli_send",
+    "infra.cli_subscribe",
+    "infra.cli_archive",
+    "infra.cli_audit",
+)
 _registered: list[str] = []
 
 
@@ -187,9 +194,12 @@ def demo() -> None:
     """Run the main flow end to end on the services, printing what happened."""
     from infra.demo import run_demo
 
+    # The demo prints what happened as tables; per-message log lines would drown them.
+    configure_logging(os.environ.get("LIENTHONG_LOG_LEVEL", "WARNING"))
     settings = _settings()
     ep = services.up(settings)
-    asyncio.run(run_demo(settings, ep, out))
+    console = out if out.is_terminal else Console(width=150)
+    asyncio.run(run_demo(settings, ep, console))
 
 
 def main() -> None:

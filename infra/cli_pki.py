@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.settings import load_settings
 from signing.errors import PkiError, SigningError
 from signing.pki import KEY_ALGORITHMS
 from signing.pkidir import PkiDirectory
@@ -42,11 +43,8 @@ def _clean_errors(fn: F) -> F:
 
 
 def pki_dir() -> Path:
-    """LIENTHONG_PKI_DIR, else $LIENTHONG_HOME/pki, else .lienthong/pki."""
-    explicit = os.environ.get("LIENTHONG_PKI_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("LIENTHONG_HOME", ".lienthong")) / "pki"
+    """LIENTHONG_PKI_DIR, else $LIENTHONG_HOME/pki (see infra.settings)."""
+    return load_settings().pki_dir
 
 
 def _passphrase(env_var: str | None) -> bytes | None:

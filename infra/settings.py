@@ -32,10 +32,11 @@ class Settings:
     platform_agency: str = DEFAULT_PLATFORM_AGENCY
     trust_config_override: Path | None = None
     agencies_file: Path | None = None  # None: the directory shipped in schemas/data
+    pki_dir_override: Path | None = None
 
     @property
     def pki_dir(self) -> Path:
-        return Path(os.environ.get("LIENTHONG_PKI_DIR") or self.home / "pki")
+        return self.pki_dir_override or self.home / "pki"
 
     @property
     def trust_config(self) -> Path:
@@ -92,6 +93,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         platform_agency=env.get("LIENTHONG_PLATFORM_AGENCY") or DEFAULT_PLATFORM_AGENCY,
         trust_config_override=_path(env.get("LIENTHONG_TRUST_CONFIG")),
         agencies_file=_path(env.get("LIENTHONG_AGENCIES")),
+        pki_dir_override=_path(env.get("LIENTHONG_PKI_DIR")),
     )
 
 

@@ -23,6 +23,7 @@ from producers.refusals import (
 )
 from schemas.addressing import Payload, addressing
 from schemas.codec import PAYLOADS, decode_payload
+from schemas.common import check_answerable_id
 from schemas.document import OfficialDocument
 from schemas.envelope import Envelope, encode_envelope
 from schemas.errors import SchemaError, ValidationError
@@ -75,8 +76,12 @@ def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
 
 
 def document_sender_code(document_id: str) -> str:
-    """A document id begins with its sender's code, so an answer knows where to go offline."""
-    return document_id.split(",", 1)[0]
+    """A document id (or a report id) begins with its sender's code, so an answer knows where
+    to go offline."""
+    try:
+        return str(check_answerable_id(document_id, "document_id")["sender"])
+    except ValidationError:
+        return document_id.split(",", 1)[0]  # validation of the notice will say what is wrong
 
 
 class DocumentSender:
