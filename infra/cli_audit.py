@@ -1,0 +1,200 @@
+"""`lienthong audit search|show|verify|export|verify-bundle`: the auditors' composition root."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import typer
+
+from consumers.audit import (
+    Cursor,
+    SearchFilters,
+    document_story,
+    record_access,
+    search_documents,
+)
+from consumers.audit_render import render_search, render_story
+from infra import services
+from infra.cli import clean_errors, out
+from infra.cli_audit_app import audit_app
+from infra.errors import InfraError
+from infra.settings import load_settings
+
+AUDITOR_ROLE = "lienthong_auditor"
+AUDIT_URL_ENV = "LIENTHONG_AUDIT_DATABASE_URL"
+T = TypeVar("T")
+
+
+def auditor_url(database_url: str, override: str | None = None) -> str:
+    """Auditors never use the platform's own role: the same server and database, as the
+    read-only auditor role (its credentials come from the server's auth rules or ~/.pgpass),
+    unless LIENTHONG_AUDIT_DATABASE_URL names a connection of its own."""
+    if override:
+        return override
+    parts = urlsplit(database_url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{AUDITOR_ROLE}@{host}"))
+
+
+def _audit_url() -> str:
+    override = os.environ.get(AUDIT_URL_ENV)
+    # With an explicit URL, nothing about the platform's services needs to be known.
+    return override if override else auditor_url(services.database_url(load_settings()))
+
+
+async def _connect(url: str) -> asyncpg.Connection:
+    try:
+        # Searches differ by filter values of very different selectivity (one commune vs. the
+        # city): plan each with its values rather than reusing a generic plan.
+        return await asyncpg.connect(
+            url, timeout=10, server_settings={"plan_cache_mode": "force_custom_plan"}
+        )
+    except Exception as exc:  # asyncpg raises many types for one cause: say it in one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InfraError(f"cannot connect to the archive as an auditor: {first}") from None
+
+
+def run_audited(
+    who: str | None, command: str, args: dict[str, Any], work: Callable[[Any], Awaitable[T]]
+) -> T:
+    """Log who asked what, then answer; the log entry is committed before any answer exists."""
+
+    async def go() -> T:
+        conn = await _connect(_audit_url())
+        try:
+            await record_access(conn, who=who or _default_who(), command=command, args=args)
+            return await work(conn)
+        except asyncpg.PostgresError as exc:
+            raise InfraError(f"archive refused: {exc}") from None
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _default_who() -> str:
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except OSError:
+        return ""
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def print_json(value: object) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=_jsonable))
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        raise ValueError(f"--format must be table or json, not {fmt!r}")
+
+
+WHO = typer.Option(None, "--who", help="Who is asking (recorded in the access log); $USER.")
+FORMAT = typer.Option("table", "--format", help="table or json.")
+
+
+@audit_app.command("search")
+@clean_errors
+def search(
+    sender: str | None = typer.Option(None, "--sender", help="Sending agency code."),
+    recipient: str | None = typer.Option(None, "--recipient", help="Addressed agency code."),
+    doc_type: str | None = typer.Option(None, "--type", help="Type abbreviation: QĐ, KH, BC..."),
+    number: str | None = typer.Option(None, "--number", help="Document number."),
+    notation: str | None = typer.Option(None, "--notation", help="Notation, e.g. QĐ-UBND."),
+    date_from: datetime | None = typer.Option(
+        None, "--from", formats=["%Y-%m-%d"], help="Submitted on or after (UTC+7 day)."
+    ),
+    date_to: datetime | None = typer.Option(
+        None, "--to", formats=["%Y-%m-%d"], help="Submitted on or before (UTC+7 day)."
+    ),
+    status: str | None = typer.Option(None, "--status", help="Has a status notice with code."),
+    outcome: str | None = typer.Option(None, "--outcome", help="routed, rejected or pending."),
+    text: str | None = typer.Option(
+        None, "--text", help="Words of the subject; case and diacritics do not matter."
+    ),
+    limit: int = typer.Option(20, "--limit", help="Documents per page."),
+    page: int = typer.Option(1, "--page", help="Page number (1-based)."),
+    after: str | None = typer.Option(None, "--after", help="Cursor printed by the last page."),
+    fmt: str = FORMAT,
+    who: str | None = WHO,
+) -> None:
+    """Find archived documents; ranked by relevance with --text, newest first otherwise."""
+    _check_format(fmt)
+    filters = SearchFilters(
+        sender=sender,
+        recipient=recipient,
+        doc_type=doc_type,
+        number=number,
+        notation=notation,
+        date_from=date_from.date() if date_from else None,
+        date_to=date_to.date() if date_to else None,
+        status=status,
+        outcome=outcome,
+        text=text,
+    )
+    cursor = Cursor.decode(after) if after else None
+    args: dict[str, Any] = {**filters.as_args(), "limit": limit, "page": page}
+    if after:
+        args["after"] = after
+    result = run_audited(
+        who,
+        "search",
+        args,
+        lambda conn: search_documents(conn, filters, limit=limit, page=page, after=cursor),
+    )
+    if fmt == "json":
+        print_json(
+            {
+                "documents": [asdict(h) for h in result.hits],
+                "page": result.page,
+                "next": result.next_cursor,
+            }
+        )
+    else:
+        render_search(out, result, filters, limit)
+
+
+@audit_app.command("show")
+@clean_errors
+def show(
+    document_id: str = typer.Argument(
+        ..., help="Document id: <sender>,<yyyy/MM/dd>,<n>/<notation>"
+    ),
+    fmt: str = FORMAT,
+    who: str | None = WHO,
+) -> None:
+    """One document: metadata, signatures, routing, deliveries, status timeline, rejections."""
+    _check_format(fmt)
+    story = run_audited(
+        who, "show", {"document_id": document_id}, lambda c: document_story(c, document_id)
+    )
+    if story is None:
+        raise ValueError(f"no document {document_id!r} in the archive")
+    if fmt == "json":
+        print_json(asdict(story))
+    else:
+        render_story(out, story)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the `audit` group once (the archiver's commands join the same group)."""
+    if not any(g.typer_instance is audit_app for g in app.registered_groups):
+        app.add_typer(audit_app, name="audit")
