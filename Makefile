@@ -56,11 +56,13 @@ down: $(STAMP)
 status: $(STAMP)
 	$(LIENTHONG) infra status
 
+# Micro-benchmarks so far: signatures and the Avro codec, each next to its raw library call.
 bench: $(STAMP)
 	$(BIN)/python -m signing.bench
+	$(BIN)/python -m bench.codec
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m signing.bench --quick
+	$(BIN)/python -m bench.codec --quick
 
 clean:
 	-@[ -x $(LIENTHONG) ] && $(LIENTHONG) infra down
