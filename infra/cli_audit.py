@@ -8,12 +8,14 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import typer
+from rich.table import Table
 
 from consumers.audit import (
     Cursor,
@@ -23,11 +25,14 @@ from consumers.audit import (
     search_documents,
 )
 from consumers.audit_render import render_search, render_story
-from infra import services
+from consumers.audit_verify import EvidenceMissing, evidence_bundle, load_evidence, verify_evidence
+from infra import context, services
 from infra.cli import clean_errors, out
 from infra.cli_audit_app import audit_app
 from infra.errors import InfraError
 from infra.settings import load_settings
+from signing.evidence import verify_bundle
+from signing.trust import TrustStore
 
 AUDITOR_ROLE = "lienthong_auditor"
 AUDIT_URL_ENV = "LIENTHONG_AUDIT_DATABASE_URL"
@@ -192,6 +197,86 @@ def show(
         print_json(asdict(story))
     else:
         render_story(out, story)
+
+
+def _print_checks(checks: list[tuple[str, str, str]], fmt: str) -> None:
+    if fmt == "json":
+        print_json([{"check": n, "result": r, "detail": d} for n, r, d in checks])
+        return
+    table = Table("check", "result", "detail")
+    for name, result, detail in checks:
+        style = {"PASS": "green", "FAIL": "bold red"}.get(result, "yellow")
+        table.add_row(name, f"[{style}]{result}[/]", detail)
+    out.print(table)
+
+
+@audit_app.command("verify")
+@clean_errors
+def verify(
+    document_id: str = typer.Argument(..., help="Document id."),
+    fmt: str = FORMAT,
+    who: str | None = WHO,
+) -> None:
+    """Re-verify a submission: stored bytes, leaf, signatures (as of signing time, against the
+    trust store and its CRLs), tree head signature, inclusion. Exit 0 only if all pass."""
+    _check_format(fmt)
+    settings = load_settings()
+    trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+    try:
+        ev = run_audited(
+            who, "verify", {"document_id": document_id}, lambda c: load_evidence(c, document_id)
+        )
+    except EvidenceMissing as exc:
+        _print_checks([("evidence", "FAIL", str(exc))], fmt)
+        raise typer.Exit(1) from None
+    results = verify_evidence(ev, trust=trust, agencies=agencies, now=datetime.now(UTC))
+    _print_checks([(r.name, "PASS" if r.ok else "FAIL", r.detail) for r in results], fmt)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+@clean_errors
+def export(
+    document_id: str = typer.Argument(..., help="Document id."),
+    out_path: Path = typer.Option(..., "--out", help="Where to write the evidence zip."),
+    who: str | None = WHO,
+) -> None:
+    """Write an evidence bundle that `audit verify-bundle` checks offline."""
+    settings = load_settings()
+    trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+    args = {"document_id": document_id, "out": str(out_path)}
+    try:
+        ev = run_audited(who, "export", args, lambda c: load_evidence(c, document_id))
+    except EvidenceMissing as exc:
+        raise ValueError(str(exc)) from None
+    data = evidence_bundle(ev, trust=trust, agencies=agencies)
+    out_path.write_bytes(data)
+    out.print(
+        f"wrote {out_path} ({len(data)} bytes): record {ev.seq}, tree size {ev.tree_head.head.size}"
+    )
+
+
+@audit_app.command("verify-bundle")
+@clean_errors
+def verify_bundle_command(
+    bundle: Path = typer.Argument(..., help="The evidence zip.", exists=True, dir_okay=False),
+    trust_anchor: list[Path] = typer.Option(
+        [], "--trust-anchor", help="The archive CA's certificate (PEM), obtained independently."
+    ),
+    crl: list[Path] = typer.Option([], "--crl", help="CRL files to use with --trust-anchor."),
+    fmt: str = FORMAT,
+) -> None:
+    """Check an evidence bundle with no database and no network (nothing is logged: the
+    archive is not consulted). Exit 0 only if every check passes."""
+    # Deliberately no services.* here: this runs on an auditor's offline machine.
+    _check_format(fmt)
+    pinned = TrustStore.from_files(trust_anchor, crl) if trust_anchor else None
+    agencies = context.agency_directory(load_settings())
+    report = verify_bundle(bundle.read_bytes(), trust_override=pinned, agencies=agencies)
+    _print_checks([(c.name, str(c.status), c.detail) for c in report.checks], fmt)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -56,24 +57,35 @@ DOCUMENTS: list[tuple[str, list[str], int, str, str, str, datetime, str]] = [
 PAGED = 25  # documents of Hai Bà Trưng, one a day, for pagination
 
 
-@pytest.fixture(scope="module")
-async def audit_db(database_url: str) -> AsyncIterator[str]:
-    """A fresh database for this module's rows, migrated, on the session's server."""
+@asynccontextmanager
+async def fresh_database(database_url: str) -> AsyncIterator[str]:
+    """A new, migrated database on the session's server, dropped afterwards: this module's rows
+    never meet other tests' rows."""
     name = f"audit_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    conn = await asyncpg.connect(url)
     try:
-        await migrate(conn)
-        await seed(conn)
-    finally:
-        await conn.close()
-    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
         yield url
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def audit_db(database_url: str) -> AsyncIterator[str]:
+    async with fresh_database(database_url) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await seed(conn)
+        finally:
+            await conn.close()
+        yield url
 
 
 async def seed(conn: asyncpg.Connection) -> None:
