@@ -1,0 +1,38 @@
+"""Logging is configured once: JSON lines for machines; the clients' stdlib logs go through it."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from infra.logs import configure_logging
+
+
+def test_json_lines_carry_context_and_stdlib_client_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", json=True)
+    structlog.contextvars.bind_contextvars(topic="lienthong.submissions", offset=7)
+    try:
+        structlog.get_logger("test").info("router.routed", document_id="4612/QĐ-UBND")
+        logging.getLogger("aiokafka.consumer").warning("Heartbeat failed for group %s", "g")
+        logging.getLogger("aiokafka.consumer").info("chatty detail")  # below WARNING: dropped
+    finally:
+        structlog.contextvars.clear_contextvars()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [entry["event"] for entry in lines] == ["router.routed", "Heartbeat failed for group g"]
+    assert lines[0]["document_id"] == "4612/QĐ-UBND"  # UTF-8, not escaped
+    assert lines[0]["topic"] == "lienthong.submissions" and lines[0]["offset"] == 7
+    assert lines[1]["logger"] == "aiokafka.consumer" and lines[1]["level"] == "warning"
+
+
+def test_console_output_is_not_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", json=False)
+    structlog.get_logger("test").info("infra.up", bootstrap="127.0.0.1:9092")
+    err = capsys.readouterr().err
+    assert "infra.up" in err and "bootstrap=127.0.0.1:9092" in err
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(err.splitlines()[0])
