@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from consumers.router import Router
 from infra.cli_route import build_router
@@ -204,14 +205,19 @@ async def test_every_refusal_is_dead_lettered_and_the_sender_gets_a_signed_02(
         ("SECRET_DOCUMENT", secret, H26),
         ("MALFORMED", os.urandom(300), None),
     ]
-    async with running_router(exchange, bootstrap):
-        await publish(bootstrap, exchange.topic("submissions"), [good])
-        assert len(await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=1)) == 1
-        for _, item, _ in cases:
-            await publish(bootstrap, exchange.topic("submissions"), [item], key=b"x")
-        dead = await read_topic(bootstrap, exchange.topic("deadletter"), expect=len(cases))
-        to_h26 = await read_topic(bootstrap, exchange.inbox(H26), expect=len(cases) - 2)
-        to_ba_dinh = await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=2)
+    with capture_logs() as logs:
+        async with running_router(exchange, bootstrap):
+            await publish(bootstrap, exchange.topic("submissions"), [good])
+            assert len(await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=1)) == 1
+            for _, item, _ in cases:
+                await publish(bootstrap, exchange.topic("submissions"), [item], key=b"x")
+            dead = await read_topic(bootstrap, exchange.topic("deadletter"), expect=len(cases))
+            to_h26 = await read_topic(bootstrap, exchange.inbox(H26), expect=len(cases) - 2)
+            to_ba_dinh = await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=2)
+    # Not a word of the secret document in any log line: not its id, not its subject.
+    secret_doc_id = secret.document_id
+    assert any(e.get("reason") == "SECRET_DOCUMENT" for e in logs)
+    assert not [e for e in logs if secret_doc_id in repr(e) or "7106/" in repr(e)]
 
     assert sorted(header(r, "lt-reason") or "" for r in dead) == sorted(c[0] for c in cases)
     notices = [
