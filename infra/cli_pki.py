@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from infra.cli_common import passphrase_from_env
 from infra.settings import load_settings
 from signing.errors import PkiError, SigningError
 from signing.pki import KEY_ALGORITHMS
@@ -45,15 +45,6 @@ def _clean_errors(fn: F) -> F:
 def pki_dir() -> Path:
     """LIENTHONG_PKI_DIR, else $LIENTHONG_HOME/pki (see infra.settings)."""
     return load_settings().pki_dir
-
-
-def _passphrase(env_var: str | None) -> bytes | None:
-    if not env_var:
-        return None
-    value = os.environ.get(env_var)
-    if not value:
-        raise PkiError(f"environment variable {env_var} is not set (passphrase expected)")
-    return value.encode("utf-8")
 
 
 def _check_algorithm(algorithm: str) -> str:
@@ -92,7 +83,7 @@ def init(
     written = pki.init(
         now=_now(),
         algorithm=_check_algorithm(algorithm),
-        passphrase=_passphrase(passphrase_env),
+        passphrase=passphrase_from_env(passphrase_env),
         intermediate=intermediate,
         force=force,
         days=days,
@@ -127,8 +118,8 @@ def issue(
         person_name=person,
         agency_name=agency_name,
         algorithm=_check_algorithm(algorithm),
-        passphrase=_passphrase(passphrase_env),
-        ca_passphrase=_passphrase(ca_passphrase_env),
+        passphrase=passphrase_from_env(passphrase_env),
+        ca_passphrase=passphrase_from_env(ca_passphrase_env),
         days=days,
     )
     typer.echo(f"serial {paths.serial}")
@@ -167,7 +158,7 @@ def revoke(
     if serial is None:  # unreachable: exactly one of the two was given
         raise PkiError("give --serial")
     entry = pki.revoke(
-        serial, reason=reason, now=_now(), ca_passphrase=_passphrase(ca_passphrase_env)
+        serial, reason=reason, now=_now(), ca_passphrase=passphrase_from_env(ca_passphrase_env)
     )
     typer.echo(f"revoked {entry.serial} ({entry.subject}): {entry.reason}")
     typer.echo(str(pki.crl))

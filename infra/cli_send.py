@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ import typer
 from aiokafka.errors import KafkaError
 
 from infra import services
+from infra.cli_common import EX_TEMPFAIL, passphrase_from_env
 from infra.context import agency_directory
 from infra.errors import InfraError
 from infra.settings import Settings, load_settings
@@ -41,7 +41,6 @@ from signing.errors import PkiError, SigningError
 from signing.seal import Credential, load_credential
 
 F = TypeVar("F", bound=Callable[..., Any])
-EX_TEMPFAIL = 75  # sysexits.h: a retry may succeed (the broker was unreachable or busy)
 
 AGENCY = typer.Option(..., "--agency", help="Agency code whose AGENCY certificate signs.")
 PERSON = typer.Option(
@@ -100,19 +99,10 @@ def _bootstrap(settings: Settings) -> str:
     return services.kafka_bootstrap(settings)
 
 
-def _passphrase(env_var: str | None) -> bytes | None:
-    if not env_var:
-        return None
-    value = os.environ.get(env_var)
-    if not value:
-        raise PkiError(f"environment variable {env_var} is not set (passphrase expected)")
-    return value.encode("utf-8")
-
-
 def _credentials(
     settings: Settings, agency: str, person: str | None, passphrase_env: str | None
 ) -> list[Credential]:
-    secret = _passphrase(passphrase_env)
+    secret = passphrase_from_env(passphrase_env)
     creds = [load_credential(settings.pki_dir, agency, SignerRole.AGENCY, passphrase=secret)]
     if person:
         creds.append(

@@ -26,6 +26,7 @@ from consumers.inbox_files import (
     write_refusal,
 )
 from infra import services
+from infra.cli_common import EX_TEMPFAIL
 from infra.context import agency_directory, trust_store
 from infra.errors import InfraError
 from infra.settings import Settings, load_settings
@@ -42,7 +43,6 @@ from signing.seal import load_credential
 
 log = structlog.get_logger()
 F = TypeVar("F", bound=Callable[..., Any])
-EX_TEMPFAIL = 75  # sysexits.h: the broker was unreachable; running again may succeed
 # Answer these automatically with 01 (arrived); statuses are never answered (no ping-pong).
 ANSWERED_TYPES = (OfficialDocument, PeriodicReport)
 TYPE_LABEL = {
