@@ -167,6 +167,7 @@ _EDGE_COMMANDS = (
     "infra.cli_subscribe",
     "infra.cli_archive",
     "infra.cli_audit",
+    "infra.cli_kpi",
 )
 _registered: list[str] = []
 
