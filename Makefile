@@ -60,9 +60,13 @@ status: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m signing.bench
 	$(BIN)/python -m bench.codec
+	$(LIENTHONG) infra up
+	$(BIN)/python -m bench.audit_search --documents 1000000
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.codec --quick
+	$(LIENTHONG) infra up
+	$(BIN)/python -m bench.audit_search --documents 20000 --quick
 
 clean:
 	-@[ -x $(LIENTHONG) ] && $(LIENTHONG) infra down
