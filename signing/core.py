@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,9 +12,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from signing.algorithms import ALGORITHMS, PrivateKey, as_public_key, verify_raw
 from signing.errors import ReasonCode, SigningError, VerificationError
-from signing.profile import CertRole, agency_code_of, common_name_of, organization_of, roles_of
+from signing.profile import CertRole, roles_of
 from signing.tbs import parse_signing_time
-from signing.trust import TrustStore, check_end_entity, parse_chain
+from signing.trust import TrustStore, parse_chain
 
 # Clocks of agencies' signing stations and of the platform disagree a little; more than this
 # and the claimed signing time is not believable.
@@ -46,10 +45,6 @@ class VerifiedSignature:
     signing_time: datetime
 
 
-def _fingerprint(cert: x509.Certificate) -> str:
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
-
-
 def check_signature(
     *,
     role: CertRole,
@@ -62,21 +57,29 @@ def check_signature(
     at: datetime,
     earliest: datetime | None = None,
 ) -> VerifiedSignature:
-    """Verify one signature; `tbs(signer_der)` rebuilds the signed bytes. Raises or returns."""
+    """Verify one signature; `tbs(signer_der)` rebuilds the signed bytes. Raises or returns.
+
+    A chain this trust store already validated for this role skips parsing, path building and
+    the profile checks (they cannot change: see TrustStore); the signature, the times, the
+    validity of every path certificate at the signing time and revocation are checked on
+    every call, in the same order as a full validation.
+    """
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise VerificationError(ReasonCode.UNSUPPORTED_ALGORITHM, f"algorithm {algorithm!r}")
     if not isinstance(value, bytes) or not value:
         raise VerificationError(ReasonCode.MALFORMED, "signature value is not bytes")
     if not isinstance(signing_time, str):
         raise VerificationError(ReasonCode.MALFORMED, "signing time is not a string")
-    certs = parse_chain(chain)
+    cached = trust.cached_chain(chain)
+    if cached is not None and role not in cached.roles:
+        cached = None  # refused for this role before: redo it all, for the exact reason
+    certs = cached.certs if cached is not None else parse_chain(chain)
     try:
         moment = parse_signing_time(signing_time)
     except ValueError as exc:
         raise VerificationError(ReasonCode.MALFORMED, f"bad signing time: {exc}") from exc
-    leaf = certs[0]
     try:
-        key = as_public_key(leaf.public_key())
+        key = cached.leaf_key if cached is not None else as_public_key(certs[0].public_key())
         signed = tbs(chain[0])
     except PARSE_ERRORS as exc:
         raise VerificationError(ReasonCode.MALFORMED, f"cannot rebuild signed data: {exc}") from exc
@@ -90,21 +93,24 @@ def check_signature(
             ReasonCode.SIGNING_TIME_INVALID, f"signing time {signing_time} before creation"
         )
     try:
-        trust.validate(certs, moment)
-        check_end_entity(leaf, role)
-        return VerifiedSignature(
-            role=role,
-            algorithm=algorithm,
-            subject=leaf.subject.rfc4514_string(),
-            agency_code=agency_code_of(leaf),
-            agency_name=organization_of(leaf),
-            person_name=common_name_of(leaf) if role is CertRole.PERSON else None,
-            certificate_sha256=_fingerprint(leaf),
-            signing_time=moment,
-        )
+        if cached is not None:
+            trust.check_at(cached, moment)
+            valid = cached
+        else:
+            valid = trust.validate_chain(chain, certs, key, role, moment)
     except PARSE_ERRORS as exc:
         # cryptography parses extensions lazily: a bad extension surfaces only here.
         raise VerificationError(ReasonCode.MALFORMED, f"bad certificate: {exc}") from exc
+    return VerifiedSignature(
+        role=role,
+        algorithm=algorithm,
+        subject=valid.subject,
+        agency_code=valid.agency_code,
+        agency_name=valid.agency_name,
+        person_name=valid.common_name if role is CertRole.PERSON else None,
+        certificate_sha256=valid.certificate_sha256,
+        signing_time=moment,
+    )
 
 
 @dataclass(frozen=True, slots=True)
