@@ -46,7 +46,7 @@ class Period:
         if m[2] is not None:
             month = int(m[2])
             if not 1 <= month <= 12:
-                raise ValueError(f"no month {month} in {text!r}")
+                raise ValueError(f"period {text!r}: there is no month {month}")
             return cls.month(year, month)
         if m[3] is not None:
             q = int(m[3])

@@ -93,8 +93,10 @@ def kpi_report(
     if code != ALL and code not in tree:
         raise ValueError(f"agency {code} is not in the agency directory")
 
+    url = services.database_url(settings)  # probes with asyncio.run: not inside run()
+
     async def run() -> str:
-        conn = await asyncpg.connect(services.database_url(settings))
+        conn = await asyncpg.connect(url)
         try:
             data = await load_report(conn, tree, months, code, datetime.now(UTC))
         finally:
