@@ -51,7 +51,13 @@ async def load_report(
     monthly_rows = await monthly_counts(conn, whole.start, whole.end)
     t = await timeliness(conn, whole, tree, now)
     own = own_counts(monthly_rows, whole)
-    units = [c for c in tree.subtree(code) if c != code]
+    # Rank the units one level below the scope (for the platform: below each top-level
+    # agency, or the agency itself when it has none), so rolled-up figures never compete
+    # with their own parts.
+    if code == ALL:
+        units = [c for r in tree.roots() for c in (tree.children(r) or [r])]
+    else:
+        units = tree.children(code)
     ranked = [evaluate(c, whole, own, t.get(c, Timeliness()), tree) for c in units]
     ranked = [k for k in ranked if k.get("docs_sent").denominator]
     ranked.sort(key=lambda k: (-(k.get("docs_sent").gap or 0.0), k.agency))
@@ -104,7 +110,7 @@ def share_chart(monthly: Sequence[AgencyKpi]) -> str:
         f'<line id="target-line" data-target="{DOCS_TARGET:g}" x1="{left}" x2="{w - 8}" '
         f'y1="{y(DOCS_TARGET):.1f}" y2="{y(DOCS_TARGET):.1f}" stroke="#cf222e" '
         f'stroke-dasharray="6 4" stroke-width="2"/>'
-        f'<text x="{w - 10}" y="{y(DOCS_TARGET) - 5:.1f}" text-anchor="end" font-size="11" '
+        f'<text x="{w - 10}" y="{y(DOCS_TARGET) + 14:.1f}" text-anchor="end" font-size="11" '
         f'fill="#cf222e">mục tiêu {DOCS_TARGET:g}%</text>'
     )
     for k, m in enumerate(monthly):
@@ -145,7 +151,7 @@ def ranking_chart(ranking: Sequence[AgencyKpi], limit: int = 30) -> str:
     rows = list(ranking[:limit])
     bar_h, label_w, w = 22, 330, 720
     h = max(len(rows), 1) * bar_h + 24
-    scale = (w - label_w - 60) / 100
+    scale = (w - label_w - 120) / 100  # room for "100.0% (đạt)" after the longest bar
     parts = [
         f'<svg id="chart-ranking" role="img" viewBox="0 0 {w} {h}" width="100%" '
         f'xmlns="http://www.w3.org/2000/svg" aria-label="Xếp hạng đơn vị theo khoảng cách">'

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 import typer
@@ -109,3 +109,120 @@ def kpi_report(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(kpi_app, name="kpi")
+    app.command("generate")(clean_errors(generate))
+
+
+def generate(
+    months: int = typer.Option(12, "--months", help="How many months, ending last month."),
+    agencies: int = typer.Option(10, "--agencies", help="How many units beside the city."),
+    seed: int = typer.Option(190, "--seed", help="Same seed, same year."),
+) -> None:
+    """A year of mixed electronic and paper exchange through the real sender and router.
+
+    Like `lienthong demo`, it runs in its own time (the router judges each document at the
+    moment it was sent), so it uses its own topic prefix and development PKI, printed at the
+    end: archive them with `LIENTHONG_TOPIC_PREFIX=... LIENTHONG_PKI_DIR=... lienthong archive`.
+    """
+    import dataclasses
+    import time as _time
+
+    from consumers.kpi_plan import plan_exchange
+    from schemas.common import AgencyRef
+
+    settings = load_settings()
+    ep = services.up(settings)
+    run = f"gen{int(_time.time())}"
+    settings = dataclasses.replace(
+        settings, topic_prefix=f"{run}.", pki_dir_override=settings.home / "generate" / run / "pki"
+    )
+    directory = context.agency_directory(settings)
+    now = datetime.now(UTC)
+    first = Period.parse(f"{now:%Y-%m}").start
+    for _ in range(months):
+        first = Period.parse(f"{first:%Y-%m}").previous().start
+    hub = directory.lookup("000.00.00.H26")
+    if hub is None:
+        raise ValueError("the agency directory has no 000.00.00.H26 to act as the city")
+    units = [
+        AgencyRef(a.code, a.name)
+        for a in directory
+        if a.parent == hub.code
+        and a.is_open(first)
+        and a.is_open(now)
+        and a.code != settings.platform_agency
+    ][:agencies]
+    events = plan_exchange(units, AgencyRef(hub.code, hub.name), first, months, seed)
+    asyncio.run(_publish_plan(settings, ep.bootstrap, events, first))
+    out.print(
+        f"generated {len(events)} messages for {len(units) + 1} agencies from {first:%Y-%m}\n"
+        f"export LIENTHONG_TOPIC_PREFIX={settings.topic_prefix} "
+        f"LIENTHONG_PKI_DIR={settings.pki_dir}\nthen: lienthong archive"
+    )
+
+
+async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first: Any) -> None:
+    """Publish each planned event at its own time; the in-process router follows that clock."""
+    import contextlib
+    from datetime import time as dtime
+    from datetime import timedelta
+
+    from infra.cli_route import build_router
+    from infra.demo import VN, ScenarioClock, _make_topics, _wait_for_statuses
+    from producers.sender import DocumentSender
+    from schemas.envelope import SignerRole
+    from schemas.status import StatusCode, StatusNotice
+    from signing.pkidir import PkiDirectory
+    from signing.profile import CertRole
+    from signing.seal import load_credential
+
+    start = datetime.combine(first, dtime(), VN) - timedelta(days=30)
+    clock = ScenarioClock(start)
+    actors = sorted({e.actor for e in events})
+    person = "Nguyễn Văn An"
+    pki = PkiDirectory(settings.pki_dir)
+    pki.init(now=start)
+    for code in actors:
+        pki.issue(agency_code=code, role=CertRole.AGENCY, now=start)
+        pki.issue(agency_code=code, role=CertRole.PERSON, person_name=person, now=start)
+    pki.issue(agency_code=settings.platform_agency, role=CertRole.PLATFORM, now=start)
+    pki.issue(agency_code=settings.platform_agency, role=CertRole.ARCHIVE, now=start)
+    await _make_topics(settings, bootstrap, [*actors, settings.platform_agency])
+    stop = asyncio.Event()
+    router = build_router(settings, bootstrap, replay_window_days=400)
+    router.clock = clock
+    task = asyncio.create_task(router.run(stop))
+    await asyncio.wait_for(router.ready.wait(), timeout=60)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            senders = {}
+            for code in actors:
+                creds = [
+                    load_credential(settings.pki_dir, code, SignerRole.AGENCY),
+                    load_credential(settings.pki_dir, code, SignerRole.PERSON, person_name=person),
+                ]
+                senders[code] = await stack.enter_async_context(
+                    DocumentSender(
+                        bootstrap,
+                        credentials=creds,
+                        topic=settings.topic("submissions"),
+                        clock=clock,
+                    )
+                )
+            for e in events:
+                clock.jump(e.at)
+                if isinstance(e.payload, StatusNotice):
+                    await senders[e.actor].send_status(e.payload, to=e.to)
+                else:
+                    await senders[e.actor].send(e.payload)
+        hub_arrivals = sum(
+            isinstance(e.payload, StatusNotice)
+            and e.payload.code is StatusCode.ARRIVED
+            and e.to == "000.00.00.H26"
+            for e in events
+        )
+        await _wait_for_statuses(
+            bootstrap, settings.inbox("000.00.00.H26"), StatusCode.ARRIVED, hub_arrivals
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
