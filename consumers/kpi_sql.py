@@ -2,8 +2,9 @@
 
 Months and days are Vietnam calendar months and days (Asia/Ho_Chi_Minh). Secret documents are
 outside every count: the archive never stores a secret electronic document, and a paper record
-of one carries `secrecy` <> 'NONE'. Only what the router routed counts; a refused or pending
-submission is neither electronic exchange nor a valid paper registration.
+of one carries `secrecy` <> 'NONE'. An electronic document counts once routed (refused or still
+pending is not exchange); a paper record counts unless the router refused it, because the
+archive leaves registrations 'pending' (nothing is delivered for them to mark them routed).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ WITH e AS (
            coalesce(d.doc_type, '') = 'BC' AS is_report, r.recipient
     FROM document d CROSS JOIN LATERAL unnest(d.recipients) AS r(recipient)
     WHERE d.payload_type = 'PAPER_EXCHANGE_RECORD'
-      AND d.routing_outcome = 'routed' AND d.secrecy = 'NONE'
+      AND d.routing_outcome <> 'rejected' AND d.secrecy = 'NONE'
       AND d.promulgation_date >= $1::date AND d.promulgation_date < $2::date
 )
 SELECT sender AS agency, month,

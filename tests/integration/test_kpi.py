@@ -54,8 +54,11 @@ DOCUMENTS = [
      None, "NONE", at(5, 3), "routed"),
     ("p1-in", "PAPER_EXCHANGE_RECORD", H26, [DONG_DA], "12", "UBND-VP", "QĐ", date(2026, 10, 5),
      None, "NONE", at(7, 3), "routed"),
+    # Registrations stay 'pending' in the archive; one the router refused does not count.
     ("p2-in", "PAPER_EXCHANGE_RECORD", VPCP, [BA_DINH], "40", "VPCP-TH", "", date(2026, 10, 20),
-     None, "NONE", at(21, 3), "routed"),
+     None, "NONE", at(21, 3), "pending"),
+    ("p5-bad", "PAPER_EXCHANGE_RECORD", VPCP, [BA_DINH], "41", "VPCP-TH", "", date(2026, 10, 20),
+     None, "NONE", at(21, 4), "rejected"),
     ("p3-bc", "PAPER_EXCHANGE_RECORD", BA_DINH, [H26], "5", "BC-UBND", "BC", date(2026, 10, 25),
      None, "NONE", at(25, 3), "routed"),
     ("p4-secret", "PAPER_EXCHANGE_RECORD", H26, [BA_DINH], "3", "UBND-VP", "CV",
