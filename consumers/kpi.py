@@ -1,6 +1,6 @@
 """Paperless-share indicators: pure arithmetic from archive counts to Indicator values.
 
-Counting rules (docs/kpi.md says the same for readers of the report):
+Counting rules (consumers/kpi_sql.py states the SQL side: paper de-duplication, secrecy, time zone):
 - Every count here is additive over months and over agencies, so SQL returns each agency's own
   figures per month and this module sums them over a period and up the agency tree: an agency's
   figure is the sum over itself and its descendants (ratio of sums, never an average of ratios).
