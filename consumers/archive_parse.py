@@ -213,7 +213,9 @@ def parse_record(src: SourceRecord, ctx: ParseContext) -> Parsed:
         )
     delivery = None
     if kind is Kind.DELIVERY:
-        delivery = DeliveryRow(clean(envelope.document_id) or "", recipient, src.timestamp)
+        # Delivered when the router routed it: its trace hop, stamped by the router's clock.
+        routed_at = envelope.trace[-1].at if envelope.trace else src.timestamp
+        delivery = DeliveryRow(clean(envelope.document_id) or "", recipient, routed_at)
     return Parsed(row, delivery=delivery, status=status)
 
 
@@ -283,6 +285,19 @@ def _key(src: SourceRecord) -> str | None:
     return clean(src.key.decode("utf-8", errors="replace")) if src.key else None
 
 
+def _refused_at(src: SourceRecord) -> datetime:
+    """The router's own time of refusal (header lt-at), else the record's timestamp."""
+    stamped = header(src, "lt-at")
+    if stamped:
+        try:
+            at = datetime.fromisoformat(stamped)
+        except ValueError:
+            return src.timestamp
+        if at.tzinfo is not None:
+            return at
+    return src.timestamp
+
+
 def _parse_deadletter(src: SourceRecord, raw: bytes) -> Parsed:
     reason = header(src, "lt-reason") or "UNKNOWN"
     rejection = RejectionRow(
@@ -293,7 +308,7 @@ def _parse_deadletter(src: SourceRecord, raw: bytes) -> Parsed:
         document_id=_key(src),
         secret=reason == SECRET_REASON,
         source=header(src, "lt-source"),
-        at=src.timestamp,
+        at=_refused_at(src),
     )
     if reason == SECRET_REASON or (not raw and header(src, "lt-sha256")):
         digest = _header_digest(src) or hashlib.sha256(raw).digest()
@@ -310,7 +325,7 @@ def _parse_deadletter(src: SourceRecord, raw: bytes) -> Parsed:
             digest,
             f"{reason}: content not archived",
         )
-        secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, src.timestamp)
+        secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, rejection.at)
         return Parsed(row, rejection=secret)
     digest = hashlib.sha256(raw).digest()
     try:
@@ -321,7 +336,7 @@ def _parse_deadletter(src: SourceRecord, raw: bytes) -> Parsed:
         return Parsed(row, rejection=rejection)
     if is_secret(payload):
         row = _secret_row(src, Kind.DEADLETTER, digest, envelope)
-        secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, src.timestamp)
+        secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, rejection.at)
         return Parsed(row, rejection=secret)
     row = _from_envelope(src, Kind.DEADLETTER, raw, digest, envelope, None)
     return Parsed(row, rejection=rejection)

@@ -25,7 +25,9 @@ class DeadLetter:
     headers: Headers
 
 
-def dead_letter(raw: bytes, key: bytes | None, rejected: Rejected, source: str) -> DeadLetter:
+def dead_letter(
+    raw: bytes, key: bytes | None, rejected: Rejected, source: str, at: datetime
+) -> DeadLetter:
     """Keep the original bytes with the reason, so the message can be investigated or replayed.
     A secret document keeps nothing but its digest, its sender and the reason: not even its key,
     which is its number and notation."""
@@ -34,6 +36,9 @@ def dead_letter(raw: bytes, key: bytes | None, rejected: Rejected, source: str) 
         ("lt-detail", rejected.detail.encode()),
         ("lt-source", source.encode()),
         ("lt-sha256", rejected.digest.encode()),
+        # When the router refused it, by the router's clock (the record's own timestamp is the
+        # broker's append time).
+        ("lt-at", at.isoformat().encode()),
     ]
     if rejected.sender:
         headers.append(("lt-sender", rejected.sender.encode()))

@@ -303,7 +303,7 @@ class Router:
         now: datetime,
     ) -> list[asyncio.Future[object]]:
         source = f"{record.topic}/{record.partition}/{record.offset}"
-        letter = dead_letter(record.value or b"", record.key, rejected, source)
+        letter = dead_letter(record.value or b"", record.key, rejected, source, now)
         futures = [
             await producer.send(
                 self.config.topics.deadletter, letter.value, key=letter.key, headers=letter.headers
