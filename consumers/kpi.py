@@ -124,17 +124,21 @@ class Counts:
     docs_recv_p: int = 0
     reports_sent_e: int = 0
     reports_sent_p: int = 0
+    # For "agencies connected" only: answering with status notices is sending electronically,
+    # and any delivery to the inbox (a copy, a report, a notice) is receiving electronically.
+    notices_sent_e: int = 0
+    deliveries_recv_e: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     @property
     def sends_electronically(self) -> bool:
-        return self.docs_sent_e + self.reports_sent_e > 0
+        return self.docs_sent_e + self.reports_sent_e + self.notices_sent_e > 0
 
     @property
     def receives_electronically(self) -> bool:
-        return self.docs_recv_e > 0
+        return self.docs_recv_e + self.deliveries_recv_e > 0
 
 
 def total(items: Iterable[Counts]) -> Counts:

@@ -72,6 +72,23 @@ FROM p GROUP BY 1, 2, 3
 UNION ALL
 SELECT recipient, to_char(day, 'YYYY-MM'), 'docs_recv_p', count(*)
 FROM p WHERE NOT is_report GROUP BY 1, 2
+UNION ALL
+-- Connectedness: notices an agency sent (kind 'delivery': not the platform's own 02s) ...
+SELECT s.from_agency, to_char(s.at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM'),
+       'notices_sent_e', count(*)
+FROM status_event s JOIN archive_record a USING (seq)
+WHERE a.kind = 'delivery'
+  AND s.at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+  AND s.at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+GROUP BY 1, 2
+UNION ALL
+-- ... and anything delivered to its inbox.
+SELECT recipient, to_char(delivered_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM'),
+       'deliveries_recv_e', count(*)
+FROM delivery
+WHERE delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+  AND delivered_at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+GROUP BY 1, 2
 """
 
 # The first delivery of each non-secret official document to each recipient, with that

@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
-from infra import context
+from infra import context, demo_archive
 from infra.cli_route import build_router
 from infra.cli_subscribe import run_subscribe
 from infra.services import Endpoints
@@ -132,10 +132,6 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
     sent: list[tuple[str, str, int, str]] = []
     try:
         await _send_documents(settings, bootstrap, clock, documents, sent)
-        expected_arrivals = sum(len(_recipients(d)) for d in documents)
-        await _wait_for_statuses(
-            bootstrap, settings.inbox(H26), StatusCode.ARRIVED, expected_arrivals
-        )
         await _report_progress(settings, bootstrap, clock, documents[1], sent)
         await _submit_report(settings, bootstrap, clock, report, sent)
         refused = await _send_bad_documents(settings, bootstrap, clock, documents[1], sent)
@@ -145,6 +141,19 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     await _print_summary(out, settings, bootstrap, sent, refused, agencies, demo_home)
+
+    out.rule("[bold]Archive and audit[/]")
+    url = await demo_archive.demo_database(endpoints.database_url)
+    out.print(f"archive database: {url}")
+    await demo_archive.archive_everything(settings, bootstrap, url, out)
+    await demo_archive.audit(settings, url, documents[1].document_id, out)
+    out.rule("[bold]Paperless share, 2019[/]")
+    report_file = await demo_archive.paperless_share(settings, url, demo_home, out)
+    out.print(f"KPI report (one HTML file, opens offline): {report_file}")
+    out.print(
+        f"Explore: LIENTHONG_DATABASE_URL={url} LIENTHONG_PKI_DIR={settings.pki_dir} "
+        f".venv/bin/lienthong audit search --text 'ke hoach'"
+    )
 
 
 def _recipients(doc: OfficialDocument) -> list[str]:
@@ -159,7 +168,12 @@ def _issue_certificates(settings: Settings, agencies: list[str], now: datetime) 
         pki.issue(agency_code=code, role=CertRole.AGENCY, now=issued_at)
     pki.issue(agency_code=H26, role=CertRole.PERSON, person_name=CHAIRMAN, now=issued_at)
     pki.issue(agency_code=settings.platform_agency, role=CertRole.PLATFORM, now=issued_at)
-    pki.issue(agency_code=settings.platform_agency, role=CertRole.ARCHIVE, now=issued_at)
+    # The archive signs its tree heads today, not in 2019: its certificate is issued now.
+    pki.issue(
+        agency_code=settings.platform_agency,
+        role=CertRole.ARCHIVE,
+        now=datetime.now(VN) - timedelta(days=1),
+    )
 
 
 async def _make_topics(settings: Settings, bootstrap: str, agencies: list[str]) -> None:
@@ -196,6 +210,7 @@ async def _send_documents(
         topic=settings.topic("submissions"),
         clock=clock,
     ) as sender:
+        arrivals = 0
         for doc in documents:
             clock.jump(
                 datetime.combine(doc.promulgation_date, datetime.min.time(), VN)
@@ -203,6 +218,9 @@ async def _send_documents(
             )
             receipt = await sender.send_document(doc)
             sent.append((doc.document_id, "document", len(_recipients(doc)), receipt.message_id))
+            # Every recipient answers 01 the same day, before the next day's document.
+            arrivals += len(_recipients(doc))
+            await _wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.ARRIVED, arrivals)
 
 
 async def _report_progress(
@@ -453,7 +471,6 @@ async def _print_summary(
         rejected.add_row(ident, "router, then 02 to the sender", h.get("lt-reason", "?"), kept)
     out.print(rejected)
     out.print(f"Inboxes written by the subscribers: {demo_home / 'inboxes'}")
-    out.print("The services keep running: `make down` stops them.")
 
 
 def _document_id(value: bytes) -> str:

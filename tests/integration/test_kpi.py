@@ -113,7 +113,9 @@ async def seed(conn: asyncpg.Connection) -> None:
     )
     await conn.execute(
         'INSERT INTO archive_record (seq, topic, partition, "offset", kind, raw_sha256, '
-        "leaf_data, leaf_hash, archived_at) SELECT g, 't', 0, g, 'notice', "
+        "leaf_data, leaf_hash, archived_at) SELECT g, 't', 0, g, "
+        # seq 20..39 carry the agencies' own status notices; the rest, platform notices.
+        "CASE WHEN g BETWEEN 20 AND 39 THEN 'delivery' ELSE 'notice' END, "
         "sha256(g::text::bytea), g::text::bytea, sha256(g::text::bytea), now() "
         "FROM generate_series(0, 99) g"
     )
@@ -142,10 +144,23 @@ async def test_monthly_counts_dedupe_paper_and_exclude_secret_and_refused(kpi_db
         nov = await monthly_counts(conn, date(2026, 11, 1), date(2026, 12, 1))
     finally:
         await conn.close()
+    # Connectedness counts: deliveries e1, e2 (Ba Đình; e0 is September), e1 (Đống Đa), e3 (H26);
+    # notices: Ba Đình's four, Đống Đa's 01 (01:00 on 4 October in Hà Nội), H26's 01.
     assert rows == {
-        (H26, "2026-10"): Counts(docs_sent_e=2, docs_sent_p=1, docs_recv_e=1),
-        (BA_DINH, "2026-10"): Counts(docs_sent_e=1, docs_recv_e=2, docs_recv_p=1, reports_sent_p=1),
-        (DONG_DA, "2026-10"): Counts(docs_recv_e=1, docs_recv_p=1, reports_sent_e=1),
+        (H26, "2026-10"): Counts(
+            docs_sent_e=2, docs_sent_p=1, docs_recv_e=1, notices_sent_e=1, deliveries_recv_e=1
+        ),
+        (BA_DINH, "2026-10"): Counts(
+            docs_sent_e=1,
+            docs_recv_e=2,
+            docs_recv_p=1,
+            reports_sent_p=1,
+            notices_sent_e=4,
+            deliveries_recv_e=2,
+        ),
+        (DONG_DA, "2026-10"): Counts(
+            docs_recv_e=1, docs_recv_p=1, reports_sent_e=1, notices_sent_e=1, deliveries_recv_e=1
+        ),
         (VPCP, "2026-10"): Counts(docs_sent_p=1),
     }
     assert nov == {

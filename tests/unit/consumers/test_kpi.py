@@ -185,3 +185,17 @@ def test_tree_closure_and_roots() -> None:
     assert (CITY, WARD) in TREE.pairs() and (WARD, WARD) in TREE.pairs()
     assert (DIST, DEPT) not in TREE.pairs()
     assert TREE.children(ALL) == [CITY]
+
+
+def test_answering_with_statuses_and_receiving_copies_make_an_agency_connected() -> None:
+    # A district that only received (a copy) and answered with status notices is connected;
+    # one that only received is not; notices alone, with nothing received, are not enough.
+    own = {
+        DIST: Counts(deliveries_recv_e=2, notices_sent_e=3),
+        WARD: Counts(deliveries_recv_e=1),
+        DEPT: Counts(notices_sent_e=1),
+        CITY: Counts(docs_sent_e=1, deliveries_recv_e=1),
+    }
+    assert connected(CITY, own, TREE, NOV) == (2, 4)
+    assert Counts(notices_sent_e=1).sends_electronically
+    assert not Counts(notices_sent_e=1).receives_electronically
