@@ -56,17 +56,15 @@ down: $(STAMP)
 status: $(STAMP)
 	$(LIENTHONG) infra status
 
-# Micro-benchmarks so far: signatures and the Avro codec, each next to its raw library call.
+# Benchmarks on the real local broker and database (docs/benchmarks.md): baseline, pipeline,
+# archive, audit, signing and codec in one run; writes bench/results/latest.json.
 bench: $(STAMP)
-	$(BIN)/python -m signing.bench
-	$(BIN)/python -m bench.codec
 	$(LIENTHONG) infra up
-	$(BIN)/python -m bench.audit_search --documents 1000000
+	$(BIN)/python -m bench.run
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m bench.codec --quick
 	$(LIENTHONG) infra up
-	$(BIN)/python -m bench.audit_search --documents 20000 --quick
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	-@[ -x $(LIENTHONG) ] && $(LIENTHONG) infra down
