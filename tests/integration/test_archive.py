@@ -64,7 +64,10 @@ async def fresh_database(server_url: str, name: str) -> AsyncIterator[str]:
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        url = f"{server_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await admin.close()
+    url = f"{server_url.rsplit('/', 1)[0]}/{name}"
+    try:
         conn = await asyncpg.connect(url)
         try:
             await migrate(conn)
@@ -72,8 +75,12 @@ async def fresh_database(server_url: str, name: str) -> AsyncIterator[str]:
             await conn.close()
         yield url
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        # A new connection: a test may have restarted the server under the first one.
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 @asynccontextmanager

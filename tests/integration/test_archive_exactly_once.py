@@ -1,0 +1,166 @@
+"""Exactly once into the database: the archiver SIGKILLed mid-stream, and PostgreSQL restarted
+under a running archiver, still leave every record archived once, seq gapless, tree intact."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from consumers.archive_check import run_check
+from infra import postgres_service
+from infra.settings import Settings
+from signing.pkidir import PkiDirectory
+from tests.integration.test_archive import (
+    archive_db,
+    archive_pki,
+    exchange,
+    running_archiver,
+    wait_for_records,
+)
+from tests.support import utcnow
+
+__all__ = ["archive_db", "archive_pki", "exchange"]  # fixtures used by name below
+
+ROOT = Path(__file__).resolve().parents[2]
+# `lienthong archive` whether or not infra.cli's build_app registers infra.cli_archive yet.
+RUN_ARCHIVE = (
+    "from infra import cli, cli_archive\n"
+    "app = cli.build_app()\n"
+    "if 'infra.cli_archive' not in cli._registered:\n"
+    "    cli_archive.register(app)\n"
+    "app()\n"
+)
+
+
+async def fill(bootstrap: str, topic: str, count: int) -> None:
+    """`count` records over every partition; not envelopes, which the archive keeps all the same."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, os.urandom(64), key=str(i).encode()) for i in range(count)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def count_rows(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM archive_record"))
+    finally:
+        await conn.close()
+
+
+async def assert_exactly_once(url: str, expected: int, pki: Path) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            'SELECT count(*) AS n, count(DISTINCT (topic, partition, "offset")) AS d,'
+            " max(seq) AS top FROM archive_record"
+        )
+        assert (row["n"], row["d"], row["top"]) == (expected, expected, expected - 1)
+    finally:
+        await conn.close()
+    report = await run_check(url, trust=PkiDirectory(pki).trust_store(), at=utcnow())
+    assert report.findings == [], [f.line() for f in report.findings]
+
+
+def start_archiver(service_env: dict[str, str], exchange: Settings, url: str) -> subprocess.Popen:
+    env = {
+        **service_env,
+        "LIENTHONG_TOPIC_PREFIX": exchange.topic_prefix,
+        "LIENTHONG_DATABASE_URL": url,
+        "LIENTHONG_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_ARCHIVE, "archive", "--max-batch", "50"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_sigkill_mid_stream_then_restart_archives_each_record_once(
+    service_env: dict[str, str],
+    exchange: Settings,
+    bootstrap: str,
+    archive_db: str,
+    archive_pki: Path,
+) -> None:
+    total = 3000
+    await fill(bootstrap, exchange.topic("submissions"), total)
+    first = start_archiver(service_env, exchange, archive_db)
+    try:
+        deadline = time.monotonic() + 60
+        while await count_rows(archive_db) < 400 and time.monotonic() < deadline:
+            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            await asyncio.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert 0 < await count_rows(archive_db) < total  # killed mid-stream
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = start_archiver(service_env, exchange, archive_db)
+    try:
+        assert await wait_for_records(archive_db, total, timeout_s=90) == total
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0, second.stderr.read() if second.stderr else ""
+    finally:
+        if second.poll() is None:
+            second.kill()
+    await assert_exactly_once(archive_db, total, archive_pki)
+
+
+async def test_a_second_archiver_refuses_while_one_is_writing(
+    service_env: dict[str, str], exchange: Settings, bootstrap: str, archive_db: str
+) -> None:
+    async with running_archiver(exchange, bootstrap, archive_db):
+        other = start_archiver(service_env, exchange, archive_db)
+        assert other.wait(60) == 2
+        assert b"another archiver" in (other.stderr.read() if other.stderr else b"")
+
+
+async def test_postgres_restart_under_a_running_archiver_loses_and_repeats_nothing(
+    settings: Settings,
+    exchange: Settings,
+    bootstrap: str,
+    archive_db: str,
+    archive_pki: Path,
+) -> None:
+    if settings.external_database:
+        pytest.skip("the database is external: this test restarts the session's own cluster")
+    total = 2000
+    await fill(bootstrap, exchange.topic("submissions"), total)
+    async with running_archiver(exchange, bootstrap, archive_db, max_batch=20) as archiver:
+        while archiver.size < 200:
+            await asyncio.sleep(0.02)
+        # pg_ctl restart keeps the port and options every other fixture relies on.
+        pg_ctl = str(postgres_service.find_bindir() / "pg_ctl")
+        data = str(settings.postgres_dir / "data")
+        logfile = str(settings.postgres_dir / "postgres.log")
+        restart = [pg_ctl, "-D", data, "-l", logfile, "-m", "fast", "-w", "-t", "60", "restart"]
+        # No pipes: the restarted server would hold them open and the wait would never end.
+        done = await asyncio.to_thread(
+            subprocess.run,
+            postgres_service._as_owner(restart),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        assert done.returncode == 0
+        assert await wait_for_records(archive_db, total, timeout_s=60) == total
+        assert archiver.metrics.retries._value.get() >= 1  # it did see the outage
+    await assert_exactly_once(archive_db, total, archive_pki)
