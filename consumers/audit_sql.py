@@ -14,7 +14,7 @@ SELECT d.document_id, d.payload_type, d.sender, d.recipients, d.number, d.notati
        {rank} AS rank
 FROM document d"""
 
-# Full-text query over the folded subject: the same folding as the stored column (0004).
+# Full-text query over the folded subject: the same folding as the stored column (0003).
 TEXT_QUERY = "plainto_tsquery('simple', lt_fold(${n}))"
 TEXT_RANK = "ts_rank(d.search, " + TEXT_QUERY + ")"
 NO_RANK = "NULL::real"
@@ -95,7 +95,7 @@ JOIN merkle_node n ON n.level = want.level AND n.idx = want.idx"""
 
 # --- access log -----------------------------------------------------------------------------
 
-# `at` and `db_role` are stamped by the database (0004), whatever the client sends.
+# `at` and `db_role` are stamped by the database (0003), whatever the client sends.
 RECORD_ACCESS = """
 INSERT INTO audit_access_log (who, command, args) VALUES ($1, $2, $3::jsonb)
 RETURNING id, at, db_role"""
