@@ -10,8 +10,9 @@ from signing.merkle_leaf import LeafRecord, format_archived_at
 
 
 def archive_time(at: datetime) -> datetime:
-    """UTC, to the microsecond: what timestamptz keeps, so the column gives the leaf back."""
-    return at.astimezone(UTC)
+    """UTC, floored to the millisecond the leaf states, so the column gives the leaf back."""
+    at = at.astimezone(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def record_leaf(

@@ -145,7 +145,9 @@ async def test_postgres_restart_under_a_running_archiver_loses_and_repeats_nothi
     total = 2000
     await fill(bootstrap, exchange.topic("submissions"), total)
     async with running_archiver(exchange, bootstrap, archive_db, max_batch=20) as archiver:
-        while archiver.size < 200:
+        for _ in range(3000):  # mid-stream: some batches in, most to come
+            if archiver.size >= 200:
+                break
             await asyncio.sleep(0.02)
         # pg_ctl restart keeps the port and options every other fixture relies on.
         pg_ctl = str(postgres_service.find_bindir() / "pg_ctl")
