@@ -14,12 +14,19 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.common import FETCH_BYTES, BenchRun, ServiceProcess, latency_summary, peak_rss_mb
+from bench.common import (
+    FETCH_BYTES,
+    BenchRun,
+    CpuMeter,
+    ServiceProcess,
+    latency_summary,
+    peak_rss_mb,
+)
 
 HEADER = struct.Struct("!qd")  # index (-1 for warm-up), perf_counter at send
 WARMUP = 5
@@ -96,7 +103,7 @@ def start_relay(run: BenchRun, source: str, target: str, group: str) -> ServiceP
 
 
 async def drive(
-    send_one: Callable[[int], Awaitable[None]],
+    send_one: Callable[[int], Coroutine[Any, Any, None]],
     count: int,
     concurrency: int,
     rate: float | None,
@@ -105,7 +112,7 @@ async def drive(
     launched at its slot whatever the others are doing). Returns the perf_counter of the first."""
     started = time.perf_counter()
     if rate:
-        tasks = []
+        tasks: list[asyncio.Task[None]] = []
         for i in range(count):
             delay = started + i / rate - time.perf_counter()
             if delay > 0:
@@ -172,6 +179,7 @@ async def measure(
         received.clear()
         arrived.clear()
         want["n"] = count
+        meter = CpuMeter({"bench": "self", "relay": relay_proc.pid})
         first = await drive(send, count, concurrency, rate)
         await asyncio.wait_for(arrived.wait(), timeout=max(60.0, count / 20))
         last = time.perf_counter()
@@ -183,6 +191,7 @@ async def measure(
             "seconds": round(elapsed, 3),
             "docs_per_s": round(count / elapsed, 1),
             **latency_summary(latencies),
+            **meter.figures(count),
             "relay_peak_rss_mb": relay_proc.memory()["peak_rss_mb"] or 0.0,
             "bench_peak_rss_mb": peak_rss_mb() or 0.0,
         }

@@ -95,6 +95,44 @@ def rss_mb(pid: int | str = "self") -> float | None:
     return round(kb / 1024, 1) if kb is not None else None
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time of a process (all its threads), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far: broker and database included."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+class CpuMeter:
+    """CPU spent per document by each process over one measured batch, and how busy the machine
+    was meanwhile: on a shared 2-core box, what the pipeline costs is what bounds it."""
+
+    def __init__(self, pids: dict[str, int | str]) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.machine = machine_jiffies()
+
+    def figures(self, documents: int) -> dict[str, float]:
+        busy0, total0 = self.machine
+        busy1, total1 = machine_jiffies()
+        out = {
+            f"cpu_ms_per_doc_{name}": round(
+                (cpu_seconds(pid) - self.start[name]) * 1000 / documents, 3
+            )
+            for name, pid in self.pids.items()
+        }
+        out["machine_busy_share"] = round((busy1 - busy0) / max(1, total1 - total0), 3)
+        return out
+
+
 def reset_peak_rss() -> None:
     """Start this process's VmHWM again from its current RSS (Linux >= 4.0: clear_refs 5), so
     each scenario reports its own peak rather than the largest one so far."""

@@ -18,7 +18,15 @@ from typing import Any
 import asyncpg
 
 from bench.baseline import drive
-from bench.common import H26, RECIPIENTS, BenchRun, ServiceProcess, latency_summary, peak_rss_mb
+from bench.common import (
+    H26,
+    RECIPIENTS,
+    BenchRun,
+    CpuMeter,
+    ServiceProcess,
+    latency_summary,
+    peak_rss_mb,
+)
 from consumers.inbox import Delivery, InboxSubscriber
 from infra import context
 from producers.sender import DocumentSender
@@ -146,6 +154,8 @@ async def measure_repeats(
                 async def send_one(i: int, docs: list[OfficialDocument] = docs) -> None:
                     await send(docs, i)
 
+                pids: dict[str, int | str] = {n: p.pid for n, p in services.items()}
+                meter = CpuMeter({"bench": "self", **pids})
                 first = await drive(send_one, count, concurrency, rate)
                 await asyncio.wait_for(arrived.wait(), timeout=max(120.0, count / 10))
                 last = time.perf_counter()
@@ -168,6 +178,8 @@ async def measure_repeats(
                             ).items()
                         },
                         "archived_docs_per_s": round(count / archive_elapsed, 1),
+                        # Until the last delivery is archived: the archiver's work is included.
+                        **meter.figures(count),
                         "bench_peak_rss_mb": peak_rss_mb() or 0.0,
                     }
                 )

@@ -135,11 +135,39 @@ def _exchange_rows(name: str, sc: dict[str, Any]) -> list[Row]:
         out.append((label, "send→archived p99", _m(ps.get("archived_p99_ms"), " ms"), "–", "–", ""))
         if not steady:
             out.append((label, "archived docs/s", _m(ps.get("archived_docs_per_s")), "–", "–", ""))
+    cpu = [k for k in ps if k.startswith("cpu_ms_per_doc_")]
+    base_cpu = [k for k in bs if k.startswith("cpu_ms_per_doc_")]
+    if cpu:
+        ours_total = sum(ps[k]["median"] for k in cpu)
+        base_total = sum(bs[k]["median"] for k in base_cpu)
+        out.append(
+            (
+                label,
+                "CPU ms per document",
+                ", ".join(f"{k[15:]} {_num(ps[k]['median'])}" for k in cpu),
+                ", ".join(f"{k[15:]} {_num(bs[k]['median'])}" for k in base_cpu) or "–",
+                _ratio(ours_total, base_total),
+                "",
+            )
+        )
+        out.append(
+            (
+                label,
+                "machine busy share (2 CPUs)",
+                _m(ps.get("machine_busy_share")),
+                _m(bs.get("machine_busy_share")),
+                "–",
+                "",
+            )
+        )
     if pipe:
         mem = ", ".join(
             f"{k} {v['peak_rss_mb']:.0f}" for k, v in pipe["processes"].items() if v["peak_rss_mb"]
         )
-        relay = f"relay {max(r['relay_peak_rss_mb'] for r in base['repeats']):.0f}" if base else "–"
+        relay_peak = 0.0
+        for r in (base or {}).get("repeats", []):
+            relay_peak = max(relay_peak, float(r.get("relay_peak_rss_mb") or 0.0))
+        relay = f"relay {relay_peak:.0f}" if relay_peak else "–"
         out.append((label, "peak RSS (MiB)", mem, relay, "–", ""))
     return out
 

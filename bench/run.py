@@ -270,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: under 2 minutes")
     parser.add_argument("--repeats", type=int, help="repeats per scenario (default 3)")
     parser.add_argument("--only", help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--sizes", help="comma-separated labels among 2KB, 200KB, 1MB")
     parser.add_argument("--profile", action="store_true", help="cProfile router and archiver")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -278,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     opts.profile = args.profile
     if args.repeats:
         opts.repeats = args.repeats
+    if args.sizes:
+        keep = {s.strip() for s in args.sizes.split(",")}
+        opts.sizes = [s for s in opts.sizes if s[0] in keep]
     if args.only:
         opts.sections = [s.strip() for s in args.only.split(",")]
     # The sender's and the subscriber's per-message lines would flood the terminal; the router's
