@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
+from infra.migrate import migrate
 from infra.settings import Settings
 from infra.topic_setup import plan_topics
 from infra.topics import ensure_topics
@@ -109,3 +114,30 @@ def header(record: ConsumerRecord, name: str) -> str | None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def fresh_database(server_url: str, name: str | None = None) -> AsyncIterator[str]:
+    """A new, migrated database on the session's server, dropped afterwards: the rows a test
+    writes never meet another test's rows."""
+    name = name or f"lt_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    finally:
+        await admin.close()
+    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield url
+    finally:
+        # A new connection: a test may have restarted the server under the first one.
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

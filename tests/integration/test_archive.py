@@ -19,7 +19,6 @@ import pytest
 from consumers.archive_check import run_check
 from consumers.archiver import Archiver
 from infra.cli_archive import build_archiver
-from infra.migrate import migrate
 from infra.settings import Settings
 from schemas.common import AgencyRef, SecrecyMarking
 from schemas.envelope import encode_envelope
@@ -29,7 +28,14 @@ from signing.profile import CertRole
 from signing.seal import seal
 from tests.conftest import BA_DINH, H26, HAI_BA_TRUNG, PKI_AGENCIES
 from tests.integration.test_router import _signed_by_hand, creds, running_router
-from tests.support import ensure_exchange_topics, publish, read_topic, seed_document, utcnow
+from tests.support import (
+    ensure_exchange_topics,
+    fresh_database,
+    publish,
+    read_topic,
+    seed_document,
+    utcnow,
+)
 
 
 @pytest.fixture(scope="session")
@@ -57,30 +63,6 @@ async def archive_db(migrated_database: str, unique: str) -> AsyncIterator[str]:
     """A database of this test's own, so no test sees another's rows."""
     async with fresh_database(migrated_database, f"lt_{unique}") as url:
         yield url
-
-
-@asynccontextmanager
-async def fresh_database(server_url: str, name: str) -> AsyncIterator[str]:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    finally:
-        await admin.close()
-    url = f"{server_url.rsplit('/', 1)[0]}/{name}"
-    try:
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield url
-    finally:
-        # A new connection: a test may have restarted the server under the first one.
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @asynccontextmanager

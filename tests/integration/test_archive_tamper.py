@@ -22,13 +22,12 @@ from tests.integration.test_archive import (
     archive_db,
     archive_pki,
     exchange,
-    fresh_database,
     running_archiver,
     wait_for_records,
 )
 from tests.integration.test_archive_exactly_once import RUN_ARCHIVE
 from tests.integration.test_router import creds
-from tests.support import publish, seed_document, utcnow
+from tests.support import fresh_database, publish, seed_document, utcnow
 
 __all__ = ["archive_db", "archive_pki", "exchange"]
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -19,7 +16,7 @@ from typer.testing import CliRunner
 from consumers.audit import Cursor, SearchFilters, build_search, search_documents
 from infra.cli import app
 from infra.cli_audit import auditor_url, register
-from infra.migrate import migrate
+from tests.support import fresh_database
 
 H26 = "000.00.00.H26"
 BA_DINH = "000.00.31.H26"
@@ -55,26 +52,6 @@ DOCUMENTS: list[tuple[str, list[str], int, str, str, str, datetime, str]] = [
      T0 + timedelta(days=4), "pending"),
 ]  # fmt: skip
 PAGED = 25  # documents of Hai Bà Trưng, one a day, for pagination
-
-
-@asynccontextmanager
-async def fresh_database(database_url: str) -> AsyncIterator[str]:
-    """A new, migrated database on the session's server, dropped afterwards: this module's rows
-    never meet other tests' rows."""
-    name = f"audit_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    try:
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(scope="module")

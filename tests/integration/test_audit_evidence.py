@@ -26,8 +26,7 @@ from signing.profile import CertRole
 from signing.seal import load_credential, seal
 from signing.treehead import TreeHead, sign_tree_head, signed_tree_head_to_json
 from tests.conftest import BA_DINH, H26
-from tests.integration.test_audit import fresh_database
-from tests.support import seed_document
+from tests.support import fresh_database, seed_document
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 GOOD = seed_document(8801, [BA_DINH]).document_id

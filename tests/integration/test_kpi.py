@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -19,8 +17,8 @@ from consumers.kpi import Counts, Period, Tree
 from consumers.kpi_sql import monthly_counts, timeliness
 from infra.cli import app
 from infra.cli_kpi import register
-from infra.migrate import migrate
 from schemas.agency import AgencyDirectory
+from tests.support import fresh_database
 
 H26, BA_DINH, DONG_DA, VPCP = "000.00.00.H26", "000.00.31.H26", "000.00.33.H26", "000.00.00.G22"
 OCT = Period.parse("2026-10")
@@ -87,21 +85,13 @@ REJECTIONS = [
 @pytest.fixture(scope="module")
 async def kpi_db(database_url: str) -> AsyncIterator[str]:
     """A new migrated database on the session server: these rows meet no other test's rows."""
-    name = f"kpi_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    try:
+    async with fresh_database(database_url) as url:
         conn = await asyncpg.connect(url)
         try:
-            await migrate(conn)
             await seed(conn)
         finally:
             await conn.close()
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def seed(conn: asyncpg.Connection) -> None:
