@@ -8,6 +8,18 @@ import sys
 import structlog
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """Writes to whatever sys.stderr is when a record is emitted, not when it was configured
+    (test runners and CLI runners swap it, and close the old one)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     """Route structlog and the stdlib loggers (aiokafka, asyncpg) through one renderer on stderr."""
     if json is None:
@@ -29,9 +41,11 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # Not cached: a logger bound once would keep this configuration for good, and tools
+        # that swap it (structlog.testing.capture_logs, a second configure) would miss it.
+        cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
