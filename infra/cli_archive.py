@@ -110,15 +110,19 @@ def register_check(group: typer.Typer) -> None:
     @group.command("check")
     def check(
         limit: int = typer.Option(50, help="Print at most this many findings."),
+        who: str = typer.Option(None, "--who", help="Who asks (access log); default $USER."),
     ) -> None:
         """Recompute leaves, tree and signed heads: exit 0 intact, 1 tampered, 2 on error."""
-        from consumers.archive_check import run_check
+        from consumers.archive_check import check_archive
+        from infra.cli_audit import run_audited
 
         try:
             settings = load_settings()
             trust = context.trust_store(settings)
-            url = services.database_url(settings)
-            report = asyncio.run(run_check(url, trust=trust, at=utcnow()))
+            # As the auditor role, after the access log has the request, like every audit command.
+            report = run_audited(
+                who, "check", {}, lambda conn: check_archive(conn, trust=trust, at=utcnow())
+            )
         except Exception as exc:  # any failure to check is "could not say", never "intact"
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from None

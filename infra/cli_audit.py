@@ -73,8 +73,11 @@ def run_audited(
 ) -> T:
     """Log who asked what, then answer; the log entry is committed before any answer exists."""
 
+    # Resolved before the event loop runs: finding the database may probe it (asyncio.run).
+    url = _audit_url()
+
     async def go() -> T:
-        conn = await _connect(_audit_url())
+        conn = await _connect(url)
         try:
             await record_access(conn, who=who or _default_who(), command=command, args=args)
             return await work(conn)

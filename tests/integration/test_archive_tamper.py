@@ -102,6 +102,13 @@ async def test_an_intact_archive_checks_clean_and_the_cli_exits_0(
     done = await asyncio.to_thread(check_cli, service_env, archived)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "intact: 40 records" in done.stdout
+    # Like every audit command, check ran as the auditor role, after logging the request.
+    conn = await asyncpg.connect(archived)
+    try:
+        logged = await conn.fetch("SELECT db_role, command FROM audit_access_log")
+    finally:
+        await conn.close()
+    assert [(r["db_role"], r["command"]) for r in logged] == [("lienthong_auditor", "check")]
 
 
 async def test_one_changed_byte_is_reported_with_its_record(
