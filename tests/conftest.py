@@ -128,3 +128,14 @@ def pki_dir(settings: Settings) -> Path:
         )
         pki.issue(agency_code=settings.platform_agency, role=CertRole.PLATFORM, now=now)
     return settings.pki_dir
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI timeout, `timeout`, a closed terminal) ends the run like Ctrl-C does, so the
+    session fixtures still stop the broker and the database they started."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
