@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from sys import intern
 
 DOC_PREFIX = "doc:"
 MSG_PREFIX = "msg:"
@@ -38,12 +39,14 @@ class DocumentState:
     @classmethod
     def from_json(cls, data: bytes) -> DocumentState:
         raw = json.loads(data)
+        # The router keeps one of these per routed document: interning the few hundred agency
+        # codes and the handful of kinds and status codes shares them across all documents.
         return cls(
-            raw["sender"],
-            tuple(raw["recipients"]),
-            raw["kind"],
+            intern(raw["sender"]),
+            tuple(intern(r) for r in raw["recipients"]),
+            intern(raw["kind"]),
             int(raw["routed_at_ms"]),
-            {k: list(v) for k, v in raw.get("statuses", {}).items()},
+            {intern(k): [intern(c) for c in v] for k, v in raw.get("statuses", {}).items()},
         )
 
 
