@@ -18,6 +18,12 @@ from consumers import audit_sql as sql
 VIETNAM = timezone(timedelta(hours=7))
 OUTCOMES = ("routed", "rejected", "pending")
 MAX_LIMIT = 500
+# A ranked search ranks its matches in windows of this many, newest first (see SearchFilters).
+RANK_WINDOW = 600
+# Phase one of a words-only search first tests the words on this many newest documents per
+# window of candidates it needs (then, if too few matched, asks the GIN index for older ones).
+RECENT_WALK = 50_000
+assert RANK_WINDOW > MAX_LIMIT  # a page's rows (and the next) span at most two windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +33,12 @@ class SearchFilters:
     `date_from`/`date_to` bound the submission time (when the platform received the document,
     always present and set by the platform, unlike the promulgation date the sender claims),
     inclusive whole days in Vietnam time.
+
+    `text` ranks, window by window: the matches, newest first, are cut into windows of
+    RANK_WINDOW (600) matches; pages list the first window by ts_rank (ties: newer first), then
+    the second window by rank, and so on. Every match is reached by paging (`--after` or
+    `--page`), each once; the best-ranked match among the 600 newest comes first, an older
+    better-ranked one comes in its own window. Without `text`, newest first.
     """
 
     sender: str | None = None
@@ -57,22 +69,47 @@ class SearchFilters:
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where the previous page ended: its last row's sort key."""
+    """Where the previous page ended: its last row's sort key.
+
+    A ranked (--text) search's cursor also names its rank window by the window's newest row
+    (`window_at`, `window_id`), so the next page ranks the same window and continues in it.
+    """
 
     submitted_at: datetime
     document_id: str
     rank: float | None = None
+    window_at: datetime | None = None
+    window_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rank is None) != (self.window_at is None) or (self.window_at is None) != (
+            self.window_id is None
+        ):
+            raise ValueError("a ranked cursor names its rank, window time and window document")
 
     def encode(self) -> str:
-        raw = json.dumps([self.rank, self.submitted_at.isoformat(), self.document_id])
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+        key: list[Any] = [self.rank, self.submitted_at.isoformat(), self.document_id]
+        if self.window_at is not None:
+            key += [self.window_at.isoformat(), self.window_id]
+        return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            rank, at, document_id = json.loads(raw)
-            return cls(datetime.fromisoformat(at), str(document_id), rank)
+            rank, at, document_id, *window = json.loads(raw)
+            if rank is None:
+                if window:
+                    raise ValueError("an unranked cursor has no window")
+                return cls(datetime.fromisoformat(at), str(document_id))
+            window_at, window_id = window  # a ranked cursor without its window is refused
+            return cls(
+                datetime.fromisoformat(at),
+                str(document_id),
+                float(rank),
+                datetime.fromisoformat(window_at),
+                str(window_id),
+            )
         except (ValueError, TypeError, binascii.Error) as exc:
             raise ValueError(f"--after {text!r} is not a cursor this command printed") from exc
 
@@ -152,19 +189,43 @@ def build_search(
         if name == "text":
             text_n = n
         where.append(sql.SEARCH_FILTERS[name].format(n=n))
-    if after is not None:
-        if (after.rank is None) != (text_n is None):
-            raise ValueError("--after belongs to a search with other filters")
-        t, i = param(after.submitted_at), param(after.document_id)
-        if text_n is None:
+    if after is not None and (after.rank is None) != (text_n is None):
+        raise ValueError("--after belongs to a search with other filters")
+    offset = (page - 1) * limit
+    if text_n is None:
+        if after is not None:
+            t, i = param(after.submitted_at), param(after.document_id)
             where.append(sql.AFTER_BY_TIME.format(t=t, i=i))
-        else:
-            where.append(sql.AFTER_BY_RANK.format(n=text_n, r=param(after.rank), t=t, i=i))
-    rank = sql.NO_RANK if text_n is None else sql.TEXT_RANK.format(n=text_n)
-    order = sql.ORDER_BY_TIME if text_n is None else sql.ORDER_BY_RANK
-    limit_n, offset_n = param(limit + 1), param((page - 1) * limit)
-    text = sql.SEARCH_COLUMNS.format(rank=rank) + sql.SEARCH_TAIL.format(
-        where=" AND ".join(where) or "true", order=order, limit=limit_n, offset=offset_n
+        limit_n, offset_n = param(limit + 1), param(offset)
+        text = sql.SEARCH_COLUMNS.format(rank=sql.NO_RANK) + sql.SEARCH_TAIL.format(
+            where=" AND ".join(where) or "true",
+            order=sql.ORDER_BY_TIME,
+            limit=limit_n,
+            offset=offset_n,
+        )
+        return BuiltQuery(text, tuple(args))
+    after_sql, anchor = "true", sql.NO_ANCHOR
+    if after is None:
+        # Rows offset .. offset+limit (one more than shown) lie in the first windows.
+        candidates = ((offset + limit) // RANK_WINDOW + 1) * RANK_WINDOW
+    else:
+        # The rest of the cursor's window, then the whole next one (ranking needs all of it).
+        candidates = 2 * RANK_WINDOW
+        t, i = param(after.window_at), param(after.window_id)
+        anchor = sql.WINDOW_ANCHOR.format(t=t, i=i)
+        r, t, i = param(after.rank), param(after.submitted_at), param(after.document_id)
+        after_sql = sql.AFTER_IN_WINDOW.format(r=r, t=t, i=i)
+    walk = len(where) == 1  # the words only: walk the newest documents first
+    text = (sql.RANKED_SEARCH if walk else sql.RANKED_FILTERED_SEARCH).format(
+        n=text_n,
+        anchor=anchor,
+        where=" AND ".join(where),
+        walk=param(RECENT_WALK * candidates // RANK_WINDOW) if walk else 0,
+        candidates=param(candidates),
+        window=param(RANK_WINDOW),
+        after=after_sql,
+        limit=param(limit + 1),
+        offset=param(offset),
     )
     return BuiltQuery(text, tuple(args))
 
@@ -199,9 +260,17 @@ async def search_documents(
     hits = tuple(_hit(r) for r in rows[:limit])
     more = len(rows) > limit
     last = hits[-1] if hits else None
-    cursor = (
-        Cursor(last.submitted_at, last.document_id, last.rank).encode() if more and last else None
-    )
+    cursor = None
+    if more and last:
+        window = rows[limit - 1]  # a ranked search's rows also name their window's newest row
+        ranked = last.rank is not None
+        cursor = Cursor(
+            last.submitted_at,
+            last.document_id,
+            last.rank,
+            window["window_at"] if ranked else None,
+            window["window_id"] if ranked else None,
+        ).encode()
     return SearchPage(hits, cursor, page)
 
 

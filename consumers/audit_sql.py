@@ -16,7 +16,8 @@ FROM document d"""
 
 # Full-text query over the folded subject: the same folding as the stored column (0003).
 TEXT_QUERY = "plainto_tsquery('simple', lt_fold(${n}))"
-TEXT_RANK = "ts_rank(d.search, " + TEXT_QUERY + ")"
+# Ranked after the candidates are cut (phase two), so only they pay for ts_rank.
+CANDIDATE_RANK = "ts_rank(c.search, " + TEXT_QUERY + ")"
 NO_RANK = "NULL::real"
 
 # filter name -> predicate; {n} is the parameter number of the filter's value.
@@ -39,12 +40,92 @@ SEARCH_FILTERS: dict[str, str] = {
 
 # Keyset pagination: the cursor is the sort key of the last row shown.
 AFTER_BY_TIME = "(d.submitted_at, d.document_id) < (${t}, ${i})"
-AFTER_BY_RANK = "(" + TEXT_RANK + ", d.submitted_at, d.document_id) < (${r}::real, ${t}, ${i})"
 
 ORDER_BY_TIME = "d.submitted_at DESC, d.document_id DESC"
-ORDER_BY_RANK = "rank DESC, d.submitted_at DESC, d.document_id DESC"
 
 SEARCH_TAIL = "\nWHERE {where}\nORDER BY {order}\nLIMIT ${limit} OFFSET ${offset}"
+
+# A ranked search (--text) ranks the matches window by window instead of all at once: the
+# matches in recency order (newest first) are cut into windows of RANK_WINDOW (a number of
+# matches, not a time span); the first window is listed by rank, then the second, and so on.
+# Phase one finds the candidates, the {candidates} newest matches, and never reads every
+# match's row: it walks the {walk} newest documents in document_recent_search_idx (0004: the
+# recency order with the tsvector alongside, an index-only scan, no heap access) testing each
+# for the words; only if that walk found too few does the GIN index (document_search_idx) find
+# the older matches. Phase two ranks the candidates with ts_rank, numbers their windows, and
+# only the page's rows are read from the table. A cursor names the newest row of its window
+# (the anchor: rows archived later are newer and cannot shift an anchored window) and the last
+# row shown in it, so the next page continues exactly there and paging reaches every match.
+RANKED_SEARCH = (
+    """
+WITH recent AS MATERIALIZED (
+    SELECT w.document_id, w.submitted_at, w.search
+    FROM (SELECT d.document_id, d.submitted_at, d.search FROM document d
+          WHERE {anchor}
+          ORDER BY d.submitted_at DESC, d.document_id DESC LIMIT ${walk}) w
+    WHERE w.search @@ """
+    + TEXT_QUERY
+    + """
+    ORDER BY w.submitted_at DESC, w.document_id DESC LIMIT ${candidates}
+), candidate AS (
+    SELECT * FROM recent
+    UNION ALL
+    (SELECT d.document_id, d.submitted_at, d.search
+     FROM document d
+     WHERE (SELECT count(*) FROM recent) < ${candidates} AND {anchor} AND {where}
+       AND (d.submitted_at, d.document_id) < (
+           SELECT d.submitted_at, d.document_id FROM document d WHERE {anchor}
+           ORDER BY d.submitted_at DESC, d.document_id DESC OFFSET ${walk} - 1 LIMIT 1)
+     ORDER BY d.submitted_at DESC, d.document_id DESC
+     LIMIT ${candidates})
+), newest AS (
+    SELECT c.* FROM candidate c
+    ORDER BY c.submitted_at DESC, c.document_id DESC LIMIT ${candidates}
+), windowed AS (
+    SELECT c.document_id, c.submitted_at, """
+    + CANDIDATE_RANK
+    + """ AS rank,
+           (row_number() OVER recency - 1) / ${window} AS win
+    FROM newest c
+    WINDOW recency AS (ORDER BY c.submitted_at DESC, c.document_id DESC)
+), ranked AS (
+    SELECT w.*, first_value(w.submitted_at) OVER anchor AS window_at,
+           first_value(w.document_id) OVER anchor AS window_id
+    FROM windowed w
+    WINDOW anchor AS (PARTITION BY w.win ORDER BY w.submitted_at DESC, w.document_id DESC)
+), page AS (
+    SELECT r.* FROM ranked r
+    WHERE {after}
+    ORDER BY r.win, r.rank DESC, r.submitted_at DESC, r.document_id DESC
+    LIMIT ${limit} OFFSET ${offset}
+)
+SELECT d.document_id, d.payload_type, d.sender, d.recipients, d.number, d.notation, d.doc_type,
+       d.subject, d.promulgation_date, d.submitted_at, d.routing_outcome, p.rank,
+       p.window_at, p.window_id
+FROM page p JOIN document d ON d.document_id = p.document_id
+ORDER BY p.win, p.rank DESC, p.submitted_at DESC, p.document_id DESC"""
+)
+
+# With other filters than the words, phase one is the GIN index alone (with the filters' own
+# indexes): the walk cannot test a sender or a recipient without reading the table.
+RANKED_FILTERED_CANDIDATES = """
+WITH newest AS (
+    SELECT d.document_id, d.submitted_at, d.search
+    FROM document d
+    WHERE {anchor} AND {where}
+    ORDER BY d.submitted_at DESC, d.document_id DESC
+    LIMIT ${candidates}
+), windowed AS ("""
+RANKED_FILTERED_SEARCH = RANKED_FILTERED_CANDIDATES + RANKED_SEARCH.split("), windowed AS (", 1)[1]
+
+# The window a cursor's last row belongs to: start there (its newest row, inclusive). The first
+# half lets the recency index start the walk at the anchor.
+WINDOW_ANCHOR = "d.submitted_at <= ${t} AND (d.submitted_at, d.document_id) <= (${t}, ${i})"
+NO_ANCHOR = "true"
+# In that window (number 0 of the new statement), the rows ranked after the last one shown.
+AFTER_IN_WINDOW = (
+    "(r.win > 0 OR (r.rank, r.submitted_at, r.document_id) < (${r}::real, ${t}, ${i}))"
+)
 
 # --- show -----------------------------------------------------------------------------------
 

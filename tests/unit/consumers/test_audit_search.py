@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from consumers.audit import Cursor, SearchFilters, build_search, day_bounds
+from consumers.audit import (
+    RANK_WINDOW,
+    RECENT_WALK,
+    Cursor,
+    SearchFilters,
+    build_search,
+    day_bounds,
+)
 from infra.cli_audit import auditor_url
 
 
@@ -28,32 +35,56 @@ def test_values_never_enter_the_statement_text() -> None:
 def test_text_search_is_ranked_and_folds_the_query_like_the_column() -> None:
     q = build_search(SearchFilters(text="thu tuc hanh chinh"), limit=10, page=3)
     assert "plainto_tsquery('simple', lt_fold($1))" in q.text
-    assert "ts_rank(d.search" in q.text and "ORDER BY rank DESC" in q.text
-    assert q.args[-2:] == (11, 20)
+    assert "ts_rank(c.search" in q.text
+    assert "ORDER BY r.win, r.rank DESC, r.submitted_at DESC, r.document_id DESC" in q.text
+    # Rows 20..30 lie in the first window; the walk covers the newest documents for it.
+    assert q.args == ("thu tuc hanh chinh", RECENT_WALK, RANK_WINDOW, RANK_WINDOW, 11, 20)
+
+
+def test_a_deep_page_ranks_as_many_windows_as_it_reaches() -> None:
+    q = build_search(SearchFilters(text="de an"), limit=100, page=7)  # rows 600..700
+    assert q.args[2] == 2 * RANK_WINDOW
+
+
+def test_text_with_other_filters_skips_the_walk() -> None:
+    q = build_search(SearchFilters(text="de an", sender="s"), limit=10)
+    assert "recent" not in q.text and "d.sender = $1 AND d.search @@" in q.text
+    assert q.args == ("s", "de an", RANK_WINDOW, RANK_WINDOW, 11, 0)
 
 
 def test_keyset_cursor_continues_after_the_last_row() -> None:
     at = datetime(2024, 3, 1, 2, 0, tzinfo=UTC)
     by_time = build_search(SearchFilters(), limit=10, after=Cursor(at, "doc-9"))
     assert "(d.submitted_at, d.document_id) < ($1, $2)" in by_time.text
+    window_at = at + timedelta(days=3)
     by_rank = build_search(
-        SearchFilters(text="de an"), limit=10, after=Cursor(at, "doc-9", rank=0.0607927)
+        SearchFilters(text="de an"),
+        limit=10,
+        after=Cursor(at, "doc-9", 0.0607927, window_at, "doc-42"),
     )
-    assert "d.submitted_at, d.document_id) < ($4::real, $2, $3)" in by_rank.text
-    assert by_rank.args[:4] == ("de an", at, "doc-9", 0.0607927)
+    # The cursor's window is ranked again from its newest row, and continues after the last row.
+    assert "(d.submitted_at, d.document_id) <= ($2, $3)" in by_rank.text
+    assert "(r.rank, r.submitted_at, r.document_id) < ($4::real, $5, $6)" in by_rank.text
+    assert by_rank.args[:6] == ("de an", window_at, "doc-42", 0.0607927, at, "doc-9")
+    assert by_rank.args[7] == 2 * RANK_WINDOW  # the rest of the window, and the next one
 
 
 def test_cursor_round_trips_and_refuses_garbage() -> None:
-    cursor = Cursor(datetime(2024, 3, 1, 2, 0, 0, 123456, tzinfo=UTC), "a,b/c", 0.1)
-    assert Cursor.decode(cursor.encode()) == cursor
+    at = datetime(2024, 3, 1, 2, 0, 0, 123456, tzinfo=UTC)
+    for cursor in (Cursor(at, "a,b/c"), Cursor(at, "a,b/c", 0.1, at, "w")):
+        assert Cursor.decode(cursor.encode()) == cursor
     with pytest.raises(ValueError, match="--after"):
         Cursor.decode("not-a-cursor")
+    with pytest.raises(ValueError, match="window"):
+        Cursor(at, "a", 0.1)  # a ranked cursor names its window
 
 
 def test_a_cursor_belongs_to_its_kind_of_search() -> None:
     at = datetime(2024, 3, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="--after"):
         build_search(SearchFilters(text="x"), limit=10, after=Cursor(at, "d"))
+    with pytest.raises(ValueError, match="--after"):
+        build_search(SearchFilters(), limit=10, after=Cursor(at, "d", 0.1, at, "d"))
     with pytest.raises(ValueError, match="not both"):
         build_search(SearchFilters(), limit=10, page=2, after=Cursor(at, "d"))
 
