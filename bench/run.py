@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,44 +193,18 @@ async def run_pipeline(
 
 def signing_rates(seconds: float) -> list[dict[str, Any]]:
     """signing.bench's per-algorithm comparison (ours vs raw cryptography), as data."""
-    from schemas.envelope import Envelope, PayloadType
     from signing import bench as sb
-    from signing.pki import create_root_ca, generate_key
-    from signing.trust import TrustStore
 
-    ca_key = generate_key("ed25519")
-    ca = create_root_ca(ca_key, now=sb.AT - timedelta(days=1))
-    trust = TrustStore((ca,))
-    envelope = Envelope(
-        message_id="bench",
-        payload_type=PayloadType.OFFICIAL_DOCUMENT,
-        payload_schema="vn.lienthong.v1.OfficialDocument@0123456789abcdef",
-        payload=b"x" * 4096,
-        document_id="000.00.00.H26,2019/08/28,4612/QD-UBND",
-        sender="000.00.00.H26",
-        recipients=tuple(f"000.00.{i:02d}.H26" for i in range(1, 16)),
-        created_at=sb.AT,
-    )
-    rows = []
-    for name, key_alg, pss in (
-        ("rsa-pkcs1v15-sha256", "rsa", False),
-        ("rsa-pss-sha256", "rsa", True),
-        ("ecdsa-p256-sha256", "ecdsa-p256", False),
-        ("ed25519", "ed25519", False),
-    ):
-        for op, ours, raw in sb._bench_one(
-            name, key_alg, pss, envelope, (ca_key, ca), trust, seconds
-        ):
-            rows.append(
-                {
-                    "algorithm": name,
-                    "op": op,
-                    "ours_per_s": round(ours, 1),
-                    "raw_per_s": round(raw, 1),
-                    "ratio": round(ours / raw, 3),
-                }
-            )
-    return rows
+    return [
+        {
+            "algorithm": name,
+            "op": op,
+            "ours_per_s": round(ours, 1),
+            "raw_per_s": round(raw, 1),
+            "ratio": round(ours / raw, 3),
+        }
+        for name, op, ours, raw in sb.measure(seconds)
+    ]
 
 
 async def audit(run: BenchRun, opts: Options) -> dict[str, Any]:
