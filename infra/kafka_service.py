@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,14 +221,14 @@ def start(settings: Settings) -> BrokerStatus:
         classpath,
     ]
     if not (data_dir / "meta.properties").exists():
-        cluster_id = (previous or {}).get("cluster_id") or _random_cluster_id()
+        cluster_id = (previous or {}).get("cluster_id") or random_cluster_id()
         fmt = subprocess.run(
             [
                 *jvm,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                str(cluster_id),
+                # One argument, "=": an id that starts with "-" is not taken for an option.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(props),
                 "--ignore-formatted",
@@ -293,8 +294,12 @@ def stop(settings: Settings) -> bool:
     return stopped
 
 
-def _random_cluster_id() -> str:
-    # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
+def random_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """16 random bytes in URL-safe base64 without padding, like Kafka's Uuid; like
+    Uuid.randomUuid, never one that starts with "-" (command lines would take it for an option)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.kafka_service import random_cluster_id
 from infra.migrate import load_migrations
 from infra.services import _redact
 from infra.settings import load_settings
@@ -67,3 +68,10 @@ def test_redact_hides_passwords() -> None:
         "postgresql://auditor:***@127.0.0.1:5432/lt"
     )
     assert _redact("postgresql://postgres@127.0.0.1/lt") == "postgresql://postgres@127.0.0.1/lt"
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    # 0xf8... encodes to "-" first in URL-safe base64: such an id is drawn again.
+    draws = iter([b"\xf8" + b"\x00" * 15, b"\x10" * 16])
+    assert random_cluster_id(lambda: next(draws)) == "EBAQEBAQEBAQEBAQEBAQEA"
+    assert all(not random_cluster_id().startswith("-") for _ in range(2000))
