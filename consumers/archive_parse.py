@@ -10,10 +10,8 @@ import enum
 import hashlib
 import json
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -145,58 +143,11 @@ class Parsed:
     rejection: RejectionRow | None = None
 
 
-class PayloadCache:
-    """Decoded payloads by their exact bytes, least recently used first.
-
-    A delivery carries its submission's payload bytes unchanged (the router adds a trace hop to
-    the envelope, not to the payload), so the archiver would decode every payload twice, or
-    once per recipient and once more. Decoding is a pure function of (payload type, schema,
-    bytes), so a hit returns what decoding again would; only successes are kept. Bounded by
-    entries and by payload bytes, so large attachments cannot make it grow.
-    """
-
-    def __init__(self, max_entries: int = 8192, max_bytes: int = 16 * 1024 * 1024) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self.hits = 0
-        self._bytes = 0
-        self._entries: OrderedDict[tuple[str, str, bytes], Payload] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def decode(self, envelope: Envelope) -> Payload:
-        key = (str(envelope.payload_type), envelope.payload_schema, bytes(envelope.payload))
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return found
-        payload = decode_payload(envelope, validate=False)
-        size = len(key[2])
-        if size > self.max_bytes // 16:
-            return payload  # one large payload would evict hundreds of small ones
-        with self._lock:
-            if key not in self._entries:
-                self._entries[key] = payload
-                self._bytes += size
-            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-                old, _ = self._entries.popitem(last=False)
-                self._bytes -= len(old[2])
-        return payload
-
-
 @dataclass(frozen=True, slots=True)
 class ParseContext:
-    """Built once per archiver process: the TrustStore's chain cache and the payload cache
-    only pay off if every record is parsed with the same context."""
-
     topics: ArchiveTopics
     trust: TrustStore
     agencies: AgencyDirectory
-    payloads: PayloadCache = field(default_factory=PayloadCache, compare=False)
 
 
 def kind_of(topic: str, topics: ArchiveTopics) -> Kind:
@@ -237,7 +188,7 @@ def parse_record(src: SourceRecord, ctx: ParseContext) -> Parsed:
     except SchemaError as exc:
         return Parsed(_bare(src, kind, raw, digest, f"envelope: {exc.reason}: {exc}"))
     try:
-        payload = ctx.payloads.decode(envelope)
+        payload = decode_payload(envelope, validate=False)
     except SchemaError as exc:
         return Parsed(_from_envelope(src, kind, raw, digest, envelope, f"payload: {exc.reason}"))
     if is_secret(payload):

@@ -9,8 +9,6 @@ time (an advisory lock), so seq stays gapless and equal to the leaf index.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
@@ -25,13 +23,12 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumers import archive_store as store
-from consumers.archive_leaf import archive_time, leaves
+from consumers.archive_leaf import archive_time, record_leaf
 from consumers.archive_parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
 from consumers.archive_tree import HeadSigner, load_right_edge
 from signing.merkle import RightEdge, append_leaves
 
 log = structlog.get_logger()
-_stdlib_log = logging.getLogger(__name__)  # the logger structlog's stdlib factory uses
 
 FETCH_BYTES = 40 * 1024 * 1024  # above the largest message a topic accepts (32 MiB)
 
@@ -135,82 +132,36 @@ class Archiver:
         )
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
-        writing: asyncio.Task[bool] | None = None
         try:
             await consumer.start()
             await producer.start()
             log.info("archive.started", size=self.size, partitions=len(self.offsets))
-            # One batch is written while the next is fetched and parsed (in a worker thread, so
-            # the event loop keeps the write's round trips going): PostgreSQL's share of a batch
-            # and ours overlap instead of adding up. Writes stay one at a time and in order, and
-            # every other use of the connection (assignment from its offsets, tree heads)
-            # waits for the write in flight first.
             while not stop.is_set():
-                if self._refresh_due():
-                    if not await self._settle(writing):
-                        writing = None
-                        break
-                    writing = None
-                    await self._refresh_assignment(consumer, admin)
+                await self._refresh_assignment(consumer, admin)
                 self.ready.set()
                 if not self._assigned:
                     await asyncio.sleep(0.3)
                     continue
                 batch = await consumer.getmany(timeout_ms=300, max_records=self.config.max_batch)
                 records = [r for tp in sorted(batch) for r in batch[tp]]
-                parsed = await asyncio.to_thread(self._parse_all, records) if records else []
-                ok = await self._settle(writing)
-                writing = None
-                if not ok:
+                if records and not await self._archive_with_retry(records, stop):
                     break  # stopped while the database was away: nothing of it was stored
-                if parsed:
-                    writing = asyncio.create_task(self._archive_with_retry(parsed, stop))
                 self._observe(consumer)
-                if self._checkpoint_due():
-                    ok = await self._settle(writing)
-                    writing = None
-                    if not ok:
-                        break
-                    await self._checkpoint(producer, stop, force=False)
-            if await self._settle(writing):
-                writing = None
-                await self._checkpoint(producer, stop, force=True)
-            writing = None
+                await self._checkpoint(producer, stop, force=False)
+            await self._checkpoint(producer, stop, force=True)
         finally:
-            if writing is not None and not writing.done():
-                writing.cancel()  # rolled back with the connection: the offsets say so
-                with contextlib.suppress(asyncio.CancelledError, *TRANSIENT_DB_ERRORS):
-                    await writing
             await consumer.stop()
             await producer.stop()
             await admin.close()
             await self._close()
             log.info("archive.stopped", size=self.size)
 
-    @staticmethod
-    async def _settle(writing: asyncio.Task[bool] | None) -> bool:
-        """Wait for the write in flight: False if it stopped before storing its batch."""
-        return True if writing is None else await writing
-
-    def _refresh_due(self) -> bool:
-        return (
-            not self._assigned or time.monotonic() - self._refreshed >= self.config.refresh_seconds
-        )
-
-    def _checkpoint_due(self) -> bool:
-        since = self.head_at or self._started
-        due = (self.clock() - since).total_seconds() >= self.config.checkpoint_seconds
-        return (self.size > self.head_size and due) or self._unpublished is not None
-
-    def _parse_all(self, records: Sequence[ConsumerRecord]) -> list[Parsed]:
-        return [parse_record(_source(r), self.parse) for r in records]
-
     async def _refresh_assignment(
         self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient
     ) -> None:
         """Manual assignment of every matching topic: a new inbox is picked up within
         refresh_seconds, and each partition starts where the database says."""
-        if not self._refresh_due():
+        if self._assigned and time.monotonic() - self._refreshed < self.config.refresh_seconds:
             return
         self._refreshed = time.monotonic()
         pattern = self.config.topics.pattern
@@ -249,7 +200,10 @@ class Archiver:
 
     # --- writing -------------------------------------------------------------------------
 
-    async def _archive_with_retry(self, parsed: Sequence[Parsed], stop: asyncio.Event) -> bool:
+    async def _archive_with_retry(
+        self, records: Sequence[ConsumerRecord], stop: asyncio.Event
+    ) -> bool:
+        parsed = [parse_record(_source(r), self.parse) for r in records]
         delay = 0.2
         while True:
             try:
@@ -279,19 +233,19 @@ class Archiver:
             return
         started = time.monotonic()
         archived_at = archive_time(self.clock())
-        made = leaves(
-            self.size,
-            [
-                (p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
-                 p.record.raw_sha256)
-                for p in todo
-            ],
-            archived_at,
-        )  # fmt: skip
-        rows = [
-            store.LeafRow(self.size + i, p, data, digest, archived_at)
-            for i, (p, (data, digest)) in enumerate(zip(todo, made, strict=True))
-        ]
+        rows = []
+        for i, p in enumerate(todo):
+            rec = p.record
+            data, digest = record_leaf(
+                seq=self.size + i,
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+                message_id=rec.message_id,
+                sha256=rec.raw_sha256,
+                archived_at=archived_at,
+            )
+            rows.append(store.LeafRow(self.size + i, p, data, digest, archived_at))
         edge, nodes = append_leaves(self.edge, self.size, [r.leaf_hash for r in rows])
         offsets = dict(self.offsets)
         for p in todo:
@@ -311,10 +265,7 @@ class Archiver:
         self.metrics.parse_errors.inc(errors)
         self.metrics.batches.inc()
         self.metrics.tree_size.set(self.size)
-        # structlog's stdlib chain renders an event before the stdlib level drops it: ask the
-        # level first, or every record pays for a debug line nobody sees (≈ 10 % of the CPU).
-        per_record = _stdlib_log.isEnabledFor(logging.DEBUG)
-        for i, p in enumerate(todo if per_record else ()):
+        for i, p in enumerate(todo):
             rec = p.record
             # Secret rows carry no document id, so nothing identifying reaches the logs.
             log.debug(
