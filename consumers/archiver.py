@@ -40,6 +40,9 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    # A connection left mid-operation when the server went away: drop it and reconnect; the
+    # batch's transaction never committed, and the stored offsets say where to resume.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
