@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra import services
+from infra.cli_pki import app as pki_app
 from infra.errors import InfraError
 from infra.logs import configure_logging
 from infra.settings import Settings, load_settings
@@ -147,20 +148,10 @@ def topics_ensure() -> None:
     out.print(f"{len(outcomes)} topics: {created} created, {len(outcomes) - created} present")
 
 
-def _mount_optional(name: str, module: str, help_text: str) -> None:
-    # Sub-apps that live beside their domain code; mounted when present.
-    try:
-        sub = importlib.import_module(module).app
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return
-    app.add_typer(sub, name=name, help=help_text)
+app.add_typer(pki_app, name="pki", help="Agency PKI: root CA, certificates, revocation.")
 
-
-_mount_optional("pki", "infra.cli_pki", "Agency PKI: root CA, certificates, revocation.")
-
-
+# Commands that live beside the edge they wire; they import this module (for `app`, `out` and
+# `clean_errors`), so they are registered once it is loaded, not at import time.
 _EDGE_COMMANDS = (
     "infra.cli_route",
     "infra.cli_send",
@@ -173,19 +164,11 @@ _registered: list[str] = []
 
 
 def build_app() -> typer.Typer:
-    """The full command. Edge commands live beside what they wire and import this module, so
-    they are registered here, after it is loaded, rather than at import time."""
+    """The full command, every group registered exactly once."""
     for module in _EDGE_COMMANDS:
-        if module in _registered:
-            continue
-        try:
-            register = importlib.import_module(module).register
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        register(app)
-        _registered.append(module)
+        if module not in _registered:
+            importlib.import_module(module).register(app)
+            _registered.append(module)
     return app
 
 
