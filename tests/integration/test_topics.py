@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -14,6 +16,18 @@ async def _topic_config(admin: AIOKafkaAdminClient, name: str) -> dict[str, str]
     [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
     [resource] = response.to_object()["resources"]
     return {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+
+
+async def _settled_config(
+    admin: AIOKafkaAdminClient, name: str, key: str, expected: str, timeout_s: float = 5.0
+) -> dict[str, str]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    config = await _topic_config(admin, name)
+    while config.get(key) != expected and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+        config = await _topic_config(admin, name)
+    return config
 
 
 async def test_ensure_creates_configures_and_repairs(bootstrap: str, unique: str) -> None:
@@ -44,7 +58,11 @@ async def test_ensure_creates_configures_and_repairs(bootstrap: str, unique: str
         second = await ensure_topics(admin, plans)
         assert {o.action for o in second} == {"unchanged"}
         assert len(second) == len(first)
-        repaired = await _topic_config(admin, submissions.name)
+        # Configuration changes reach a broker's answers through the KRaft metadata log, a
+        # moment after the call returns: look until it shows or a few seconds have passed.
+        repaired = await _settled_config(
+            admin, submissions.name, "retention.ms", submissions.config["retention.ms"]
+        )
         assert repaired["retention.ms"] == submissions.config["retention.ms"]
     finally:
         await admin.close()
