@@ -24,9 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra.migrate import migrate
 from infra.settings import Settings
-from infra.topic_setup import plan_topics
-from infra.topics import ensure_topics
-from schemas.topics import load_topic_manifests
+from infra.topic_setup import ensure_for_agencies
 
 H26 = "000.00.00.H26"  # Hà Nội People's Committee: the sender
 BA_DINH = "000.00.31.H26"  # Ba Đình district: the one recipient, so one document = one delivery
@@ -219,14 +217,8 @@ class BenchRun:
         pki.issue(agency_code=platform, role=CertRole.ARCHIVE, now=now)
 
     async def ensure_exchange_topics(self) -> None:
-        agencies = sorted({H26, *RECIPIENTS, self.settings.platform_agency})
-        plans = plan_topics(load_topic_manifests(), self.settings.topic_prefix, agencies, 1)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            await ensure_topics(admin, plans)
-        finally:
-            await admin.close()
+        agencies = {H26, *RECIPIENTS, self.settings.platform_agency}
+        await ensure_for_agencies(self.settings, self.bootstrap, agencies)
 
     async def make_topics(self, names: dict[str, int]) -> None:
         """Plain topics {name: partitions} for the raw baseline."""

@@ -13,12 +13,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from schemas.addressing import Payload
 from schemas.agency import AgencyDirectory
 from schemas.codec import decode_payload
-from schemas.common import SecrecyMarking
+from schemas.common import DocumentCode, DocumentType, SecrecyMarking
 from schemas.document import OfficialDocument
 from schemas.envelope import Envelope, SignerRole, decode_envelope
 from schemas.errors import SchemaError
@@ -390,10 +390,7 @@ def _document(envelope: Envelope, payload: Payload, ctx: ParseContext) -> Docume
             **base,
             sender=clean(payload.sender.code) or "",
             recipients=_codes(a.code for a in payload.to),
-            number=clean(payload.code.number),
-            notation=clean(payload.code.notation),
-            doc_type=clean(payload.document_type.abbreviation or ""),
-            doc_type_name=clean(payload.document_type.name),
+            **_code_fields(payload.code, payload.document_type),
             subject=clean(payload.subject),
             promulgation_date=payload.promulgation_date,
             secrecy=str(payload.secrecy),
@@ -416,15 +413,29 @@ def _document(envelope: Envelope, payload: Payload, ctx: ParseContext) -> Docume
             **base,
             sender=clean(payload.sender.code) or "",
             recipients=_codes(a.code for a in payload.recipients),
-            number=clean(payload.code.number),
-            notation=clean(payload.code.notation),
-            doc_type=clean(payload.document_type.abbreviation or ""),
-            doc_type_name=clean(payload.document_type.name),
+            **_code_fields(payload.code, payload.document_type),
             subject=clean(payload.subject),
             promulgation_date=payload.document_date,
             secrecy=str(payload.secrecy),
         )
     return None  # a status notice: its timeline comes from the inbox it reaches
+
+
+class _CodeFields(TypedDict):
+    number: str | None
+    notation: str | None
+    doc_type: str | None
+    doc_type_name: str | None
+
+
+def _code_fields(code: DocumentCode, document_type: DocumentType) -> _CodeFields:
+    """Number, notation and Decree 30 type, as documents and paper registrations both carry."""
+    return _CodeFields(
+        number=clean(code.number),
+        notation=clean(code.notation),
+        doc_type=clean(document_type.abbreviation or ""),
+        doc_type_name=clean(document_type.name),
+    )
 
 
 def _codes(codes: Any) -> tuple[str, ...]:

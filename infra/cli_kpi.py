@@ -167,7 +167,8 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
     from datetime import timedelta
 
     from infra.cli_route import build_router
-    from infra.demo import VN, ScenarioClock, _make_topics, _wait_for_statuses
+    from infra.demo import VN, ScenarioClock, _wait_for_statuses
+    from infra.topic_setup import ensure_for_agencies
     from producers.sender import DocumentSender
     from schemas.envelope import SignerRole
     from schemas.status import StatusCode, StatusNotice
@@ -186,7 +187,7 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
         pki.issue(agency_code=code, role=CertRole.PERSON, person_name=person, now=start)
     pki.issue(agency_code=settings.platform_agency, role=CertRole.PLATFORM, now=start)
     pki.issue(agency_code=settings.platform_agency, role=CertRole.ARCHIVE, now=start)
-    await _make_topics(settings, bootstrap, [*actors, settings.platform_agency])
+    await ensure_for_agencies(settings, bootstrap, [*actors, settings.platform_agency])
     stop = asyncio.Event()
     router = build_router(settings, bootstrap, replay_window_days=400)
     router.clock = clock

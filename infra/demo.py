@@ -23,7 +23,6 @@ from pathlib import Path
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
@@ -32,8 +31,7 @@ from infra.cli_route import build_router
 from infra.cli_subscribe import run_subscribe
 from infra.services import Endpoints
 from infra.settings import Settings
-from infra.topic_setup import plan_topics
-from infra.topics import ensure_topics
+from infra.topic_setup import ensure_for_agencies
 from producers.refusals import SendRefused
 from producers.sender import DocumentSender
 from schemas.codec import decode_payload, encode_payload
@@ -43,7 +41,6 @@ from schemas.envelope import Envelope, SignerRole, decode_envelope, encode_envel
 from schemas.report import report_from_record
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice
-from schemas.topics import load_topic_manifests
 from signing.envelope import sign_envelope
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
@@ -96,7 +93,7 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
     out.print(
         f"PKI: a development CA and {len(agencies)} agency certificates in {settings.pki_dir}"
     )
-    await _make_topics(settings, bootstrap, [*agencies, settings.platform_agency])
+    await ensure_for_agencies(settings, bootstrap, [*agencies, settings.platform_agency])
     out.print(
         f"topics: {settings.topic_prefix}submissions, deadletter, router-state and "
         f"{len(agencies)} inboxes"
@@ -174,20 +171,6 @@ def _issue_certificates(settings: Settings, agencies: list[str], now: datetime) 
         role=CertRole.ARCHIVE,
         now=datetime.now(VN) - timedelta(days=1),
     )
-
-
-async def _make_topics(settings: Settings, bootstrap: str, agencies: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await ensure_topics(
-            admin,
-            plan_topics(
-                load_topic_manifests(), settings.topic_prefix, sorted(set(agencies)), brokers=1
-            ),
-        )
-    finally:
-        await admin.close()
 
 
 def _credentials(settings: Settings, code: str, person: str | None = None) -> list[Credential]:

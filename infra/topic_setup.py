@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import structlog
@@ -45,16 +46,25 @@ def plan_topics(
     return plans
 
 
-async def ensure_all(settings: Settings, bootstrap: str) -> list[TopicOutcome]:
-    directory = AgencyDirectory.default()
-    now = datetime.now(UTC)
-    codes = sorted(a.code for a in directory if a.is_open(now))
+async def ensure_for_agencies(
+    settings: Settings, bootstrap: str, agencies: Iterable[str]
+) -> list[TopicOutcome]:
+    """The manifests' topics under settings.topic_prefix, with an inbox for each of `agencies`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
         brokers = len(cluster.get("brokers", [])) or 1
-        plans = plan_topics(load_topic_manifests(), settings.topic_prefix, codes, brokers)
+        plans = plan_topics(
+            load_topic_manifests(), settings.topic_prefix, sorted(set(agencies)), brokers
+        )
         return await ensure_topics(admin, plans)
     finally:
         await admin.close()
+
+
+async def ensure_all(settings: Settings, bootstrap: str) -> list[TopicOutcome]:
+    """Every topic, with an inbox for every agency open today."""
+    now = datetime.now(UTC)
+    codes = [a.code for a in AgencyDirectory.default() if a.is_open(now)]
+    return await ensure_for_agencies(settings, bootstrap, codes)

@@ -12,17 +12,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.migrate import migrate
 from infra.settings import Settings
-from infra.topic_setup import plan_topics
-from infra.topics import ensure_topics
+from infra.topic_setup import ensure_for_agencies
 from schemas.common import AgencyRef, DocumentCode
 from schemas.document import OfficialDocument, document_from_record
 from schemas.envelope import Envelope, encode_envelope
 from schemas.samples import example_record
-from schemas.topics import load_topic_manifests
 
 FETCH = 40 * 1024 * 1024
 
@@ -46,13 +43,7 @@ def seed_document(
 async def ensure_exchange_topics(
     settings: Settings, bootstrap: str, agencies: Iterable[str]
 ) -> None:
-    plans = plan_topics(load_topic_manifests(), settings.topic_prefix, sorted(set(agencies)), 1)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await ensure_topics(admin, plans)
-    finally:
-        await admin.close()
+    await ensure_for_agencies(settings, bootstrap, agencies)
 
 
 async def publish(
