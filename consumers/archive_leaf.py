@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from signing.merkle import leaf_hash
-from signing.merkle_leaf import LeafRecord, format_archived_at
+from signing.merkle_leaf import LeafRecord, canonical_json, decode_leaf, format_archived_at
 
 
 def archive_time(at: datetime) -> datetime:
@@ -40,3 +41,49 @@ def record_leaf(
 
 def sha256(raw: bytes) -> bytes:
     return hashlib.sha256(raw).digest()
+
+
+def leaves(
+    first_seq: int,
+    records: Sequence[tuple[str, int, int, str | None, bytes]],
+    archived_at: datetime,
+) -> list[tuple[bytes, bytes]]:
+    """(leaf_data, leaf_hash) of consecutive records (topic, partition, offset, message_id,
+    sha256) archived together: the same bytes `record_leaf` gives each of them.
+
+    `record_leaf` re-parses every leaf it encodes (LeafRecord.encode -> decode_leaf); here the
+    inputs are checked for what decode_leaf refuses (negative or non-integer numbers, a digest
+    that is not 32 bytes, a non-string topic or message id), the timestamp is formatted once,
+    and the first leaf of the batch still goes through decode_leaf.
+    """
+    stamp = format_archived_at(archived_at)
+    out: list[tuple[bytes, bytes]] = []
+    for i, (topic, partition, offset, message_id, sha256) in enumerate(records):
+        seq = first_seq + i
+        if not (
+            type(seq) is int
+            and type(partition) is int
+            and type(offset) is int
+            and seq >= 0
+            and partition >= 0
+            and offset >= 0
+            and isinstance(topic, str)
+            and (message_id is None or isinstance(message_id, str))
+            and len(sha256) == 32
+        ):
+            raise ValueError(f"record {topic!r}/{partition}/{offset} cannot make a leaf")
+        data = canonical_json(
+            {
+                "archived_at": stamp,
+                "message_id": message_id,
+                "offset": offset,
+                "partition": partition,
+                "seq": seq,
+                "sha256": sha256.hex(),
+                "topic": topic,
+            }
+        )
+        out.append((data, leaf_hash(data)))
+    if out:
+        decode_leaf(out[0][0])  # never write a leaf a verifier would refuse
+    return out

@@ -6,148 +6,110 @@ Nothing here raises on bad input: a record that does not parse is still archived
 
 from __future__ import annotations
 
-import enum
 import hashlib
-import json
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, TypedDict
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+from consumers.archive_document import document_row, signature_facts
+from consumers.archive_rows import (
+    SECRET_REASON,
+    ArchiveTopics,
+    DeliveryRow,
+    DocumentRow,
+    Kind,
+    Parsed,
+    RecordRow,
+    RejectionRow,
+    SourceRecord,
+    StatusRow,
+    clean,
+    dumps,
+)
 from schemas.addressing import Payload
 from schemas.agency import AgencyDirectory
 from schemas.codec import decode_payload
-from schemas.common import DocumentCode, DocumentType, SecrecyMarking
-from schemas.document import OfficialDocument
+from schemas.common import SecrecyMarking
 from schemas.envelope import Envelope, SignerRole, decode_envelope
 from schemas.errors import SchemaError
 from schemas.paper import PaperExchangeRecord
-from schemas.report import PeriodicReport
 from schemas.status import StatusNotice
-from signing.envelope import verify_envelope
-from signing.errors import VerificationError
 from signing.trust import TrustStore
 
-SECRET_REASON = "SECRET_DOCUMENT"
+__all__ = [  # the rows are defined in archive_rows; importers of this module still find them
+    "SECRET_REASON",
+    "ArchiveTopics",
+    "DeliveryRow",
+    "DocumentRow",
+    "Kind",
+    "ParseContext",
+    "Parsed",
+    "PayloadCache",
+    "RecordRow",
+    "RejectionRow",
+    "SourceRecord",
+    "StatusRow",
+    "clean",
+    "dumps",
+    "parse_record",
+    "signature_facts",
+]
 
 
-class Kind(enum.StrEnum):
-    SUBMISSION = "submission"
-    DELIVERY = "delivery"  # an inbox record routed from a submission
-    NOTICE = "notice"  # an inbox record that is the platform's own status 02
-    DEADLETTER = "deadletter"
+class PayloadCache:
+    """Decoded payloads by their exact bytes, least recently used first.
 
+    A delivery carries its submission's payload bytes unchanged (the router adds a trace hop to
+    the envelope, not to the payload), so the archiver would decode every payload twice, or
+    once per recipient and once more. Decoding is a pure function of (payload type, schema,
+    bytes), so a hit returns what decoding again would; only successes are kept. Bounded by
+    entries and by payload bytes, so large attachments cannot make it grow.
+    """
 
-@dataclass(frozen=True, slots=True)
-class ArchiveTopics:
-    submissions: str
-    deadletter: str
-    inbox_prefix: str  # "<prefix>inbox."
+    def __init__(self, max_entries: int = 8192, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self._bytes = 0
+        self._entries: OrderedDict[tuple[str, str, bytes], Payload] = OrderedDict()
+        self._lock = threading.Lock()
 
-    @property
-    def pattern(self) -> re.Pattern[str]:
-        alternatives = "|".join(
-            (
-                re.escape(self.submissions),
-                re.escape(self.deadletter),
-                re.escape(self.inbox_prefix) + r".+",
-            )
-        )
-        return re.compile(f"^(?:{alternatives})$")
+    def __len__(self) -> int:
+        return len(self._entries)
 
-
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-    timestamp: datetime  # the Kafka record's timestamp, UTC
-
-
-@dataclass(frozen=True, slots=True)
-class RecordRow:
-    topic: str
-    partition: int
-    offset: int
-    kind: Kind
-    message_id: str | None
-    document_id: str | None
-    payload_type: str | None
-    sender: str | None
-    raw: bytes | None  # None only for a secret document
-    raw_sha256: bytes
-    parse_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentRow:
-    document_id: str
-    payload_type: str
-    sender: str
-    recipients: tuple[str, ...]
-    copies: tuple[str, ...]
-    number: str | None
-    notation: str | None
-    doc_type: str | None
-    doc_type_name: str | None
-    subject: str | None
-    promulgation_date: date | None
-    due_date: date | None
-    priority: int | None
-    secrecy: str
-    signer: dict[str, Any] | None
-    signatures: list[dict[str, Any]]
-    submitted_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRow:
-    document_id: str
-    recipient: str
-    delivered_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    document_id: str
-    from_agency: str
-    to_agency: str
-    code: str
-    description: str | None
-    staff: dict[str, Any] | None
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RejectionRow:
-    reason: str
-    detail: str | None
-    sender: str | None
-    message_id: str | None
-    document_id: str | None
-    secret: bool
-    source: str | None
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    record: RecordRow
-    document: DocumentRow | None = None
-    delivery: DeliveryRow | None = None
-    status: StatusRow | None = None
-    rejection: RejectionRow | None = None
+    def decode(self, envelope: Envelope) -> Payload:
+        key = (str(envelope.payload_type), envelope.payload_schema, bytes(envelope.payload))
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return found
+        payload = decode_payload(envelope, validate=False)
+        size = len(key[2])
+        if size > self.max_bytes // 16:
+            return payload  # one large payload would evict hundreds of small ones
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = payload
+                self._bytes += size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                old, _ = self._entries.popitem(last=False)
+                self._bytes -= len(old[2])
+        return payload
 
 
 @dataclass(frozen=True, slots=True)
 class ParseContext:
+    """Built once per archiver process: the TrustStore's chain cache and the payload cache
+    only pay off if every record is parsed with the same context."""
+
     topics: ArchiveTopics
     trust: TrustStore
     agencies: AgencyDirectory
+    payloads: PayloadCache = field(default_factory=PayloadCache, compare=False)
 
 
 def kind_of(topic: str, topics: ArchiveTopics) -> Kind:
@@ -156,11 +118,6 @@ def kind_of(topic: str, topics: ArchiveTopics) -> Kind:
     if topic == topics.deadletter:
         return Kind.DEADLETTER
     return Kind.DELIVERY
-
-
-def clean(text: object) -> str | None:
-    """PostgreSQL text cannot hold NUL; an Avro string can. Raw bytes keep the original."""
-    return None if text is None else str(text).replace("\x00", "")
 
 
 def header(src: SourceRecord, name: str) -> str | None:
@@ -188,14 +145,14 @@ def parse_record(src: SourceRecord, ctx: ParseContext) -> Parsed:
     except SchemaError as exc:
         return Parsed(_bare(src, kind, raw, digest, f"envelope: {exc.reason}: {exc}"))
     try:
-        payload = decode_payload(envelope, validate=False)
+        payload = ctx.payloads.decode(envelope)
     except SchemaError as exc:
         return Parsed(_from_envelope(src, kind, raw, digest, envelope, f"payload: {exc.reason}"))
     if is_secret(payload):
         return Parsed(_secret_row(src, kind, digest, envelope))
     if kind is Kind.SUBMISSION:
         row = _from_envelope(src, kind, raw, digest, envelope, None)
-        return Parsed(row, document=_document(envelope, payload, ctx))
+        return Parsed(row, document=document_row(envelope, payload, ctx.trust, ctx.agencies))
     if isinstance(payload, StatusNotice) and SignerRole.PLATFORM in _roles(envelope):
         kind = Kind.NOTICE
     row = _from_envelope(src, kind, raw, digest, envelope, None)
@@ -361,125 +318,3 @@ def _staff(notice: StatusNotice) -> dict[str, Any] | None:
         "email": clean(s.email),
         "telephone": clean(s.telephone),
     }
-
-
-def _document(envelope: Envelope, payload: Payload, ctx: ParseContext) -> DocumentRow | None:
-    signatures = signature_facts(envelope, ctx)
-    base: dict[str, Any] = {
-        "document_id": clean(envelope.document_id) or "",
-        "payload_type": str(envelope.payload_type),
-        "signatures": signatures,
-        "submitted_at": envelope.created_at,
-        "due_date": None,
-        "priority": None,
-        "signer": None,
-        "copies": (),
-    }
-    if isinstance(payload, OfficialDocument):
-        base.update(
-            copies=_codes(p.code for p in payload.to_places if p.code),
-            due_date=payload.due_date,
-            priority=int(payload.priority),
-            signer={
-                "competence": clean(payload.signer.competence),
-                "position": clean(payload.signer.position),
-                "full_name": clean(payload.signer.full_name),
-            },
-        )
-        return DocumentRow(
-            **base,
-            sender=clean(payload.sender.code) or "",
-            recipients=_codes(a.code for a in payload.to),
-            **_code_fields(payload.code, payload.document_type),
-            subject=clean(payload.subject),
-            promulgation_date=payload.promulgation_date,
-            secrecy=str(payload.secrecy),
-        )
-    if isinstance(payload, PeriodicReport):
-        return DocumentRow(
-            **base,
-            sender=clean(payload.reporting_agency.code) or "",
-            recipients=(clean(payload.recipient_agency.code) or "",),
-            number=None,
-            notation=None,
-            doc_type=None,
-            doc_type_name=clean(f"{payload.regime_code} {payload.kind}"),
-            subject=clean(payload.regime_title),
-            promulgation_date=payload.period.end,
-            secrecy=str(payload.secrecy),
-        )
-    if isinstance(payload, PaperExchangeRecord):
-        return DocumentRow(
-            **base,
-            sender=clean(payload.sender.code) or "",
-            recipients=_codes(a.code for a in payload.recipients),
-            **_code_fields(payload.code, payload.document_type),
-            subject=clean(payload.subject),
-            promulgation_date=payload.document_date,
-            secrecy=str(payload.secrecy),
-        )
-    return None  # a status notice: its timeline comes from the inbox it reaches
-
-
-class _CodeFields(TypedDict):
-    number: str | None
-    notation: str | None
-    doc_type: str | None
-    doc_type_name: str | None
-
-
-def _code_fields(code: DocumentCode, document_type: DocumentType) -> _CodeFields:
-    """Number, notation and Decree 30 type, as documents and paper registrations both carry."""
-    return _CodeFields(
-        number=clean(code.number),
-        notation=clean(code.notation),
-        doc_type=clean(document_type.abbreviation or ""),
-        doc_type_name=clean(document_type.name),
-    )
-
-
-def _codes(codes: Any) -> tuple[str, ...]:
-    return tuple(clean(c) or "" for c in codes)
-
-
-def signature_facts(envelope: Envelope, ctx: ParseContext) -> list[dict[str, Any]]:
-    """Each signature as verified at the envelope's own time; a failure is recorded, not fatal
-    (the archive keeps forgeries too, and says so)."""
-    try:
-        verified = verify_envelope(
-            envelope, trust=ctx.trust, agencies=ctx.agencies, at=envelope.created_at
-        )
-    except VerificationError as exc:
-        return [
-            {
-                "role": str(sig.role),
-                "algorithm": clean(sig.algorithm),
-                "fingerprint": _fingerprint(sig.certificate_chain),
-                "signing_time": clean(sig.signing_time),
-                "valid": False,
-                "reason": str(exc.reason),
-                "detail": clean(str(exc))
-                if exc.signature_index in (None, i)
-                else "another signature failed",
-            }
-            for i, sig in enumerate(envelope.signatures)
-        ] or [{"valid": False, "reason": str(exc.reason), "detail": clean(str(exc))}]
-    return [
-        {
-            "role": str(v.role),
-            "algorithm": v.algorithm,
-            "subject": clean(v.subject),
-            "fingerprint": v.certificate_sha256,
-            "signing_time": v.signing_time.isoformat(),
-            "valid": True,
-        }
-        for v in verified.signatures
-    ]
-
-
-def _fingerprint(chain: Sequence[bytes]) -> str | None:
-    return hashlib.sha256(chain[0]).hexdigest() if chain else None
-
-
-def dumps(value: object) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,16 +53,34 @@ RECORD_COLUMNS = (
     "archived_at",
 )
 
-INSERT_DOCUMENT = """
+# One statement per batch (not one per document): every column as an array, unnested in step.
+# text[] columns travel as JSON text (unnest of a 2-D array would flatten it). ORDER BY seq, so
+# of two submissions with one document id in a batch the first wins, as one by one.
+INSERT_DOCUMENTS = """
 INSERT INTO document (
     document_id, payload_type, sender, recipients, copies, number, notation, doc_type,
     doc_type_name, subject, subject_folded, promulgation_date, due_date, priority, secrecy,
     signer, signatures, submission_seq, submitted_at, search
-) VALUES (
-    $1, $2, $3, $4::text[], $5::text[], $6::text, $7::text, $8, $9::text, $10::text,
-    lt_fold($10::text), $11, $12, $13, $14, $15::jsonb, $16::jsonb, $17, $18,
-    to_tsvector('simple', lt_fold(concat_ws(' ', $10::text, $6::text || '/' || $7::text, $9::text)))
 )
+SELECT
+    d.document_id, d.payload_type, d.sender,
+    ARRAY(SELECT jsonb_array_elements_text(d.recipients::jsonb)),
+    ARRAY(SELECT jsonb_array_elements_text(d.copies::jsonb)),
+    d.number, d.notation, d.doc_type, d.doc_type_name, d.subject, lt_fold(d.subject),
+    d.promulgation_date, d.due_date, d.priority, d.secrecy, d.signer::jsonb,
+    d.signatures::jsonb, d.submission_seq, d.submitted_at,
+    to_tsvector('simple', lt_fold(concat_ws(' ', d.subject, d.number || '/' || d.notation,
+                                            d.doc_type_name)))
+FROM unnest(
+    $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::date[], $12::date[], $13::smallint[], $14::text[],
+    $15::text[], $16::text[], $17::bigint[], $18::timestamptz[]
+) AS d(
+    document_id, payload_type, sender, recipients, copies, number, notation, doc_type,
+    doc_type_name, subject, promulgation_date, due_date, priority, secrecy, signer, signatures,
+    submission_seq, submitted_at
+)
+ORDER BY d.submission_seq
 ON CONFLICT (document_id) DO NOTHING
 """
 
@@ -150,7 +169,8 @@ async def write_batch(
     )
     documents = [(r.seq, r.parsed.document) for r in rows if r.parsed.document]
     if documents:
-        await conn.executemany(INSERT_DOCUMENT, [_document_args(s, d) for s, d in documents])
+        args = [_document_args(s, d) for s, d in documents]
+        await conn.execute(INSERT_DOCUMENTS, *(list(column) for column in zip(*args, strict=True)))
     deliveries = [
         (d.document_id, d.recipient, r.seq, d.delivered_at)
         for r in rows
@@ -247,8 +267,8 @@ def _document_args(seq: int, d: DocumentRow) -> tuple[object, ...]:
         d.document_id,
         d.payload_type,
         d.sender,
-        list(d.recipients),
-        list(d.copies),
+        json.dumps(list(d.recipients), ensure_ascii=False),
+        json.dumps(list(d.copies), ensure_ascii=False),
         d.number,
         d.notation,
         d.doc_type,

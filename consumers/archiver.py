@@ -9,6 +9,7 @@ time (an advisory lock), so seq stays gapless and equal to the leaf index.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
@@ -23,12 +24,13 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumers import archive_store as store
-from consumers.archive_leaf import archive_time, record_leaf
+from consumers.archive_leaf import archive_time, leaves
 from consumers.archive_parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
 from consumers.archive_tree import HeadSigner, load_right_edge
 from signing.merkle import RightEdge, append_leaves
 
 log = structlog.get_logger()
+_stdlib_log = logging.getLogger(__name__)  # the logger structlog's stdlib factory uses
 
 FETCH_BYTES = 40 * 1024 * 1024  # above the largest message a topic accepts (32 MiB)
 
@@ -236,19 +238,19 @@ class Archiver:
             return
         started = time.monotonic()
         archived_at = archive_time(self.clock())
-        rows = []
-        for i, p in enumerate(todo):
-            rec = p.record
-            data, digest = record_leaf(
-                seq=self.size + i,
-                topic=rec.topic,
-                partition=rec.partition,
-                offset=rec.offset,
-                message_id=rec.message_id,
-                sha256=rec.raw_sha256,
-                archived_at=archived_at,
-            )
-            rows.append(store.LeafRow(self.size + i, p, data, digest, archived_at))
+        made = leaves(
+            self.size,
+            [
+                (p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
+                 p.record.raw_sha256)
+                for p in todo
+            ],
+            archived_at,
+        )  # fmt: skip
+        rows = [
+            store.LeafRow(self.size + i, p, data, digest, archived_at)
+            for i, (p, (data, digest)) in enumerate(zip(todo, made, strict=True))
+        ]
         edge, nodes = append_leaves(self.edge, self.size, [r.leaf_hash for r in rows])
         offsets = dict(self.offsets)
         for p in todo:
@@ -268,7 +270,10 @@ class Archiver:
         self.metrics.parse_errors.inc(errors)
         self.metrics.batches.inc()
         self.metrics.tree_size.set(self.size)
-        for i, p in enumerate(todo):
+        # structlog's stdlib chain renders an event before the stdlib level drops it: ask the
+        # level first, or every record pays for a debug line nobody sees (≈ 10 % of the CPU).
+        per_record = _stdlib_log.isEnabledFor(logging.DEBUG)
+        for i, p in enumerate(todo if per_record else ()):
             rec = p.record
             # Secret rows carry no document id, so nothing identifying reaches the logs.
             log.debug(

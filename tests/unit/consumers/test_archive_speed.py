@@ -1,0 +1,117 @@
+"""What the archiver does to go faster must not change what it stores: the payload cache, the
+batch leaf encoder and the one-statement document insert give what the slow paths gave."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from consumers.archive_leaf import leaves, record_leaf
+from consumers.archive_parse import (
+    ArchiveTopics,
+    Kind,
+    ParseContext,
+    PayloadCache,
+    SourceRecord,
+    parse_record,
+)
+from schemas.agency import AgencyDirectory
+from schemas.codec import decode_payload
+from schemas.envelope import SignerRole, decode_envelope, encode_envelope
+from signing.pkidir import PkiDirectory
+from signing.profile import CertRole
+from signing.seal import load_credential, seal
+from tests.support import seed_document
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+H26, BA_DINH = "000.00.00.H26", "000.00.31.H26"
+TOPICS = ArchiveTopics("p.submissions", "p.deadletter", "p.inbox.")
+
+
+@pytest.fixture(scope="module")
+def pki_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pki")
+    pki = PkiDirectory(root)
+    pki.init(now=NOW - timedelta(days=1))
+    pki.issue(agency_code=H26, role=CertRole.AGENCY, now=NOW - timedelta(days=1))
+    return root
+
+
+def sealed(pki_root: Path, number: int) -> bytes:
+    cred = load_credential(pki_root, H26, SignerRole.AGENCY)
+    return encode_envelope(seal(seed_document(number, [BA_DINH]), credentials=[cred], at=NOW))
+
+
+def source(topic: str, value: bytes, offset: int = 0) -> SourceRecord:
+    return SourceRecord(topic, 0, offset, b"k", value, (), NOW)
+
+
+def test_a_delivery_reuses_its_submissions_decoded_payload_and_parses_the_same(
+    pki_root: Path,
+) -> None:
+    ctx = ParseContext(TOPICS, PkiDirectory(pki_root).trust_store(), AgencyDirectory.default())
+    cold = ParseContext(TOPICS, PkiDirectory(pki_root).trust_store(), AgencyDirectory.default())
+    raw = sealed(pki_root, 1)
+    submission = parse_record(source(TOPICS.submissions, raw), ctx)
+    delivery = parse_record(source(TOPICS.inbox_prefix + BA_DINH, raw, 1), ctx)
+    assert ctx.payloads.hits == 1 and len(ctx.payloads) == 1
+    assert submission.record.kind is Kind.SUBMISSION and delivery.record.kind is Kind.DELIVERY
+    # The same answers as a context that never saw the submission.
+    assert delivery == parse_record(source(TOPICS.inbox_prefix + BA_DINH, raw, 1), cold)
+    assert submission == parse_record(source(TOPICS.submissions, raw), cold)
+
+
+def test_the_payload_cache_returns_what_decoding_returns_and_stays_bounded(
+    pki_root: Path,
+) -> None:
+    envelopes = [decode_envelope(sealed(pki_root, n)) for n in range(6)]
+    size = len(envelopes[0].payload)
+    cache = PayloadCache(max_entries=4)
+    for env in envelopes:
+        assert cache.decode(env) == decode_payload(env, validate=False)
+    assert len(cache) == 4  # the least recently used went first
+    assert cache.decode(envelopes[-1]) == decode_payload(envelopes[-1], validate=False)
+    assert cache.hits == 1
+    tiny = PayloadCache(max_bytes=16 * (size - 1))
+    tiny.decode(envelopes[0])
+    assert len(tiny) == 0  # larger than a sixteenth of the budget: decoded, not kept
+
+
+def test_batch_leaves_are_byte_for_byte_the_leaves_of_record_leaf() -> None:
+    at = datetime(2026, 11, 27, 3, 4, 5, 678901, tzinfo=UTC)
+    records = [
+        ("p.submissions", 0, 0, "m-1", bytes(range(32))),
+        ("p.inbox.000.00.31.H26", 3, 17, None, bytes(32)),
+        ("p.deadletter", 1, 2**40, 'quoted "Việt" \\ id', b"\xff" * 32),
+    ]
+    made = leaves(41, records, at)
+    for i, ((topic, partition, offset, message_id, digest), got) in enumerate(
+        zip(records, made, strict=True)
+    ):
+        assert got == record_leaf(
+            seq=41 + i,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            message_id=message_id,
+            sha256=digest,
+            archived_at=at,
+        )
+    assert leaves(0, [], at) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("t", -1, 0, None, bytes(32)),
+        ("t", 0, -5, None, bytes(32)),
+        ("t", 0, 0, None, bytes(31)),
+        ("t", True, 0, None, bytes(32)),
+        ("t", 0, 0, 7, bytes(32)),
+    ],
+)
+def test_batch_leaves_refuse_what_a_verifier_would_refuse(bad: tuple[object, ...]) -> None:
+    with pytest.raises(ValueError):
+        leaves(0, [bad], NOW)  # type: ignore[list-item]
