@@ -9,7 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
-from consumers.archive_parse import DocumentRow, Parsed, dumps
+from consumers.archive_rows import DocumentRow, Kind, Parsed, dumps
 
 # pg_advisory_lock key of the single archive writer ('lt-archive' folded into 63 bits).
 WRITER_LOCK = 0x6C742D6172636876
@@ -56,11 +56,26 @@ RECORD_COLUMNS = (
 # One statement per batch (not one per document): every column as an array, unnested in step.
 # text[] columns travel as JSON text (unnest of a 2-D array would flatten it). ORDER BY seq, so
 # of two submissions with one document id in a batch the first wins, as one by one.
+# The routing outcome is settled as the row goes in: the first delivery or dead letter with the
+# submission's message id, among the rows already archived and this batch's (copied before this
+# statement), exactly what SETTLE_ROUTING would set right after. An UPDATE of every document
+# row would write it twice (routing_outcome is in a partial index, so the update is not HOT
+# and adds an entry to each of the document's nine indexes, three of them GIN).
+REJECTION_COLUMNS = (
+    "seq", "reason", "detail", "sender", "message_id", "document_id", "secret", "source", "at",
+)  # fmt: skip
+STATUS_COLUMNS = (
+    "seq", "document_id", "from_agency", "to_agency", "code", "description", "staff", "at",
+)  # fmt: skip
+# The records whose kind settles a document's routing outcome (SETTLE_ROUTING's r.kind).
+OUTCOME_KINDS = frozenset({Kind.DELIVERY, Kind.DEADLETTER})
+
 INSERT_DOCUMENTS = """
 INSERT INTO document (
     document_id, payload_type, sender, recipients, copies, number, notation, doc_type,
     doc_type_name, subject, subject_folded, promulgation_date, due_date, priority, secrecy,
-    signer, signatures, submission_seq, submitted_at, search
+    signer, signatures, submission_seq, submitted_at, search,
+    routing_outcome, routing_reason, routing_seq
 )
 SELECT
     d.document_id, d.payload_type, d.sender,
@@ -70,7 +85,10 @@ SELECT
     d.promulgation_date, d.due_date, d.priority, d.secrecy, d.signer::jsonb,
     d.signatures::jsonb, d.submission_seq, d.submitted_at,
     to_tsvector('simple', lt_fold(concat_ws(' ', d.subject, d.number || '/' || d.notation,
-                                            d.doc_type_name)))
+                                            d.doc_type_name))),
+    CASE o.kind WHEN 'delivery' THEN 'routed' WHEN 'deadletter' THEN 'rejected'
+                ELSE 'pending' END,
+    o.reason, o.seq
 FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::date[], $12::date[], $13::smallint[], $14::text[],
@@ -80,12 +98,22 @@ FROM unnest(
     doc_type_name, subject, promulgation_date, due_date, priority, secrecy, signer, signatures,
     submission_seq, submitted_at
 )
+JOIN archive_record s ON s.seq = d.submission_seq
+LEFT JOIN LATERAL (
+    SELECT r.seq, r.kind, j.reason
+    FROM archive_record r LEFT JOIN rejection j ON j.seq = r.seq
+    WHERE r.message_id = s.message_id AND r.kind IN ('delivery', 'deadletter')
+    ORDER BY r.seq
+    LIMIT 1
+) o ON true
 ORDER BY d.submission_seq
 ON CONFLICT (document_id) DO NOTHING
 """
 
 # A routing outcome arrives on another topic than its submission, in either order: settle
-# every pending document whose submission's message id this batch touched.
+# every pending document whose submission's message id this batch touched. The batch's own
+# documents were settled as they went in, so only its deliveries' and dead letters' message ids
+# can settle anything (an earlier pending document only changes with an outcome of its own).
 SETTLE_ROUTING = """
 WITH pending AS (
     SELECT d.document_id, s.message_id
@@ -163,10 +191,18 @@ async def write_batch(
     nodes: Sequence[tuple[int, int, bytes]],
     offsets: Mapping[tuple[str, int], int],
 ) -> None:
-    """Everything one batch produces; the caller wraps it in one transaction."""
+    """Everything one batch produces; the caller wraps it in one transaction. Records first,
+    rejections before documents (a document's outcome may be one of them)."""
     await conn.copy_records_to_table(
         "archive_record", records=[_record_tuple(r) for r in rows], columns=RECORD_COLUMNS
     )
+    rejections = [
+        (r.seq, j.reason, j.detail, j.sender, j.message_id, j.document_id, j.secret, j.source, j.at)
+        for r in rows
+        if (j := r.parsed.rejection) is not None
+    ]
+    if rejections:
+        await conn.copy_records_to_table("rejection", records=rejections, columns=REJECTION_COLUMNS)
     documents = [(r.seq, r.parsed.document) for r in rows if r.parsed.document]
     if documents:
         args = [_document_args(s, d) for s, d in documents]
@@ -197,44 +233,16 @@ async def write_batch(
         if (s := r.parsed.status) is not None
     ]
     if statuses:
-        await conn.copy_records_to_table(
-            "status_event",
-            records=statuses,
-            columns=(
-                "seq",
-                "document_id",
-                "from_agency",
-                "to_agency",
-                "code",
-                "description",
-                "staff",
-                "at",
-            ),
-        )
-    rejections = [
-        (r.seq, j.reason, j.detail, j.sender, j.message_id, j.document_id, j.secret, j.source, j.at)
-        for r in rows
-        if (j := r.parsed.rejection) is not None
-    ]
-    if rejections:
-        await conn.copy_records_to_table(
-            "rejection",
-            records=rejections,
-            columns=(
-                "seq",
-                "reason",
-                "detail",
-                "sender",
-                "message_id",
-                "document_id",
-                "secret",
-                "source",
-                "at",
-            ),
-        )
-    touched = sorted({m for r in rows if (m := r.parsed.record.message_id)})
-    if touched:
-        await conn.execute(SETTLE_ROUTING, touched)
+        await conn.copy_records_to_table("status_event", records=statuses, columns=STATUS_COLUMNS)
+    outcomes = sorted(
+        {
+            m
+            for r in rows
+            if (m := r.parsed.record.message_id) and r.parsed.record.kind in OUTCOME_KINDS
+        }
+    )
+    if outcomes:
+        await conn.execute(SETTLE_ROUTING, outcomes)
     await conn.copy_records_to_table(
         "merkle_node", records=list(nodes), columns=("level", "idx", "hash")
     )

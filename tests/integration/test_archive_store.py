@@ -1,24 +1,31 @@
-"""The batch writer's one-statement document insert keeps the one-row-at-a-time semantics."""
+"""The batch writer keeps the one-row-at-a-time semantics: documents, outcomes, every table."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from consumers import archive_store as store
 from consumers.archive_leaf import archive_time, leaves
-from consumers.archive_parse import ArchiveTopics, ParseContext, SourceRecord, parse_record
+from consumers.archive_parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
 from schemas.agency import AgencyDirectory
-from schemas.envelope import SignerRole, encode_envelope
+from schemas.codec import encode_payload
+from schemas.common import AgencyRef, SecrecyMarking
+from schemas.envelope import Envelope, SignerRole, encode_envelope
+from schemas.status import StatusCode, StatusNotice
+from signing.envelope import sign_envelope
 from signing.merkle import RightEdge, append_leaves
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 from signing.seal import load_credential, seal
 from tests.integration.test_archive import archive_db  # noqa: F401 (fixture)
-from tests.support import seed_document
+from tests.support import fresh_database, seed_document
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 H26, BA_DINH, HBT = "000.00.00.H26", "000.00.31.H26", "000.00.32.H26"
@@ -30,7 +37,8 @@ def ctx_and_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[ParseContext
     root = tmp_path_factory.mktemp("pki")
     pki = PkiDirectory(root)
     pki.init(now=NOW - timedelta(days=1))
-    pki.issue(agency_code=H26, role=CertRole.AGENCY, now=NOW - timedelta(days=1))
+    for code in (H26, BA_DINH):
+        pki.issue(agency_code=code, role=CertRole.AGENCY, now=NOW - timedelta(days=1))
     ctx = ParseContext(TOPICS, pki.trust_store(), AgencyDirectory.default())
     return ctx, root
 
@@ -85,3 +93,135 @@ async def test_documents_of_a_batch_go_in_once_first_submission_first_with_their
     assert got[0]["subject"] == first.subject and got[0]["searchable"]
     assert got[0]["subject_folded"] and got[0]["subject_folded"] == got[0]["subject_folded"].lower()
     assert store.dumps(first.signatures) is not None and got[0]["signatures"] is not None
+
+
+def _letter(value: bytes, key: bytes | None, headers: dict[str, str], offset: int) -> SourceRecord:
+    encoded = tuple((k, v.encode()) for k, v in headers.items())
+    return SourceRecord(TOPICS.deadletter, 0, offset, key, value, encoded, NOW)
+
+
+def _mixed_records(root: Path) -> list[SourceRecord]:
+    """A multi-recipient document and its deliveries, a secret document and its secret dead
+    letter, a rejected document, a delivery read before its submission, a document never
+    routed, and an agency's status notice: every row kind a batch can carry."""
+    cred = load_credential(root, H26, SignerRole.AGENCY)
+    multi = encode_envelope(seal(seed_document(11, [BA_DINH, HBT]), credentials=[cred], at=NOW))
+    doc = dataclasses.replace(seed_document(12, [BA_DINH]), secrecy=SecrecyMarking.MAT)
+    ptype, identity, body = encode_payload(doc, validate=False)
+    env = Envelope("m-secret", ptype, identity, body, doc.document_id, H26, (BA_DINH,), NOW)
+    secret = encode_envelope(
+        sign_envelope(env, key=cred.key, chain=cred.chain, role=SignerRole.AGENCY, at=NOW)
+    )
+    rejected_env = seal(seed_document(13, [HBT]), credentials=[cred], at=NOW)
+    rejected = encode_envelope(rejected_env)
+    late = encode_envelope(seal(seed_document(14, [BA_DINH]), credentials=[cred], at=NOW))
+    never = encode_envelope(seal(seed_document(15, [HBT]), credentials=[cred], at=NOW))
+    notice = StatusNotice(
+        seed_document(11, []).document_id, AgencyRef(BA_DINH, "Ba Đình"), StatusCode.ARRIVED, NOW
+    )
+    ba_cred = load_credential(root, BA_DINH, SignerRole.AGENCY)
+    status = encode_envelope(seal(notice, credentials=[ba_cred], at=NOW, recipients=[H26]))
+    sub, inbox = TOPICS.submissions, TOPICS.inbox_prefix
+    return [
+        SourceRecord(sub, 0, 0, b"k", multi, (), NOW),
+        SourceRecord(inbox + BA_DINH, 0, 0, b"k", multi, (), NOW),
+        SourceRecord(inbox + HBT, 0, 0, b"k", multi, (), NOW),
+        SourceRecord(sub, 0, 1, b"k", secret, (), NOW),
+        _letter(
+            b"",
+            None,
+            {
+                "lt-reason": "SECRET_DOCUMENT",
+                "lt-sha256": hashlib.sha256(secret).hexdigest(),
+                "lt-sender": H26,
+            },
+            0,
+        ),
+        SourceRecord(sub, 1, 0, b"k", rejected, (), NOW),
+        _letter(
+            rejected,
+            rejected_env.document_id.encode(),
+            {"lt-reason": "UNKNOWN_RECIPIENT", "lt-detail": "no inbox", "lt-sender": H26},
+            1,
+        ),
+        SourceRecord(inbox + BA_DINH, 0, 1, b"k", late, (), NOW),
+        SourceRecord(sub, 1, 1, b"k", late, (), NOW),
+        SourceRecord(sub, 1, 2, b"k", never, (), NOW),
+        SourceRecord(inbox + H26, 0, 0, b"k", status, (), NOW),
+    ]
+
+
+async def _write_in_batches(url: str, parsed: list[Parsed], size: int) -> dict[str, list[Any]]:
+    """Write `parsed` in batches of `size` as the archiver does, then every table's rows."""
+    at = archive_time(NOW)
+    edge, offsets = RightEdge.empty(), {}
+    conn = await asyncpg.connect(url)
+    try:
+        for first in range(0, len(parsed), size):
+            batch = parsed[first : first + size]
+            made = leaves(
+                first,
+                [(p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
+                  p.record.raw_sha256) for p in batch],
+                at,
+            )  # fmt: skip
+            rows = [
+                store.LeafRow(first + i, p, d, h, at)
+                for i, (p, (d, h)) in enumerate(zip(batch, made, strict=True))
+            ]
+            edge, nodes = append_leaves(edge, first, [h for _, h in made])
+            changed = {(p.record.topic, p.record.partition): p.record.offset + 1 for p in batch}
+            offsets.update(changed)
+            async with conn.transaction():
+                await store.write_batch(conn, rows, nodes, changed)
+        tables = {
+            "archive_record": "seq",
+            "document": "document_id",
+            "delivery": "seq, recipient",
+            "rejection": "seq",
+            "status_event": "seq",
+            "merkle_node": "level, idx",
+            "archive_offset": "topic, partition",
+        }
+        return {
+            table: [dict(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {order}")]
+            for table, order in tables.items()
+        }
+    finally:
+        await conn.close()
+
+
+async def test_one_batch_writes_the_rows_that_one_record_at_a_time_writes(
+    migrated_database: str, ctx_and_root: tuple[ParseContext, Path]
+) -> None:
+    """Outcomes settled as documents go in (one batch) or afterwards (one record per batch,
+    through SETTLE_ROUTING) end the same: every table, row for row."""
+    ctx, root = ctx_and_root
+    parsed = [parse_record(src, ctx) for src in _mixed_records(root)]
+    async with fresh_database(migrated_database) as one, fresh_database(migrated_database) as each:
+        batched = await _write_in_batches(one, parsed, len(parsed))
+        single = await _write_in_batches(each, parsed, 1)
+    assert batched == single
+    docs = {d["submission_seq"]: d for d in batched["document"]}
+    assert set(docs) == {0, 5, 8, 9}  # the secret document has no row
+    assert (docs[0]["routing_outcome"], docs[0]["routing_seq"]) == ("routed", 1)
+    assert list(docs[0]["recipients"]) == [BA_DINH, HBT]
+    assert (docs[5]["routing_outcome"], docs[5]["routing_reason"], docs[5]["routing_seq"]) == (
+        "rejected",
+        "UNKNOWN_RECIPIENT",
+        6,
+    )
+    assert (docs[8]["routing_outcome"], docs[8]["routing_seq"]) == ("routed", 7)
+    assert (docs[9]["routing_outcome"], docs[9]["routing_seq"]) == ("pending", None)
+    assert all(d["signatures"] and '"valid": true' in d["signatures"] for d in docs.values())
+    secret = batched["archive_record"][3]
+    assert secret["raw"] is None and secret["document_id"] is None
+    assert [(r["seq"], r["secret"]) for r in batched["rejection"]] == [(4, True), (6, False)]
+    assert [(d["seq"], d["recipient"]) for d in batched["delivery"]] == [
+        (1, BA_DINH),
+        (2, HBT),
+        (7, BA_DINH),
+        (10, H26),
+    ]
+    assert [(s["seq"], s["code"]) for s in batched["status_event"]] == [(10, "01")]
+    assert len(batched["archive_record"]) == len(parsed)
