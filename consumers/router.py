@@ -4,26 +4,31 @@ Each batch is one Kafka transaction holding the deliveries, the dead letters, th
 changelog and the consumed offsets, so a crash at any point either publishes all of a batch or
 none of it (downstream consumers read_committed). The changelog (router-state) is co-partitioned
 with submissions: whoever owns submissions partition p restores its memory from state partition p.
+That memory lives on disk (consumers.router_store), its SQLite transaction committed right after
+the Kafka one, so memory stays bounded however many documents the router has seen.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumers.rejections import dead_letter, rejection_notice
-from consumers.router_state import PartitionState, StateChange
+from consumers.router_metrics import RejectionAlarm, RouterMetrics, account
+from consumers.router_restore import restore_from_changelog
+from consumers.router_state import PartitionMemory, StateChange
+from consumers.router_store import RouterStore, StoredPartition
 from consumers.routing import Rejected, Routed, RoutingPolicy, route_submission
 from schemas.agency import AgencyDirectory
 from schemas.common import AgencyRef
@@ -58,59 +63,10 @@ class RouterConfig:
     alarm_share: float = 0.5  # of the last alarm_window messages
     alarm_window: int = 200
     transaction_timeout_ms: int = 30_000
-
-
-class RouterMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.routed = Counter(
-            "lienthong_router_routed", "Submissions routed", ["payload_type"], registry=r
-        )
-        self.deliveries = Counter(
-            "lienthong_router_deliveries", "Copies delivered to inboxes", registry=r
-        )
-        self.rejected = Counter(
-            "lienthong_router_rejected", "Submissions refused", ["reason"], registry=r
-        )
-        self.reject_share = Gauge(
-            "lienthong_router_reject_share",
-            "Share of refusals among recent submissions",
-            registry=r,
-        )
-        self.alarm = Gauge(
-            "lienthong_router_reject_alarm",
-            "1 while the refusal share is above its limit",
-            registry=r,
-        )
-        self.batches = Counter(
-            "lienthong_router_transactions", "Transactions committed", registry=r
-        )
-        self.retries = Counter(
-            "lienthong_router_retries", "Batches retried after transient errors", registry=r
-        )
-
-
-class RejectionAlarm:
-    """A burst of invalid input never stops the router, but it must not go unnoticed."""
-
-    def __init__(self, share: float, window: int) -> None:
-        self.share = share
-        self.recent: collections.deque[bool] = collections.deque(maxlen=window)
-        self.raised = False
-
-    def record(self, rejected: bool) -> float:
-        self.recent.append(rejected)
-        return sum(self.recent) / len(self.recent)
-
-    def check(self, current: float) -> bool | None:
-        """True when the alarm goes up, False when it clears, None when unchanged."""
-        full = len(self.recent) >= min(20, self.recent.maxlen or 20)
-        above = full and current > self.share
-        if above != self.raised:
-            self.raised = above
-            return above
-        return None
+    # Where the on-disk memory lives, one slot directory per running instance (a restarted one
+    # reuses a free slot and reads only the changelog's tail). None: a temporary directory,
+    # removed at stop, so every start restores the whole changelog.
+    state_dir: Path | None = None
 
 
 class Router:
@@ -133,11 +89,12 @@ class Router:
         self.clock = clock
         self.metrics = metrics or RouterMetrics()
         self.alarm = RejectionAlarm(config.alarm_share, config.alarm_window)
-        self.states: dict[int, PartitionState] = {}
+        self.store: RouterStore | None = None
+        self.states: dict[int, StoredPartition] = {}
         self.lock = asyncio.Lock()
         self._topics: set[str] = set()
         self._topics_checked = 0.0
-        self._last_prune = time.monotonic()
+        self._last_prune: dict[int, float] = {}  # partition -> monotonic time
         self.ready = asyncio.Event()  # set once partitions are assigned and restored
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -159,9 +116,17 @@ class Router:
             fetch_max_bytes=FETCH_BYTES,
         )
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        scratch = None
+        if cfg.state_dir is None:
+            scratch = tempfile.TemporaryDirectory(prefix="router-state-")
+        self.store = RouterStore.open(cfg.state_dir or Path(scratch.name if scratch else "."))
         # The producer starts first: its init_transactions fences this instance's predecessor,
         # which releases the state partitions' last stable offset before we restore from them.
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            self._close_store(scratch)
+            raise
         try:
             await admin.start()
             consumer.subscribe([cfg.topics.submissions], listener=_Rebalance(self))
@@ -176,7 +141,16 @@ class Router:
             await consumer.stop()
             await producer.stop()
             await admin.close()
+            self._close_store(scratch)
             log.info("router.stopped")
+
+    def _close_store(self, scratch: tempfile.TemporaryDirectory[str] | None) -> None:
+        self.states.clear()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        if scratch is not None:
+            scratch.cleanup()
 
     async def _route_with_retry(
         self,
@@ -199,7 +173,8 @@ class Router:
                     raise  # e.g. fenced by a newer instance: crash loudly
                 self.metrics.retries.inc()
                 log.warning("router.retry", error=repr(exc), delay_s=delay)
-                # The in-memory state saw changes of the aborted transaction: read it back.
+                # The store rolled back with Kafka; should the commit have gone through after
+                # all, the changelog's tail since the checkpoint says so.
                 await self._restore(sorted(tp.partition for tp in batch))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -210,9 +185,29 @@ class Router:
         admin: AIOKafkaAdminClient,
         batch: dict[TopicPartition, list[ConsumerRecord]],
     ) -> None:
+        assert self.store is not None
+        self.store.begin()
+        try:
+            state_offsets = await self._route_in_transaction(producer, admin, batch)
+        except BaseException:
+            self.store.rollback()
+            raise
+        # Only now that Kafka has committed: the store's checkpoint is the changelog's offset.
+        self.store.commit(state_offsets)
+        self.metrics.batches.inc()
+
+    async def _route_in_transaction(
+        self,
+        producer: AIOKafkaProducer,
+        admin: AIOKafkaAdminClient,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+    ) -> dict[int, int]:
+        """Route the batch in one Kafka transaction; per partition, the offset after the last
+        changelog record it wrote."""
         cfg = self.config
         pending: list[asyncio.Future[object]] = []
         offsets: dict[TopicPartition, int] = {}
+        written: dict[int, list[asyncio.Future[object]]] = {}
         async with producer.transaction():
             for tp, records in batch.items():
                 state = self.states[tp.partition]
@@ -237,7 +232,7 @@ class Router:
                         pending += await self._reject(producer, admin, outcome, record, now)
                     for change in changes:
                         state.apply(change)
-                        pending.append(
+                        written.setdefault(tp.partition, []).append(
                             await producer.send(
                                 cfg.topics.state,
                                 change.value,
@@ -246,11 +241,14 @@ class Router:
                             )
                         )
                     offsets[tp] = record.offset + 1
-                    self._account(outcome, record)
-                pending += await self._prune(producer, tp.partition, state)
-            await asyncio.gather(*pending)
+                    account(outcome, record, self.metrics, self.alarm)
+                pruned = await self._prune(producer, tp.partition, state)
+                if pruned:
+                    written.setdefault(tp.partition, []).extend(pruned)
+            await asyncio.gather(*pending, *(f for fs in written.values() for f in fs))
             await producer.send_offsets_to_transaction(offsets, cfg.group_id)
-        self.metrics.batches.inc()
+        # Sent futures resolve to RecordMetadata: the changelog offset each record got.
+        return {p: max(f.result().offset for f in fs) + 1 for p, fs in written.items()}  # type: ignore[attr-defined]
 
     async def _missing_topics(self, admin: AIOKafkaAdminClient, wanted: set[str]) -> set[str]:
         missing = wanted - self._topics
@@ -337,11 +335,12 @@ class Router:
         return futures
 
     async def _prune(
-        self, producer: AIOKafkaProducer, partition: int, state: PartitionState
+        self, producer: AIOKafkaProducer, partition: int, state: PartitionMemory
     ) -> list[asyncio.Future[object]]:
-        if time.monotonic() - self._last_prune < PRUNE_EVERY_S:
+        # Each partition on its own clock (pruned in its first batch after assignment).
+        if time.monotonic() - self._last_prune.get(partition, -PRUNE_EVERY_S) < PRUNE_EVERY_S:
             return []
-        self._last_prune = time.monotonic()
+        self._last_prune[partition] = time.monotonic()
         futures = []
         for change in state.expired_messages(self.clock(), self.config.policy.replay_window):
             state.apply(change)
@@ -352,83 +351,20 @@ class Router:
             )
         return futures
 
-    def _account(self, outcome: Routed | Rejected, record: ConsumerRecord) -> None:
-        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
-        if isinstance(outcome, Routed):
-            env = outcome.envelope
-            self.metrics.routed.labels(str(env.payload_type)).inc()
-            self.metrics.deliveries.inc(len(outcome.recipients))
-            log.info(
-                "router.routed",
-                **where,
-                message_id=env.message_id,
-                document_id=env.document_id,
-                sender=env.sender,
-                payload_type=str(env.payload_type),
-                recipients=len(outcome.recipients),
-            )
-        else:
-            self.metrics.rejected.labels(outcome.reason).inc()
-            # A secret document's identifiers stay out of the logs: digest, sender, reason only.
-            ids = (
-                {"sha256": outcome.digest}
-                if outcome.secret
-                else {"message_id": outcome.message_id, "document_id": outcome.document_id}
-            )
-            log.warning(
-                "router.rejected",
-                **where,
-                **ids,
-                sender=outcome.sender,
-                reason=outcome.reason,
-                detail="" if outcome.secret else outcome.detail,
-            )
-        share = self.alarm.record(isinstance(outcome, Rejected))
-        self.metrics.reject_share.set(share)
-        change = self.alarm.check(share)
-        if change is True:
-            self.metrics.alarm.set(1)
-            log.error(
-                "router.reject_alarm",
-                share=round(share, 3),
-                limit=self.alarm.share,
-                window=len(self.alarm.recent),
-            )
-        elif change is False:
-            self.metrics.alarm.set(0)
-            log.info("router.reject_alarm_cleared", share=round(share, 3))
-
     async def _restore(self, partitions: list[int]) -> None:
-        """Rebuild the memory of these partitions from the changelog (committed records only)."""
+        """Bring these partitions' store up to date with the changelog (committed records)."""
+        assert self.store is not None
         started = time.monotonic()
-        states = {p: PartitionState() for p in partitions}
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            max_partition_fetch_bytes=FETCH_BYTES,
+        restored = await restore_from_changelog(
+            self.bootstrap, self.config.topics.state, self.store, partitions, FETCH_BYTES
         )
-        await consumer.start()
-        try:
-            tps = [TopicPartition(self.config.topics.state, p) for p in partitions]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            end = await consumer.end_offsets(tps)
-            remaining = {tp for tp in tps if end[tp] > 0}
-            while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=500)
-                for tp, records in batch.items():
-                    for r in records:
-                        states[tp.partition].apply(StateChange(r.key.decode(), r.value))
-                remaining = {tp for tp in remaining if await consumer.position(tp) < end[tp]}
-        finally:
-            await consumer.stop()
-        self.states.update(states)
+        self.states.update({p: StoredPartition(self.store, p) for p in partitions})
         log.info(
             "router.restored",
             partitions=partitions,
-            documents=sum(len(s.documents) for s in states.values()),
+            read_from=restored.read_from,
+            up_to=restored.up_to,
+            records=restored.records,
             seconds=round(time.monotonic() - started, 3),
         )
 
@@ -456,6 +392,7 @@ class _Rebalance(ConsumerRebalanceListener):
         async with self.router.lock:
             for tp in revoked:
                 self.router.states.pop(tp.partition, None)
+                self.router._last_prune.pop(tp.partition, None)
             if revoked:
                 log.info("router.revoked", partitions=sorted(tp.partition for tp in revoked))
 

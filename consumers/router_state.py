@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from sys import intern
+from typing import Protocol
 
 DOC_PREFIX = "doc:"
 MSG_PREFIX = "msg:"
@@ -50,9 +52,38 @@ class DocumentState:
         )
 
 
+class DocumentLookup(Protocol):
+    def get(self, doc_id: str, /) -> DocumentState | None: ...
+
+    def __contains__(self, doc_id: object, /) -> bool: ...
+
+
+class PartitionView(Protocol):
+    """What routing decisions read of a partition's memory (a dict or a disk-backed store)."""
+
+    @property
+    def documents(self) -> DocumentLookup: ...
+
+    @property
+    def seen_messages(self) -> Container[str]: ...
+
+
+class PartitionMemory(PartitionView, Protocol):
+    """What the router does with it: apply its changelog records, expire old message ids."""
+
+    def apply(self, change: StateChange) -> None: ...
+
+    def expired_messages(self, now: datetime, window: timedelta) -> list[StateChange]: ...
+
+
+def replay_cutoff_ms(now: datetime, window: timedelta) -> int:
+    return int((now - window).timestamp() * 1000)
+
+
 @dataclass(slots=True)
 class PartitionState:
-    """Documents routed and message ids seen (within the replay window) for one partition."""
+    """Documents routed and message ids seen (within the replay window) for one partition, in
+    memory: routing's unit tests use it; the router keeps its memory in consumers.router_store."""
 
     documents: dict[str, DocumentState] = field(default_factory=dict)
     seen_messages: dict[str, int] = field(default_factory=dict)  # message id -> created_at ms
@@ -74,7 +105,7 @@ class PartitionState:
     def expired_messages(self, now: datetime, window: timedelta) -> list[StateChange]:
         """Tombstones for message ids older than the replay window: envelopes that old are
         refused as stale anyway, so remembering their ids buys nothing."""
-        cutoff = int((now - window).timestamp() * 1000)
+        cutoff = replay_cutoff_ms(now, window)
         return [
             StateChange(MSG_PREFIX + m, None) for m, at in self.seen_messages.items() if at < cutoff
         ]

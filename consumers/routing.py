@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from consumers.router_state import DocumentState, PartitionState, StateChange
+from consumers.router_state import DocumentState, PartitionView, StateChange
 from schemas.addressing import Payload, addressing
 from schemas.agency import AgencyDirectory
 from schemas.codec import PAYLOADS, decode_payload
@@ -90,7 +90,7 @@ class _Refuse(Exception):
 def route_submission(
     raw: bytes,
     *,
-    state: PartitionState,
+    state: PartitionView,
     trust: TrustStore,
     agencies: AgencyDirectory,
     policy: RoutingPolicy,
@@ -155,7 +155,7 @@ Plan = tuple[tuple[str, ...], tuple[StateChange, ...]]
 def _decide(
     envelope: Envelope,
     payload: Payload,
-    state: PartitionState,
+    state: PartitionView,
     trust: TrustStore,
     agencies: AgencyDirectory,
     policy: RoutingPolicy,
@@ -210,7 +210,7 @@ def _check_recipient(code: str, agencies: AgencyDirectory, at: datetime) -> None
         raise _Refuse(RejectReason.CLOSED_RECIPIENT, f"recipient {code} is closed{hint}")
 
 
-def _new_entry(envelope: Envelope, state: PartitionState) -> DocumentState:
+def _new_entry(envelope: Envelope, state: PartitionView) -> DocumentState:
     if envelope.document_id in state.documents:
         raise _Refuse(RejectReason.DUPLICATE_DOCUMENT, f"{envelope.document_id} was already routed")
     return DocumentState(
@@ -221,7 +221,7 @@ def _new_entry(envelope: Envelope, state: PartitionState) -> DocumentState:
     )
 
 
-def _route_document(envelope: Envelope, payload: Payload, state: PartitionState) -> Plan:
+def _route_document(envelope: Envelope, payload: Payload, state: PartitionView) -> Plan:
     assert isinstance(payload, OfficialDocument)
     if not envelope.recipients:
         raise _Refuse(RejectReason.NO_RECIPIENTS, "a document needs at least one recipient")
@@ -238,19 +238,19 @@ def _route_document(envelope: Envelope, payload: Payload, state: PartitionState)
     return envelope.recipients, (StateChange.document(envelope.document_id, entry),)
 
 
-def _route_report(envelope: Envelope, payload: Payload, state: PartitionState) -> Plan:
+def _route_report(envelope: Envelope, payload: Payload, state: PartitionView) -> Plan:
     assert isinstance(payload, PeriodicReport)
     entry = _new_entry(envelope, state)
     return envelope.recipients, (StateChange.document(envelope.document_id, entry),)
 
 
-def _route_paper(envelope: Envelope, payload: Payload, state: PartitionState) -> Plan:
+def _route_paper(envelope: Envelope, payload: Payload, state: PartitionView) -> Plan:
     # A registration of paper exchange goes to no inbox: the archive and the KPI read it.
     entry = _new_entry(envelope, state)
     return (), (StateChange.document(envelope.document_id, entry),)
 
 
-def _route_status(envelope: Envelope, payload: Payload, state: PartitionState) -> Plan:
+def _route_status(envelope: Envelope, payload: Payload, state: PartitionView) -> Plan:
     assert isinstance(payload, StatusNotice)
     doc = state.documents.get(payload.document_id)
     if doc is None:
@@ -299,7 +299,7 @@ def _transition(history: list[str], code: StatusCode, *, by_sender: bool) -> Non
         raise _Refuse(RejectReason.ILLEGAL_TRANSITION, str(exc)) from None
 
 
-_BY_TYPE: dict[PayloadType, Callable[[Envelope, Payload, PartitionState], Plan]] = {
+_BY_TYPE: dict[PayloadType, Callable[[Envelope, Payload, PartitionView], Plan]] = {
     PayloadType.OFFICIAL_DOCUMENT: _route_document,
     PayloadType.PERIODIC_REPORT: _route_report,
     PayloadType.PAPER_EXCHANGE_RECORD: _route_paper,

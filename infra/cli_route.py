@@ -39,6 +39,7 @@ def build_router(
             replay_window=timedelta(days=replay_window_days),
         ),
         platform=AgencyRef(settings.platform_agency, platform_name),
+        state_dir=settings.home / "router-state" / settings.topic("router"),
     )
     return Router(
         bootstrap,
