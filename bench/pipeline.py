@@ -106,6 +106,8 @@ async def measure_repeats(
     )
     sent_at: dict[str, float] = {}
     sent_wall: dict[str, float] = {}
+    acked: dict[str, float] = {}  # the sender's Receipt (acks=all)
+    routed_wall: dict[str, float] = {}  # the router's trace hop: when it decided
     delivered: dict[str, float] = {}
     refused: list[str] = []
     want = {"n": WARMUP}
@@ -116,6 +118,8 @@ async def measure_repeats(
             now = time.perf_counter()
             if isinstance(item, Delivery):
                 delivered[item.envelope.document_id] = now
+                if item.envelope.trace:
+                    routed_wall[item.envelope.document_id] = item.envelope.trace[-1].at.timestamp()
             else:
                 refused.append(f"{item.reason_code}: {item.detail}")
             if len(delivered) >= want["n"]:
@@ -135,6 +139,7 @@ async def measure_repeats(
                 sent_at[doc.document_id] = time.perf_counter()
                 sent_wall[doc.document_id] = time.time()
                 await sender.send_document(doc)
+                acked[doc.document_id] = time.perf_counter()
 
             warm = [make_document(number + i, recipient, attachment) for i in range(WARMUP)]
             number += WARMUP
@@ -171,6 +176,7 @@ async def measure_repeats(
                         "seconds": round(elapsed, 3),
                         "docs_per_s": round(count / elapsed, 1),
                         **latency_summary([(delivered[i] - sent_at[i]) * 1000 for i in ids]),
+                        **stages(ids, sent_at, sent_wall, acked, routed_wall, delivered),
                         **{
                             f"archived_{k}": v
                             for k, v in latency_summary(
@@ -190,6 +196,35 @@ async def measure_repeats(
     if refused:
         raise RuntimeError(f"the inbox refused {len(refused)} documents, e.g. {refused[0]}")
     return {"bytes": size, "repeats": repeats_out}
+
+
+def stages(
+    ids: list[str],
+    sent_at: dict[str, float],
+    sent_wall: dict[str, float],
+    acked: dict[str, float],
+    routed_wall: dict[str, float],
+    delivered: dict[str, float],
+) -> dict[str, float]:
+    """Where send->delivered goes: sealing and the broker's ack (send->acked), waiting for and
+    inside the router up to its decision (send->routed, wall clocks of one machine), and the
+    router's transaction, the inbox fetch and the subscriber's checks (routed->delivered)."""
+    out: dict[str, float] = {}
+    parts = {
+        "acked": [(acked[i] - sent_at[i]) * 1000 for i in ids],
+        "routed": [(routed_wall[i] - sent_wall[i]) * 1000 for i in ids if i in routed_wall],
+        "routed_to_delivered": [
+            (delivered[i] - sent_at[i]) * 1000 - (routed_wall[i] - sent_wall[i]) * 1000
+            for i in ids
+            if i in routed_wall
+        ],
+    }
+    for name, samples in parts.items():
+        if samples:
+            summary = latency_summary(samples)
+            out[f"{name}_p50_ms"] = summary["p50_ms"]
+            out[f"{name}_p99_ms"] = summary["p99_ms"]
+    return out
 
 
 async def wait_archived(database_url: str, ids: list[str], timeout_s: float) -> dict[str, float]:

@@ -110,7 +110,10 @@ def _exchange_rows(name: str, sc: dict[str, Any]) -> list[Row]:
     pipe, base = sc.get("pipeline"), sc.get("baseline")
     ps: dict[str, Any] = (pipe or {}).get("summary") or {}
     bs: dict[str, Any] = (base or {}).get("summary") or {}
-    size = ((pipe or base) or {})["repeats"][0]["bytes"]
+    measured = (pipe or base or {}).get("repeats")
+    if not measured:
+        return []  # a scenario this run did not measure (--only)
+    size = measured[0]["bytes"]
     label = f"{name} ({size:,} B)"
     steady = name.startswith("steady")
     keys = [("docs/s", "docs_per_s", "")] if not steady else []
@@ -131,6 +134,14 @@ def _exchange_rows(name: str, sc: dict[str, Any]) -> list[Row]:
                 target,
             )
         )
+    for stage, title in (
+        ("acked", "stage: send→acked (seal + broker ack)"),
+        ("routed", "stage: send→routed (router's decision)"),
+        ("routed_to_delivered", "stage: routed→delivered (transaction, inbox, verify)"),
+    ):
+        if f"{stage}_p50_ms" in ps:
+            p50, p99 = _med(ps, f"{stage}_p50_ms"), _med(ps, f"{stage}_p99_ms")
+            out.append((label, f"{title} p50 / p99", f"{_num(p50)} / {_num(p99)} ms", "–", "–", ""))
     if ps:
         out.append((label, "send→archived p99", _m(ps.get("archived_p99_ms"), " ms"), "–", "–", ""))
         if not steady:
