@@ -167,7 +167,7 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
     from datetime import timedelta
 
     from infra.cli_route import build_router
-    from infra.demo import VN, ScenarioClock, _wait_for_statuses
+    from infra.demo import VN, ScenarioClock, wait_for_statuses
     from infra.topic_setup import ensure_for_agencies
     from producers.sender import DocumentSender
     from schemas.envelope import SignerRole
@@ -221,7 +221,7 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
             and e.to == "000.00.00.H26"
             for e in events
         )
-        await _wait_for_statuses(
+        await wait_for_statuses(
             bootstrap, settings.inbox("000.00.00.H26"), StatusCode.ARRIVED, hub_arrivals
         )
     finally:

@@ -132,8 +132,8 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
         await _report_progress(settings, bootstrap, clock, documents[1], sent)
         await _submit_report(settings, bootstrap, clock, report, sent)
         refused = await _send_bad_documents(settings, bootstrap, clock, documents[1], sent)
-        await _wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.REJECTED, 2)
-        await _wait_for_statuses(bootstrap, settings.inbox(LABOUR), StatusCode.ARRIVED, 1)
+        await wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.REJECTED, 2)
+        await wait_for_statuses(bootstrap, settings.inbox(LABOUR), StatusCode.ARRIVED, 1)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -203,7 +203,7 @@ async def _send_documents(
             sent.append((doc.document_id, "document", len(_recipients(doc)), receipt.message_id))
             # Every recipient answers 01 the same day, before the next day's document.
             arrivals += len(_recipients(doc))
-            await _wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.ARRIVED, arrivals)
+            await wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.ARRIVED, arrivals)
 
 
 async def _report_progress(
@@ -248,7 +248,7 @@ async def _report_progress(
                 await senders[district.code].send_status(notice, to=H26)
                 expected += 1
     sent.append((decision.document_id, "statuses 03-06", expected, "-"))
-    await _wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.ACCEPTED, len(districts))
+    await wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.ACCEPTED, len(districts))
 
 
 async def _submit_report(
@@ -361,7 +361,8 @@ async def _read(
     return records
 
 
-async def _wait_for_statuses(bootstrap: str, inbox: str, code: StatusCode, count: int) -> None:
+async def wait_for_statuses(bootstrap: str, inbox: str, code: StatusCode, count: int) -> None:
+    """Until `count` status notices with `code` are in that inbox (also `lienthong generate`'s)."""
     def enough(values: list[bytes]) -> bool:
         return sum(_status_code(v) == code for v in values) >= count
 
