@@ -9,10 +9,10 @@ from schemas.common import SecrecyMarking
 from schemas.document import OfficialDocument
 from schemas.envelope import SignerRole
 from schemas.report import PeriodicReport
+from signing.certcheck import parse_chain
 from signing.errors import VerificationError
 from signing.profile import agency_code_of
 from signing.seal import Credential
-from signing.trust import parse_chain
 
 MIB = 1024 * 1024
 # Attachments travel inline (docs/large-documents.md): 20 MB must go through end to end, and

@@ -12,10 +12,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from signing.algorithms import ALGORITHMS, PrivateKey, as_public_key, verify_raw
+from signing.certcheck import parse_chain
 from signing.errors import ReasonCode, SigningError, VerificationError
 from signing.profile import CertRole, roles_of
 from signing.tbs import parse_signing_time
-from signing.trust import TrustStore, parse_chain
+from signing.trust import TrustStore
 
 # Clocks of agencies' signing stations and of the platform disagree a little; more than this
 # and the claimed signing time is not believable.

@@ -13,121 +13,29 @@ from typing import Any
 
 import yaml
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from signing.algorithms import PublicKey
+from signing.certcheck import (
+    MAX_CHAIN_DEPTH,
+    allowed_roles,
+    check_critical_extensions,
+    check_end_entity,
+    check_issuer_is_ca,
+    check_validity,
+    issued_by,
+    refuse_if_revoked,
+)
 from signing.errors import PkiError, ReasonCode, VerificationError
-from signing.profile import CertRole, agency_code_of, common_name_of, organization_of, roles_of
+from signing.profile import CertRole, agency_code_of, common_name_of, organization_of
 
-MAX_CHAIN_DEPTH = 6
 # Validated chains kept per trust store. Agencies number in the thousands and each signs with
 # one or two certificates, so 4,096 chains hold the working set; beyond it the least recently
 # used chain is simply validated again.
 CHAIN_CACHE_SIZE = 4096
 _ISSUED_CACHE_SIZE = 10_000
 _CRL_CHECK_CACHE_SIZE = 1_000
-_INVALID = (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm)
-# cryptography's x509 exceptions that do not derive from ValueError.
-X509_PARSE_ERRORS = (ValueError, x509.InvalidVersion, x509.DuplicateExtension)
-
-
-def parse_chain(chain: Sequence[bytes]) -> tuple[x509.Certificate, ...]:
-    """DER certificates, signer first; MALFORMED when empty, oversized or not DER."""
-    if not isinstance(chain, tuple | list) or not chain:
-        raise VerificationError(ReasonCode.MALFORMED, "empty certificate chain")
-    if len(chain) > MAX_CHAIN_DEPTH:
-        raise VerificationError(ReasonCode.MALFORMED, f"chain longer than {MAX_CHAIN_DEPTH}")
-    certs = []
-    for i, der in enumerate(chain):
-        if not isinstance(der, bytes):
-            raise VerificationError(ReasonCode.MALFORMED, f"chain[{i}] is not bytes")
-        try:
-            certs.append(x509.load_der_x509_certificate(der))
-        except X509_PARSE_ERRORS as exc:
-            raise VerificationError(ReasonCode.MALFORMED, f"chain[{i}] is not DER: {exc}") from exc
-    return tuple(certs)
-
-
-def _issued(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        child.verify_directly_issued_by(issuer)
-    except _INVALID:
-        return False
-    return True
-
-
-def _check_validity(cert: x509.Certificate, at: datetime) -> None:
-    if at < cert.not_valid_before_utc:
-        raise VerificationError(
-            ReasonCode.CERT_NOT_YET_VALID,
-            f"{cert.subject.rfc4514_string()} valid from {cert.not_valid_before_utc}",
-        )
-    if at > cert.not_valid_after_utc:
-        raise VerificationError(
-            ReasonCode.CERT_EXPIRED,
-            f"{cert.subject.rfc4514_string()} expired {cert.not_valid_after_utc}",
-        )
-
-
-def _check_critical_extensions(cert: x509.Certificate) -> None:
-    # RFC 5280 4.2: a certificate with a critical extension we do not understand is refused.
-    for ext in cert.extensions:
-        if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension):
-            raise VerificationError(
-                ReasonCode.UNTRUSTED_CHAIN, f"unknown critical extension {ext.oid.dotted_string}"
-            )
-
-
-def _check_issuer_is_ca(issuer: x509.Certificate, intermediates_below: int) -> None:
-    name = issuer.subject  # rendered only in messages
-    try:
-        bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        raise VerificationError(ReasonCode.UNTRUSTED_CHAIN, f"{name} is not a CA") from None
-    if not bc.ca:
-        raise VerificationError(ReasonCode.UNTRUSTED_CHAIN, f"{name} is not a CA")
-    if bc.path_length is not None and intermediates_below > bc.path_length:
-        raise VerificationError(ReasonCode.UNTRUSTED_CHAIN, f"{name} path length exceeded")
-    try:
-        ku = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return
-    if not ku.key_cert_sign:
-        raise VerificationError(ReasonCode.UNTRUSTED_CHAIN, f"{name} may not sign certificates")
-
-
-def check_end_entity(cert: x509.Certificate, role: CertRole) -> None:
-    """The signer certificate may sign in this role: key usage, not a CA, role marker."""
-    name = cert.subject  # rendered only in messages
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if bc.ca:
-            raise VerificationError(ReasonCode.WRONG_KEY_USAGE, f"{name} is a CA certificate")
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        raise VerificationError(ReasonCode.WRONG_KEY_USAGE, f"{name} has no key usage") from None
-    # Documents are commitments (Decree 30): person and agency keys need nonRepudiation too.
-    needs_commitment = role in (CertRole.PERSON, CertRole.AGENCY)
-    if not ku.digital_signature or (needs_commitment and not ku.content_commitment):
-        raise VerificationError(ReasonCode.WRONG_KEY_USAGE, f"{name} key usage forbids signing")
-    if role not in roles_of(cert):
-        raise VerificationError(ReasonCode.WRONG_KEY_USAGE, f"{name} is not a {role} certificate")
-
-
-def _allowed_roles(cert: x509.Certificate) -> frozenset[CertRole]:
-    allowed = set()
-    for role in CertRole:
-        try:
-            check_end_entity(cert, role)
-        except (VerificationError, *X509_PARSE_ERRORS, TypeError):
-            continue
-        allowed.add(role)
-    return frozenset(allowed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +210,7 @@ class TrustStore:
         pair = (child_der, issuer_der)
         ok = self._issued_ok.get(pair)
         if ok is None:
-            ok = _issued(child, issuer)
+            ok = issued_by(child, issuer)
             if len(self._issued_ok) >= _ISSUED_CACHE_SIZE:
                 self._issued_ok.clear()
             self._issued_ok[pair] = ok
@@ -355,11 +263,11 @@ class TrustStore:
         pairs = self._build_path(chain, ders)
         path = tuple(c for c, _ in pairs)
         for cert in path:
-            _check_critical_extensions(cert)
+            check_critical_extensions(cert)
         for i, issuer in enumerate(path[1:], start=1):
-            _check_issuer_is_ca(issuer, intermediates_below=i - 1)
+            check_issuer_is_ca(issuer, intermediates_below=i - 1)
         for cert in path:
-            _check_validity(cert, at)
+            check_validity(cert, at)
         revocable = []
         for (cert, _), (issuer, issuer_der) in itertools.pairwise(pairs):
             # One certificate at a time, CRL validity then serial: the first failure wins.
@@ -390,7 +298,7 @@ class TrustStore:
             not_before=max(c.not_valid_before_utc for c in path),
             not_after=min(c.not_valid_after_utc for c in path),
             revocable=revocable,
-            roles=_allowed_roles(leaf),
+            roles=allowed_roles(leaf),
             subject=leaf.subject.rfc4514_string(),
             agency_code=agency_code_of(leaf),
             agency_name=organization_of(leaf),
@@ -405,7 +313,7 @@ class TrustStore:
         if not entry.not_before <= at <= entry.not_after:
             # Name the first offending certificate, exactly as a full validation would.
             for cert in entry.path:
-                _check_validity(cert, at)
+                check_validity(cert, at)
             raise AssertionError("validity window disagrees with the certificates")  # unreachable
         self.check_revocation(entry.revocable, at)
 
@@ -449,22 +357,7 @@ class TrustStore:
             for serials in item.crls:
                 entry = serials.get(item.serial)
                 if entry is not None:
-                    _refuse_if_revoked(item.serial, entry, at)
-
-
-def _refuse_if_revoked(serial: int, entry: x509.RevokedCertificate, at: datetime) -> None:
-    revoked_at = entry.revocation_date_utc
-    try:
-        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
-    except x509.ExtensionNotFound:
-        reason = x509.ReasonFlags.unspecified
-    # A compromised key could have produced any back-dated signature, so its signing
-    # time cannot save it; other reasons only void signatures made after revocation.
-    if revoked_at <= at or reason is x509.ReasonFlags.key_compromise:
-        raise VerificationError(
-            ReasonCode.REVOKED,
-            f"serial {serial:x} revoked {revoked_at.isoformat()} ({reason.value})",
-        )
+                    refuse_if_revoked(item.serial, entry, at)
 
 
 def _der(cert: x509.Certificate) -> bytes:
