@@ -9,11 +9,11 @@ time (an advisory lock), so seq stays gapless and equal to the leaf index.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -21,11 +21,16 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumers import archive_store as store
+from consumers.archive_config import (
+    TRANSIENT_DB_ERRORS,
+    ArchiveLockedError,
+    ArchiverConfig,
+    ArchiverMetrics,
+)
 from consumers.archive_leaf import archive_time, leaves
-from consumers.archive_parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
+from consumers.archive_parse import ParseContext, Parsed, SourceRecord, parse_record
 from consumers.archive_tree import HeadSigner, load_right_edge
 from signing.merkle import RightEdge, append_leaves
 
@@ -33,57 +38,15 @@ log = structlog.get_logger()
 _stdlib_log = logging.getLogger(__name__)  # the logger structlog's stdlib factory uses
 
 FETCH_BYTES = 40 * 1024 * 1024  # above the largest message a topic accepts (32 MiB)
+PARSE_SLICE = 25  # records parsed between two turns of the event loop (~5-10 ms of CPU)
 
-# Errors after which reconnecting can help; anything else (a constraint, a bad value) cannot,
-# and must stop the archiver loudly rather than loop on it.
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
-    # A connection left mid-operation when the server went away: drop it and reconnect; the
-    # batch's transaction never committed, and the stored offsets say where to resume.
-    asyncpg.exceptions.InternalClientError,
-)
-
-
-class ArchiveLockedError(Exception):
-    """Another archiver holds the writer lock."""
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiverConfig:
-    topics: ArchiveTopics
-    database_url: str
-    checkpoints_topic: str
-    max_batch: int = 500
-    checkpoint_seconds: float = 60.0
-    refresh_seconds: float = 5.0  # how often new inbox topics are looked for
-    wait_for_lock: bool = False
-
-
-class ArchiverMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.records = Counter(
-            "lienthong_archive_records", "Records archived", ["kind"], registry=r
-        )
-        self.parse_errors = Counter(
-            "lienthong_archive_parse_errors", "Records archived raw only", registry=r
-        )
-        self.batches = Counter("lienthong_archive_batches", "Batches committed", registry=r)
-        self.retries = Counter(
-            "lienthong_archive_retries", "Batches retried after database errors", registry=r
-        )
-        self.lag = Gauge("lienthong_archive_lag", "Committed records not yet archived", registry=r)
-        self.tree_size = Gauge("lienthong_archive_tree_size", "Leaves in the tree", registry=r)
-        self.head_age = Gauge(
-            "lienthong_archive_tree_head_age_seconds",
-            "Seconds since the last signed tree head",
-            registry=r,
-        )
+__all__ = [  # defined in archive_config; the command line imports them from here
+    "TRANSIENT_DB_ERRORS",
+    "ArchiveLockedError",
+    "Archiver",
+    "ArchiverConfig",
+    "ArchiverMetrics",
+]
 
 
 class Archiver:
@@ -137,36 +100,83 @@ class Archiver:
         )
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
+        writing: asyncio.Task[bool] | None = None
         try:
             await consumer.start()
             await producer.start()
             log.info("archive.started", size=self.size, partitions=len(self.offsets))
+            # Batch N is written (a task: its round trips wait on PostgreSQL) while batch N+1 is
+            # fetched and parsed, so the database's share and ours overlap instead of adding up.
+            # Writes stay one at a time and in order: a batch's seqs, leaves and offsets are
+            # taken from the state its predecessor committed, when its own write starts. Every
+            # other use of the connection or of that state (assignment from the stored offsets,
+            # tree heads) first waits for the write in flight.
             while not stop.is_set():
-                await self._refresh_assignment(consumer, admin)
+                if self._refresh_due():
+                    if not await _settle(writing):
+                        break  # stopped while the database was away: nothing of it was stored
+                    writing = None
+                    await self._refresh_assignment(consumer, admin)
                 self.ready.set()
                 if not self._assigned:
                     await asyncio.sleep(0.3)
                     continue
                 batch = await consumer.getmany(timeout_ms=300, max_records=self.config.max_batch)
                 records = [r for tp in sorted(batch) for r in batch[tp]]
-                if records and not await self._archive_with_retry(records, stop):
-                    break  # stopped while the database was away: nothing of it was stored
+                parsed = await self._parse_all(records)
+                if not await _settle(writing):
+                    break
+                writing = None
+                if parsed:
+                    writing = asyncio.create_task(self._archive_with_retry(parsed, stop))
                 self._observe(consumer)
-                await self._checkpoint(producer, stop, force=False)
+                if self._checkpoint_due():
+                    if not await _settle(writing):
+                        break
+                    writing = None
+                    await self._checkpoint(producer, stop, force=False)
+            await _settle(writing)  # done already if the loop broke out
+            writing = None
             await self._checkpoint(producer, stop, force=True)
         finally:
+            if writing is not None and not writing.done():
+                # Left by an error elsewhere: its transaction dies with the connection, and the
+                # stored offsets say where the next start resumes.
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *TRANSIENT_DB_ERRORS):
+                    await writing
             await consumer.stop()
             await producer.stop()
             await admin.close()
             await self._close()
             log.info("archive.stopped", size=self.size)
 
+    def _refresh_due(self) -> bool:
+        return (
+            not self._assigned or time.monotonic() - self._refreshed >= self.config.refresh_seconds
+        )
+
+    def _checkpoint_due(self) -> bool:
+        since = self.head_at or self._started
+        due = (self.clock() - since).total_seconds() >= self.config.checkpoint_seconds
+        return (self.size > self.head_size and due) or self._unpublished is not None
+
+    async def _parse_all(self, records: Sequence[ConsumerRecord]) -> list[Parsed]:
+        """Parse in slices, handing the event loop back between them so the write in flight
+        gets its answers and sends its next statement without waiting for the whole batch."""
+        parsed = []
+        for i, r in enumerate(records):
+            parsed.append(parse_record(_source(r), self.parse))
+            if i % PARSE_SLICE == PARSE_SLICE - 1:
+                await asyncio.sleep(0)
+        return parsed
+
     async def _refresh_assignment(
         self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient
     ) -> None:
         """Manual assignment of every matching topic: a new inbox is picked up within
         refresh_seconds, and each partition starts where the database says."""
-        if self._assigned and time.monotonic() - self._refreshed < self.config.refresh_seconds:
+        if not self._refresh_due():
             return
         self._refreshed = time.monotonic()
         pattern = self.config.topics.pattern
@@ -205,10 +215,8 @@ class Archiver:
 
     # --- writing -------------------------------------------------------------------------
 
-    async def _archive_with_retry(
-        self, records: Sequence[ConsumerRecord], stop: asyncio.Event
-    ) -> bool:
-        parsed = [parse_record(_source(r), self.parse) for r in records]
+    async def _archive_with_retry(self, parsed: Sequence[Parsed], stop: asyncio.Event) -> bool:
+        """True once the batch is stored; False if stopped while the database was away."""
         delay = 0.2
         while True:
             try:
@@ -270,8 +278,8 @@ class Archiver:
         self.metrics.parse_errors.inc(errors)
         self.metrics.batches.inc()
         self.metrics.tree_size.set(self.size)
-        # structlog's stdlib chain renders an event before the stdlib level drops it: ask the
-        # level first, or every record pays for a debug line nobody sees (≈ 10 % of the CPU).
+        # Ask the level (configure_logging sets the root's) once per batch rather than have every
+        # record build a debug call's arguments that the filtering logger then drops.
         per_record = _stdlib_log.isEnabledFor(logging.DEBUG)
         for i, p in enumerate(todo if per_record else ()):
             rec = p.record
@@ -386,6 +394,11 @@ class Archiver:
                 await conn.close(timeout=5)  # closing the session releases the writer lock
             except TRANSIENT_DB_ERRORS:
                 conn.terminate()
+
+
+async def _settle(writing: asyncio.Task[bool] | None) -> bool:
+    """Wait for the write in flight: False if it stopped before storing its batch."""
+    return True if writing is None else await writing
 
 
 def _source(r: ConsumerRecord) -> SourceRecord:

@@ -166,3 +166,34 @@ async def test_postgres_restart_under_a_running_archiver_loses_and_repeats_nothi
         assert await wait_for_records(archive_db, total, timeout_s=60) == total
         assert archiver.metrics.retries._value.get() >= 1  # it did see the outage
     await assert_exactly_once(archive_db, total, archive_pki)
+
+
+async def test_the_writers_connection_killed_again_and_again_loses_and_repeats_nothing(
+    exchange: Settings,
+    bootstrap: str,
+    archive_db: str,
+    archive_pki: Path,
+) -> None:
+    """The next batch is parsed while the previous one is written: a write killed in flight,
+    many times over, is retried from the stored offsets while its successor waits."""
+    total = 3000
+    await fill(bootstrap, exchange.topic("submissions"), total)
+    admin = await asyncpg.connect(archive_db)
+    killed = 0
+    try:
+        async with running_archiver(exchange, bootstrap, archive_db, max_batch=50) as archiver:
+            deadline = time.monotonic() + 90
+            while archiver.size < total and time.monotonic() < deadline:
+                await asyncio.sleep(0.15)
+                # The writer is whoever holds the archive's advisory lock right now.
+                killed += await admin.fetchval(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_locks"
+                    " WHERE locktype = 'advisory' AND granted AND database ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            assert await wait_for_records(archive_db, total, timeout_s=60) == total
+            assert archiver.metrics.retries._value.get() >= 1
+    finally:
+        await admin.close()
+    assert killed >= 3, killed  # it was interrupted mid-stream, more than once
+    await assert_exactly_once(archive_db, total, archive_pki)
