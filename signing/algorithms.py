@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -85,15 +82,6 @@ def as_public_key(key: CertificatePublicKeyTypes) -> PublicKey:
     return key
 
 
-# The same signature is often checked twice by one process: the archiver reads a document's
-# submission and each of its deliveries, which carry the same signatures. Remember the last
-# few thousand that verified (a verification is a pure function of key, algorithm, value and
-# bytes); the entry holds the key itself, so its id() cannot be reused by another key while
-# the entry lives. Failures are never remembered.
-_VERIFIED_SIZE = 4096
-_verified: OrderedDict[tuple[int, str, bytes, bytes], PublicKey] = OrderedDict()
-
-
 def verify_raw(key: PublicKey, algorithm: str, signature: bytes, data: bytes) -> None:
     """Check a signature; raises VerificationError(BAD_SIGNATURE) on any mismatch."""
     if algorithm not in ALGORITHMS:
@@ -103,9 +91,6 @@ def verify_raw(key: PublicKey, algorithm: str, signature: bytes, data: bytes) ->
             ReasonCode.UNSUPPORTED_ALGORITHM,
             f"algorithm {algorithm!r} does not match the certificate's {type(key).__name__}",
         )
-    memo = (id(key), algorithm, signature, hashlib.sha256(data).digest())
-    if _verified.get(memo) is key:
-        return  # this key already verified this very signature over these very bytes
     try:
         if isinstance(key, rsa.RSAPublicKey):
             pad = _PSS if algorithm == RSA_PSS else padding.PKCS1v15()
@@ -117,9 +102,3 @@ def verify_raw(key: PublicKey, algorithm: str, signature: bytes, data: bytes) ->
     except (InvalidSignature, ValueError) as exc:
         # ValueError: e.g. an ECDSA value that is not valid DER — still just a bad signature.
         raise VerificationError(ReasonCode.BAD_SIGNATURE, "signature does not verify") from exc
-    _verified[memo] = key
-    while len(_verified) > _VERIFIED_SIZE:
-        try:
-            _verified.popitem(last=False)
-        except KeyError:  # emptied by another thread meanwhile
-            break
