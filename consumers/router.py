@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -28,7 +29,7 @@ from consumers.rejections import dead_letter, rejection_notice
 from consumers.router_metrics import RejectionAlarm, RouterMetrics, account
 from consumers.router_restore import restore_from_changelog
 from consumers.router_state import PartitionMemory, StateChange
-from consumers.router_store import RouterStore, StoredPartition
+from consumers.router_store import Checkpoint, RouterStore, StoredPartition
 from consumers.routing import Rejected, Routed, RoutingPolicy, route_submission
 from schemas.agency import AgencyDirectory
 from schemas.common import AgencyRef
@@ -201,13 +202,13 @@ class Router:
         producer: AIOKafkaProducer,
         admin: AIOKafkaAdminClient,
         batch: dict[TopicPartition, list[ConsumerRecord]],
-    ) -> dict[int, int]:
-        """Route the batch in one Kafka transaction; per partition, the offset after the last
-        changelog record it wrote."""
+    ) -> dict[int, Checkpoint]:
+        """Route the batch in one Kafka transaction; per partition, the last changelog record
+        it wrote (its offset and key) and the offset after it."""
         cfg = self.config
         pending: list[asyncio.Future[object]] = []
         offsets: dict[TopicPartition, int] = {}
-        written: dict[int, list[asyncio.Future[object]]] = {}
+        written: dict[int, list[tuple[asyncio.Future[Any], str]]] = {}
         async with producer.transaction():
             for tp, records in batch.items():
                 state = self.states[tp.partition]
@@ -232,23 +233,26 @@ class Router:
                         pending += await self._reject(producer, admin, outcome, record, now)
                     for change in changes:
                         state.apply(change)
-                        written.setdefault(tp.partition, []).append(
-                            await producer.send(
-                                cfg.topics.state,
-                                change.value,
-                                key=change.key.encode(),
-                                partition=tp.partition,
-                            )
+                        sent = await producer.send(
+                            cfg.topics.state,
+                            change.value,
+                            key=change.key.encode(),
+                            partition=tp.partition,
                         )
+                        written.setdefault(tp.partition, []).append((sent, change.key))
                     offsets[tp] = record.offset + 1
                     account(outcome, record, self.metrics, self.alarm)
                 pruned = await self._prune(producer, tp.partition, state)
                 if pruned:
                     written.setdefault(tp.partition, []).extend(pruned)
-            await asyncio.gather(*pending, *(f for fs in written.values() for f in fs))
+            await asyncio.gather(*pending, *(f for fs in written.values() for f, _ in fs))
             await producer.send_offsets_to_transaction(offsets, cfg.group_id)
-        # Sent futures resolve to RecordMetadata: the changelog offset each record got.
-        return {p: max(f.result().offset for f in fs) + 1 for p, fs in written.items()}  # type: ignore[attr-defined]
+        checkpoints = {}
+        for p, sent in written.items():
+            # Each future resolved to a RecordMetadata: the offset its record got.
+            offset, key = max((f.result().offset, key) for f, key in sent)
+            checkpoints[p] = Checkpoint(offset + 1, offset, key)
+        return checkpoints
 
     async def _missing_topics(self, admin: AIOKafkaAdminClient, wanted: set[str]) -> set[str]:
         missing = wanted - self._topics
@@ -336,19 +340,18 @@ class Router:
 
     async def _prune(
         self, producer: AIOKafkaProducer, partition: int, state: PartitionMemory
-    ) -> list[asyncio.Future[object]]:
+    ) -> list[tuple[asyncio.Future[Any], str]]:
         # Each partition on its own clock (pruned in its first batch after assignment).
         if time.monotonic() - self._last_prune.get(partition, -PRUNE_EVERY_S) < PRUNE_EVERY_S:
             return []
         self._last_prune[partition] = time.monotonic()
-        futures = []
+        futures: list[tuple[asyncio.Future[Any], str]] = []
         for change in state.expired_messages(self.clock(), self.config.policy.replay_window):
             state.apply(change)
-            futures.append(
-                await producer.send(
-                    self.config.topics.state, None, key=change.key.encode(), partition=partition
-                )
+            sent = await producer.send(
+                self.config.topics.state, None, key=change.key.encode(), partition=partition
             )
+            futures.append((sent, change.key))
         return futures
 
     async def _restore(self, partitions: list[int]) -> None:

@@ -16,6 +16,7 @@ import os
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from consumers.router_state import (
 CACHE_DOCUMENTS = 4096  # decoded DocumentStates kept in memory, most recently used
 PAGE_CACHE_KIB = 8192  # SQLite's own page cache, per connection
 DB_FILE = "store.sqlite"
+SCHEMA_VERSION = 1  # a store of another version is dropped and restored afresh: it is a cache
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -41,9 +43,25 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (part, msg_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages (part, created_at_ms);
--- Every committed changelog record of the partition below next_offset is in the tables above.
-CREATE TABLE IF NOT EXISTS checkpoints (part INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL);
+-- Every committed changelog record of the partition below next_offset is in the tables above;
+-- the last of them (offset and key) tells whether the log is still the one they came from.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    part INTEGER PRIMARY KEY, next_offset INTEGER NOT NULL, last_offset INTEGER, last_key TEXT
+);
 """
+_DROP = """
+DROP TABLE IF EXISTS documents; DROP TABLE IF EXISTS messages; DROP TABLE IF EXISTS checkpoints;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """How far into a partition's changelog the store is: all committed records below
+    next_offset applied, the last of them at last_offset with last_key (None: none yet)."""
+
+    next_offset: int
+    last_offset: int | None = None
+    last_key: str | None = None
 
 
 _PUT_DOCUMENT = "INSERT OR REPLACE INTO documents (part, doc_id, state) VALUES (?, ?, ?)"
@@ -91,6 +109,9 @@ class RouterStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
+            if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self.db.executescript(_DROP)
+                self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.db.executescript(_SCHEMA)
         except BaseException:
             self.db.close()
@@ -126,11 +147,12 @@ class RouterStore:
     def begin(self) -> None:
         self.db.execute("BEGIN")
 
-    def commit(self, next_offsets: Mapping[int, int]) -> None:
-        """Make the open transaction's changes durable, with the changelog offsets they reach."""
+    def commit(self, checkpoints: Mapping[int, Checkpoint]) -> None:
+        """Make the open transaction's changes durable, with how far into the changelog of each
+        partition they reach (partitions not named keep their checkpoint)."""
         self.db.executemany(
-            "INSERT OR REPLACE INTO checkpoints (part, next_offset) VALUES (?, ?)",
-            next_offsets.items(),
+            "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+            [(p, c.next_offset, c.last_offset, c.last_key) for p, c in checkpoints.items()],
         )
         self.db.execute("COMMIT")
 
@@ -200,20 +222,21 @@ class RouterStore:
 
     # --- restore -----------------------------------------------------------------------------
 
-    def next_offset(self, part: int) -> int | None:
-        row = self.db.execute(
-            "SELECT next_offset FROM checkpoints WHERE part = ?", (part,)
-        ).fetchone()
-        return None if row is None else int(row[0])
+    def checkpoint(self, part: int) -> Checkpoint | None:
+        sql = "SELECT next_offset, last_offset, last_key FROM checkpoints WHERE part = ?"
+        row = self.db.execute(sql, (part,)).fetchone()
+        return None if row is None else Checkpoint(*row)
 
-    def restart_point(self, part: int, log_start: int, log_end: int) -> int:
-        """Where to read the changelog from to bring this partition up to date: its checkpoint
-        if the log still holds everything after it, else (wiping the partition) the start."""
-        checkpoint = self.next_offset(part)
-        if checkpoint is not None and log_start <= checkpoint <= log_end:
-            return checkpoint
+    def restart_point(self, part: int, log_start: int, log_end: int) -> Checkpoint | None:
+        """The checkpoint to continue the partition's changelog from, if the log still holds
+        everything after it; else None, having wiped the partition (restore from the start).
+        The caller still checks that the log holds the checkpoint's last record."""
+        checkpoint = self.checkpoint(part)
+        if checkpoint is not None and log_start <= checkpoint.next_offset <= log_end:
+            if checkpoint.last_offset is not None or checkpoint.next_offset == log_start:
+                return checkpoint
         self.wipe(part)
-        return log_start
+        return None
 
     def wipe(self, part: int) -> None:
         in_transaction = self.db.in_transaction

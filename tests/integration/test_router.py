@@ -7,11 +7,13 @@ import asyncio
 import dataclasses
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -301,7 +303,7 @@ async def test_a_20_mb_document_goes_through(
     assert received.attachments[0].data == blob  # type: ignore[union-attr]
 
 
-def _restored(logs: list[dict[str, object]]) -> dict[str, object]:
+def _restored(logs: list[dict[str, Any]]) -> dict[str, Any]:
     return next(e for e in logs if e["event"] == "router.restored")
 
 
@@ -309,20 +311,28 @@ async def test_a_restarted_router_remembers_from_its_store_and_the_changelog_tai
     exchange: Settings, bootstrap: str, pki_dir: Path
 ) -> None:
     """Restarted on the same home, the router reads the changelog only from its store's
-    checkpoint, yet still refuses a replay and routes statuses of a document routed before;
-    with its store gone, it restores everything from the changelog and does the same."""
+    checkpoint, yet still refuses a replay and routes statuses of a document routed before.
+    When the log no longer holds the checkpoint's last record (a recreated topic) or the store
+    is gone, it restores everything from the changelog and does the same."""
     doc = seed_document(7400, [BA_DINH])
     envelope = seal(doc, credentials=creds(pki_dir, H26), at=utcnow())
     ba_dinh = AgencyRef(BA_DINH, "Ủy ban nhân dân quận Ba Đình")
+    store_dir = exchange.home / "router-state" / exchange.topic("router")
 
-    def status(code: str) -> Envelope:
+    async def restart_and_send(code: str, rounds: int) -> dict[str, Any]:
         notice = StatusNotice(
             document_id=doc.document_id,
             from_agency=ba_dinh,
             code=StatusCode(code),
             timestamp=utcnow(),
         )
-        return seal(notice, credentials=creds(pki_dir, BA_DINH), at=utcnow(), recipients=[H26])
+        status = seal(notice, credentials=creds(pki_dir, BA_DINH), at=utcnow(), recipients=[H26])
+        with capture_logs() as logs:
+            async with running_router(exchange, bootstrap):
+                await publish(bootstrap, exchange.topic("submissions"), [envelope, status])
+                await read_topic(bootstrap, exchange.topic("deadletter"), expect=rounds)
+                await read_topic(bootstrap, exchange.inbox(H26), expect=2 * rounds)
+        return _restored(logs)
 
     with capture_logs() as first_logs:
         async with running_router(exchange, bootstrap):
@@ -330,33 +340,35 @@ async def test_a_restarted_router_remembers_from_its_store_and_the_changelog_tai
             await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=1)
     [routed] = [e for e in first_logs if e["event"] == "router.routed"]
     partition = routed["partition"]
-    store_dir = exchange.home / "router-state" / exchange.topic("router")
     assert (store_dir / "0" / "store.sqlite").exists()
 
-    with capture_logs() as second_logs:
-        async with running_router(exchange, bootstrap):
-            await publish(bootstrap, exchange.topic("submissions"), [envelope, status("01")])
-            dead = await read_topic(bootstrap, exchange.topic("deadletter"), expect=1)
-            to_h26 = await read_topic(bootstrap, exchange.inbox(H26), expect=2)
-    restored = _restored(second_logs)
+    restored = await restart_and_send("01", 1)
     assert restored["records"] == 0  # all of it was in the store already
-    assert restored["read_from"][partition] >= 2  # type: ignore[index]  # document + message id
+    assert restored["read_from"][partition] >= 2  # the document and its message id
+
+    db = sqlite3.connect(store_dir / "0" / "store.sqlite")
+    with db:
+        db.execute("UPDATE checkpoints SET last_key = 'msg:elsewhere' WHERE part = ?", (partition,))
+    db.close()
+    restored = await restart_and_send("03", 2)
+    assert restored["read_from"][partition] == 0
+    assert restored["records"] >= 4  # the document twice, two message ids
 
     shutil.rmtree(store_dir)
-    with capture_logs() as third_logs:
-        async with running_router(exchange, bootstrap):
-            await publish(bootstrap, exchange.topic("submissions"), [envelope, status("03")])
-            dead = await read_topic(bootstrap, exchange.topic("deadletter"), expect=2)
-            to_h26 = await read_topic(bootstrap, exchange.inbox(H26), expect=4)
-    restored = _restored(third_logs)
-    assert restored["read_from"][partition] == 0  # type: ignore[index]
-    assert restored["records"] >= 4  # type: ignore[operator]  # document twice, two message ids
+    restored = await restart_and_send("05", 3)
+    assert restored["read_from"][partition] == 0
+    assert restored["records"] >= 6
 
-    assert [header(r, "lt-reason") for r in dead] == ["REPLAY", "REPLAY"]
-    statuses = [
-        decode_payload(decode_envelope(r.value))
-        for r in to_h26
-        if header(r, "lt-payload-type") == "STATUS_NOTICE"
+    dead = await read_topic(bootstrap, exchange.topic("deadletter"), expect=3)
+    assert [header(r, "lt-reason") for r in dead] == ["REPLAY"] * 3
+    to_h26 = await read_topic(bootstrap, exchange.inbox(H26), expect=6)
+    statuses = [decode_payload(decode_envelope(r.value)) for r in to_h26]
+    # H26 got, each time, the platform's 02 about the replay and Ba Đình's status.
+    assert [(s.from_agency.code, s.code) for s in statuses] == [  # type: ignore[union-attr]
+        (exchange.platform_agency, "02"),
+        (BA_DINH, "01"),
+        (exchange.platform_agency, "02"),
+        (BA_DINH, "03"),
+        (exchange.platform_agency, "02"),
+        (BA_DINH, "05"),
     ]
-    # H26 got: the 02 for the first replay, Ba Đình's 01, the 02 for the second replay, 03.
-    assert [s.code for s in statuses if s.from_agency.code == BA_DINH] == ["01", "03"]  # type: ignore[union-attr]
