@@ -363,6 +363,7 @@ async def _read(
 
 async def wait_for_statuses(bootstrap: str, inbox: str, code: StatusCode, count: int) -> None:
     """Until `count` status notices with `code` are in that inbox (also `lienthong generate`'s)."""
+
     def enough(values: list[bytes]) -> bool:
         return sum(_status_code(v) == code for v in values) >= count
 
