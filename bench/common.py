@@ -242,6 +242,9 @@ class BenchRun:
             LIENTHONG_DATABASE_URL=database_url,
             LIENTHONG_TOPIC_PREFIX=self.settings.topic_prefix,
             LIENTHONG_PKI_DIR=str(self.settings.pki_dir),
+            # The router's state store (and anything else a service keeps under its home)
+            # lives in the run's work directory and goes with it.
+            LIENTHONG_HOME=str(self.work / "home"),
             LIENTHONG_LOG_LEVEL=env.get("LIENTHONG_LOG_LEVEL", "INFO"),
         )
         return env
