@@ -37,6 +37,7 @@ class ArchiverConfig:
     checkpoint_seconds: float = 60.0
     refresh_seconds: float = 5.0  # how often new inbox topics are looked for
     wait_for_lock: bool = False
+    parse_workers: int = 0  # processes that parse records; 0: in the archiver's own process
 
 
 class ArchiverMetrics:

@@ -30,7 +30,8 @@ from consumers.archive_config import (
     ArchiverMetrics,
 )
 from consumers.archive_leaf import archive_time, leaves
-from consumers.archive_parse import ParseContext, Parsed, SourceRecord, parse_record
+from consumers.archive_parse import ParseContext, Parsed, SourceRecord
+from consumers.archive_pool import ParsePool, ParseSource
 from consumers.archive_tree import HeadSigner, load_right_edge
 from signing.merkle import RightEdge, append_leaves
 
@@ -38,7 +39,6 @@ log = structlog.get_logger()
 _stdlib_log = logging.getLogger(__name__)  # the logger structlog's stdlib factory uses
 
 FETCH_BYTES = 40 * 1024 * 1024  # above the largest message a topic accepts (32 MiB)
-PARSE_SLICE = 25  # records parsed between two turns of the event loop (~5-10 ms of CPU)
 
 __all__ = [  # defined in archive_config; the command line imports them from here
     "TRANSIENT_DB_ERRORS",
@@ -56,6 +56,7 @@ class Archiver:
         config: ArchiverConfig,
         *,
         parse: ParseContext,
+        parse_source: ParseSource | None = None,
         signer: HeadSigner,
         clock: Callable[[], datetime],
         metrics: ArchiverMetrics | None = None,
@@ -63,6 +64,9 @@ class Archiver:
         self.bootstrap = bootstrap
         self.config = config
         self.parse = parse
+        # Worker processes when config.parse_workers > 0; they build their context from
+        # parse_source, once each.
+        self.parser = ParsePool(parse, parse_source, config.parse_workers)
         self.signer = signer
         self.clock = clock
         self.metrics = metrics or ArchiverMetrics()
@@ -102,6 +106,7 @@ class Archiver:
         await admin.start()
         writing: asyncio.Task[bool] | None = None
         try:
+            self.parser.start()
             await consumer.start()
             await producer.start()
             log.info("archive.started", size=self.size, partitions=len(self.offsets))
@@ -123,7 +128,7 @@ class Archiver:
                     continue
                 batch = await consumer.getmany(timeout_ms=300, max_records=self.config.max_batch)
                 records = [r for tp in sorted(batch) for r in batch[tp]]
-                parsed = await self._parse_all(records)
+                parsed = await self.parser.parse([_source(r) for r in records])
                 if not await _settle(writing):
                     break
                 writing = None
@@ -145,6 +150,7 @@ class Archiver:
                 writing.cancel()
                 with contextlib.suppress(asyncio.CancelledError, *TRANSIENT_DB_ERRORS):
                     await writing
+            self.parser.close()  # waits for a chunk still running if cancelled mid-parse: ms
             await consumer.stop()
             await producer.stop()
             await admin.close()
@@ -160,16 +166,6 @@ class Archiver:
         since = self.head_at or self._started
         due = (self.clock() - since).total_seconds() >= self.config.checkpoint_seconds
         return (self.size > self.head_size and due) or self._unpublished is not None
-
-    async def _parse_all(self, records: Sequence[ConsumerRecord]) -> list[Parsed]:
-        """Parse in slices, handing the event loop back between them so the write in flight
-        gets its answers and sends its next statement without waiting for the whole batch."""
-        parsed = []
-        for i, r in enumerate(records):
-            parsed.append(parse_record(_source(r), self.parse))
-            if i % PARSE_SLICE == PARSE_SLICE - 1:
-                await asyncio.sleep(0)
-        return parsed
 
     async def _refresh_assignment(
         self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient

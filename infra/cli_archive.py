@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ import typer
 from prometheus_client import start_http_server
 
 from consumers.archive_parse import ArchiveTopics, ParseContext
+from consumers.archive_pool import ParseSource
 from consumers.archive_tree import archive_signer
 from consumers.archiver import ArchiveLockedError, Archiver, ArchiverConfig, ArchiverMetrics
 from infra import context, services
@@ -21,6 +23,16 @@ from infra.settings import Settings, load_settings
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Parse worker processes: off by default. On the 2-core benchmark box the archiver is bound by
+# its sequential database writes (~0.4 ms a row), not by parsing, and 2 workers gave the same
+# rows/s for +146 MiB (docs/benchmarks.md, Archive). Set where cores are spare and writes fast.
+PARSE_WORKERS_ENV = "LIENTHONG_ARCHIVE_PARSE_WORKERS"
+
+
+def default_parse_workers() -> int:
+    return int(os.environ.get(PARSE_WORKERS_ENV) or 0)
 
 
 def archive_log_id(settings: Settings) -> str:
@@ -35,6 +47,7 @@ def build_archiver(
     max_batch: int = 500,
     checkpoint_seconds: float = 60.0,
     wait_for_lock: bool = False,
+    parse_workers: int | None = None,  # None: $LIENTHONG_ARCHIVE_PARSE_WORKERS, else 0
 ) -> Archiver:
     config = ArchiverConfig(
         topics=ArchiveTopics(
@@ -47,15 +60,24 @@ def build_archiver(
         max_batch=max_batch,
         checkpoint_seconds=checkpoint_seconds,
         wait_for_lock=wait_for_lock,
+        parse_workers=default_parse_workers() if parse_workers is None else parse_workers,
     )
     parse = ParseContext(
         topics=config.topics,
         trust=context.trust_store(settings),
         agencies=context.agency_directory(settings),
     )
+    # The workers build their own context from the paths the one above was just loaded from.
+    source = ParseSource(config.topics, settings.trust_config, settings.agencies_file)
     signer = archive_signer(settings.pki_dir, settings.platform_agency, archive_log_id(settings))
     return Archiver(
-        bootstrap, config, parse=parse, signer=signer, clock=utcnow, metrics=ArchiverMetrics()
+        bootstrap,
+        config,
+        parse=parse,
+        parse_source=source,
+        signer=signer,
+        clock=utcnow,
+        metrics=ArchiverMetrics(),
     )
 
 
@@ -67,6 +89,12 @@ def register(app: typer.Typer) -> None:
         checkpoint_seconds: float = typer.Option(60.0, help="Sign a tree head this often."),
         max_batch: int = typer.Option(500, help="Records per database transaction, at most."),
         wait: bool = typer.Option(False, help="Wait for a running archiver to stop, not refuse."),
+        parse_workers: int = typer.Option(
+            0,
+            min=0,
+            envvar=PARSE_WORKERS_ENV,
+            help="Processes that parse and verify records; 0 parses in the archiver's own.",
+        ),
     ) -> None:
         """Archive submissions, inboxes and dead letters into PostgreSQL until SIGTERM."""
         settings = load_settings()
@@ -77,6 +105,7 @@ def register(app: typer.Typer) -> None:
             max_batch=max_batch,
             checkpoint_seconds=checkpoint_seconds,
             wait_for_lock=wait,
+            parse_workers=parse_workers,
         )
         if metrics_port:
             start_http_server(metrics_port, addr="127.0.0.1", registry=archiver.metrics.registry)

@@ -73,8 +73,11 @@ async def running_archiver(
     *,
     clock: Callable[[], datetime] = utcnow,
     max_batch: int = 500,
+    parse_workers: int | None = None,  # None: $LIENTHONG_ARCHIVE_PARSE_WORKERS, else 0
 ) -> AsyncIterator[Archiver]:
-    archiver = build_archiver(settings, bootstrap, database_url, max_batch=max_batch)
+    archiver = build_archiver(
+        settings, bootstrap, database_url, max_batch=max_batch, parse_workers=parse_workers
+    )
     archiver.config = dataclasses.replace(archiver.config, refresh_seconds=0.5)
     archiver.clock = clock
     stop = asyncio.Event()

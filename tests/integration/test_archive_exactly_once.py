@@ -4,6 +4,7 @@ under a running archiver, still leave every record archived once, seq gapless, t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,6 +53,18 @@ async def fill(bootstrap: str, topic: str, count: int) -> None:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").glob("*/children")
+        for c in task.read_text().split()
+    ]
+
+
+def alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
 
 async def count_rows(url: str) -> int:
@@ -107,9 +120,15 @@ async def test_sigkill_mid_stream_then_restart_archives_each_record_once(
         while await count_rows(archive_db) < 400 and time.monotonic() < deadline:
             assert first.poll() is None, first.stderr.read() if first.stderr else ""
             await asyncio.sleep(0.05)
+        workers = children(first.pid)  # parse workers, when LIENTHONG_ARCHIVE_PARSE_WORKERS > 0
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         assert 0 < await count_rows(archive_db) < total  # killed mid-stream
+        for _ in range(100):  # orphaned workers notice and leave within a second or so
+            if not alive(workers):
+                break
+            await asyncio.sleep(0.1)
+        assert not alive(workers)
     finally:
         if first.poll() is None:
             first.kill()
@@ -196,4 +215,32 @@ async def test_the_writers_connection_killed_again_and_again_loses_and_repeats_n
     finally:
         await admin.close()
     assert killed >= 3, killed  # it was interrupted mid-stream, more than once
+    await assert_exactly_once(archive_db, total, archive_pki)
+
+
+async def test_parse_workers_killed_again_and_again_lose_and_repeat_nothing(
+    exchange: Settings,
+    bootstrap: str,
+    archive_db: str,
+    archive_pki: Path,
+) -> None:
+    """A worker process dying mid-parse breaks its pool: the pool is replaced and the batch
+    parsed again whole (nothing of it was written), so every record still goes in once."""
+    total = 3000
+    await fill(bootstrap, exchange.topic("submissions"), total)
+    killed = 0
+    async with running_archiver(
+        exchange, bootstrap, archive_db, max_batch=50, parse_workers=2
+    ) as archiver:
+        deadline = time.monotonic() + 90
+        while archiver.size < total and time.monotonic() < deadline:
+            for pid in archiver.parser.pids()[:1]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+            await asyncio.sleep(0.4)
+        assert await wait_for_records(archive_db, total, timeout_s=60) == total
+        assert archiver.parser.restarts >= 1
+    assert killed >= 2, killed
+    assert archiver.parser.pids() == []  # stopped with the archiver
     await assert_exactly_once(archive_db, total, archive_pki)

@@ -14,6 +14,7 @@ import pytest
 from consumers import archive_store as store
 from consumers.archive_leaf import archive_time, leaves
 from consumers.archive_parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
+from consumers.archive_pool import ParsePool, ParseSource
 from schemas.agency import AgencyDirectory
 from schemas.codec import encode_payload
 from schemas.common import AgencyRef, SecrecyMarking
@@ -225,3 +226,19 @@ async def test_one_batch_writes_the_rows_that_one_record_at_a_time_writes(
     ]
     assert [(s["seq"], s["code"]) for s in batched["status_event"]] == [(10, "01")]
     assert len(batched["archive_record"]) == len(parsed)
+
+
+async def test_rows_parsed_by_worker_processes_write_what_the_archivers_own_parse_writes(
+    migrated_database: str, ctx_and_root: tuple[ParseContext, Path]
+) -> None:
+    ctx, root = ctx_and_root
+    records = _mixed_records(root)
+    inline = await ParsePool(ctx, None, 0).parse(records)
+    pool = ParsePool(ctx, ParseSource(TOPICS, PkiDirectory(root).trust_config), 2)
+    try:
+        pooled = await pool.parse(records)
+    finally:
+        pool.close()
+    assert pooled == inline
+    async with fresh_database(migrated_database) as a, fresh_database(migrated_database) as b:
+        assert await _write_in_batches(a, pooled, 4) == await _write_in_batches(b, inline, 4)

@@ -1,8 +1,12 @@
 """What the archiver does to go faster must not change what it stores: the payload cache, the
-batch leaf encoder and the one-statement document insert give what the slow paths gave."""
+batch leaf encoder, the one-statement document insert and the parse worker processes give what
+the slow paths gave."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from consumers.archive_parse import (
     SourceRecord,
     parse_record,
 )
+from consumers.archive_pool import CHUNK, ParsePool, ParseSource, shard_of
 from schemas.agency import AgencyDirectory
 from schemas.codec import decode_payload
 from schemas.envelope import SignerRole, decode_envelope, encode_envelope
@@ -115,3 +120,59 @@ def test_batch_leaves_are_byte_for_byte_the_leaves_of_record_leaf() -> None:
 def test_batch_leaves_refuse_what_a_verifier_would_refuse(bad: tuple[object, ...]) -> None:
     with pytest.raises(ValueError):
         leaves(0, [bad], NOW)  # type: ignore[list-item]
+
+
+def _mixed(pki_root: Path) -> list[SourceRecord]:
+    """Submissions and their deliveries (same key, so the same shard), status-less inbox noise,
+    bytes that do not parse and a dead letter: every path of parse_record, over both shards."""
+    out = []
+    for n in range(12):
+        raw = sealed(pki_root, 100 + n)
+        key = f"doc-{n}".encode()
+        out.append(SourceRecord(TOPICS.submissions, n % 3, n, key, raw, (), NOW))
+        out.append(SourceRecord(TOPICS.inbox_prefix + BA_DINH, 0, n, key, raw, (), NOW))
+    out.append(SourceRecord(TOPICS.submissions, 0, 99, None, b"\x00garbage", (), NOW))
+    letter = (("lt-reason", b"UNKNOWN_RECIPIENT"), ("lt-sender", H26.encode()))
+    out.append(SourceRecord(TOPICS.deadletter, 0, 0, b"k", sealed(pki_root, 7), letter, NOW))
+    return out
+
+
+async def test_worker_processes_parse_exactly_what_the_archivers_own_process_parses(
+    pki_root: Path,
+) -> None:
+    records = _mixed(pki_root)
+    ctx = ParseContext(TOPICS, PkiDirectory(pki_root).trust_store(), AgencyDirectory.default())
+    source = ParseSource(TOPICS, PkiDirectory(pki_root).trust_config)
+    inline = await ParsePool(ctx, None, 0).parse(records)
+    pool = ParsePool(ctx, source, 2)
+    try:
+        # Chunks smaller than a batch, so results come back from several tasks per shard.
+        for chunk in (CHUNK, 5):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr("consumers.archive_pool.CHUNK", chunk)
+                assert await pool.parse(records) == inline
+        assert {shard_of(r, 2) for r in records} == {0, 1}  # both workers had work
+    finally:
+        pool.close()
+    assert [p.record.offset for p in inline] == [r.offset for r in records]
+    assert sum(p.document is not None for p in inline) == 12
+    assert sum(p.delivery is not None for p in inline) == 12
+
+
+async def test_a_killed_worker_is_replaced_and_the_batch_parsed_again_whole(
+    pki_root: Path,
+) -> None:
+    records = _mixed(pki_root)
+    ctx = ParseContext(TOPICS, PkiDirectory(pki_root).trust_store(), AgencyDirectory.default())
+    inline = await ParsePool(ctx, None, 0).parse(records)
+    pool = ParsePool(ctx, ParseSource(TOPICS, PkiDirectory(pki_root).trust_config), 2)
+    try:
+        assert await pool.parse(records) == inline
+        victim = pool.pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        assert await pool.parse(records) == inline  # not one record lost or repeated
+        assert pool.restarts == 1 and victim not in pool.pids()
+    finally:
+        pool.close()
+    assert pool.pids() == []
