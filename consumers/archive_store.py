@@ -9,6 +9,7 @@ from datetime import datetime
 
 import asyncpg
 
+from consumers.archive_leaf import leaves
 from consumers.archive_rows import DocumentRow, Kind, Parsed, dumps
 
 # pg_advisory_lock key of the single archive writer ('lt-archive' folded into 63 bits).
@@ -26,6 +27,23 @@ class LeafRow:
     leaf_data: bytes
     leaf_hash: bytes
     archived_at: datetime
+
+
+def leaf_rows(first_seq: int, parsed: Sequence[Parsed], archived_at: datetime) -> list[LeafRow]:
+    """The rows of a batch in order, from seq `first_seq`, each with its Merkle leaf."""
+    made = leaves(
+        first_seq,
+        [
+            (p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
+             p.record.raw_sha256)
+            for p in parsed
+        ],
+        archived_at,
+    )  # fmt: skip
+    return [
+        LeafRow(first_seq + i, p, data, digest, archived_at)
+        for i, (p, (data, digest)) in enumerate(zip(parsed, made, strict=True))
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from consumers.archive_config import (
     ArchiverConfig,
     ArchiverMetrics,
 )
-from consumers.archive_leaf import archive_time, leaves
+from consumers.archive_leaf import archive_time
 from consumers.archive_parse import ParseContext, Parsed, SourceRecord
 from consumers.archive_pool import ParsePool, ParseSource
 from consumers.archive_tree import HeadSigner, load_right_edge
@@ -250,19 +250,7 @@ class Archiver:
             return
         started = time.monotonic()
         archived_at = archive_time(self.clock())
-        made = leaves(
-            self.size,
-            [
-                (p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
-                 p.record.raw_sha256)
-                for p in todo
-            ],
-            archived_at,
-        )  # fmt: skip
-        rows = [
-            store.LeafRow(self.size + i, p, data, digest, archived_at)
-            for i, (p, (data, digest)) in enumerate(zip(todo, made, strict=True))
-        ]
+        rows = store.leaf_rows(self.size, todo, archived_at)
         edge, nodes = append_leaves(self.edge, self.size, [r.leaf_hash for r in rows])
         offsets = dict(self.offsets)
         for p in todo:

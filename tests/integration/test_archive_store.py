@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from consumers import archive_store as store
-from consumers.archive_leaf import archive_time, leaves
+from consumers.archive_leaf import archive_time
 from consumers.archive_parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
 from consumers.archive_pool import ParsePool, ParseSource
 from schemas.agency import AgencyDirectory
@@ -58,20 +58,8 @@ async def test_documents_of_a_batch_go_in_once_first_submission_first_with_their
         for o, v in enumerate([one, one, two])
     ]
     at = archive_time(NOW)
-    made = leaves(
-        0,
-        [
-            (p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
-             p.record.raw_sha256)
-            for p in parsed
-        ],
-        at,
-    )  # fmt: skip
-    rows = [
-        store.LeafRow(i, p, d, h, at)
-        for i, (p, (d, h)) in enumerate(zip(parsed, made, strict=True))
-    ]
-    _, nodes = append_leaves(RightEdge.empty(), 0, [h for _, h in made])
+    rows = store.leaf_rows(0, parsed, at)
+    _, nodes = append_leaves(RightEdge.empty(), 0, [r.leaf_hash for r in rows])
     conn = await asyncpg.connect(archive_db)
     try:
         async with conn.transaction():
@@ -160,17 +148,8 @@ async def _write_in_batches(url: str, parsed: list[Parsed], size: int) -> dict[s
     try:
         for first in range(0, len(parsed), size):
             batch = parsed[first : first + size]
-            made = leaves(
-                first,
-                [(p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
-                  p.record.raw_sha256) for p in batch],
-                at,
-            )  # fmt: skip
-            rows = [
-                store.LeafRow(first + i, p, d, h, at)
-                for i, (p, (d, h)) in enumerate(zip(batch, made, strict=True))
-            ]
-            edge, nodes = append_leaves(edge, first, [h for _, h in made])
+            rows = store.leaf_rows(first, batch, at)
+            edge, nodes = append_leaves(edge, first, [r.leaf_hash for r in rows])
             changed = {(p.record.topic, p.record.partition): p.record.offset + 1 for p in batch}
             offsets.update(changed)
             async with conn.transaction():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,24 +26,13 @@ from schemas.status import StatusCode, StatusNotice
 from signing.envelope import sign_envelope
 from signing.merkle import RightEdge, append_leaves, leaf_hash, range_keys, root_of
 from signing.pkidir import PkiDirectory
-from signing.profile import CertRole
 from signing.seal import load_credential, seal
 from tests.support import seed_document
+from tests.unit.consumers.conftest import ARCHIVE_NOW
 
-NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+NOW = ARCHIVE_NOW
 H26, BA_DINH, PLATFORM = "000.00.00.H26", "000.00.31.H26", "000.00.10.H26"
 TOPICS = ArchiveTopics("p.submissions", "p.deadletter", "p.inbox.")
-
-
-@pytest.fixture(scope="module")
-def pki_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pki")
-    pki = PkiDirectory(root)
-    pki.init(now=NOW - timedelta(days=1))
-    for code in (H26, BA_DINH):
-        pki.issue(agency_code=code, role=CertRole.AGENCY, now=NOW - timedelta(days=1))
-    pki.issue(agency_code=PLATFORM, role=CertRole.PLATFORM, now=NOW - timedelta(days=1))
-    return root
 
 
 @pytest.fixture(scope="module")

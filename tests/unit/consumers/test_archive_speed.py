@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,22 +26,13 @@ from schemas.agency import AgencyDirectory
 from schemas.codec import decode_payload
 from schemas.envelope import SignerRole, decode_envelope, encode_envelope
 from signing.pkidir import PkiDirectory
-from signing.profile import CertRole
 from signing.seal import load_credential, seal
 from tests.support import seed_document
+from tests.unit.consumers.conftest import ARCHIVE_NOW
 
-NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+NOW = ARCHIVE_NOW
 H26, BA_DINH = "000.00.00.H26", "000.00.31.H26"
 TOPICS = ArchiveTopics("p.submissions", "p.deadletter", "p.inbox.")
-
-
-@pytest.fixture(scope="module")
-def pki_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pki")
-    pki = PkiDirectory(root)
-    pki.init(now=NOW - timedelta(days=1))
-    pki.issue(agency_code=H26, role=CertRole.AGENCY, now=NOW - timedelta(days=1))
-    return root
 
 
 def sealed(pki_root: Path, number: int) -> bytes:
