@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -108,9 +108,13 @@ def utcnow() -> datetime:
 
 
 @asynccontextmanager
-async def fresh_database(server_url: str, name: str | None = None) -> AsyncIterator[str]:
-    """A new, migrated database on the session's server, dropped afterwards: the rows a test
-    writes never meet another test's rows."""
+async def fresh_database(
+    server_url: str,
+    name: str | None = None,
+    seed: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> AsyncIterator[str]:
+    """A new, migrated database on the session's server (with `seed` run on it), dropped
+    afterwards: the rows a test writes never meet another test's rows."""
     name = name or f"lt_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server_url)
     try:
@@ -122,6 +126,8 @@ async def fresh_database(server_url: str, name: str | None = None) -> AsyncItera
         conn = await asyncpg.connect(url)
         try:
             await migrate(conn)
+            if seed is not None:
+                await seed(conn)
         finally:
             await conn.close()
         yield url

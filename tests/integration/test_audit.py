@@ -56,12 +56,7 @@ PAGED = 25  # documents of Hai Bà Trưng, one a day, for pagination
 
 @pytest.fixture(scope="module")
 async def audit_db(database_url: str) -> AsyncIterator[str]:
-    async with fresh_database(database_url) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await seed(conn)
-        finally:
-            await conn.close()
+    async with fresh_database(database_url, seed=seed) as url:
         yield url
 
 

@@ -85,12 +85,7 @@ REJECTIONS = [
 @pytest.fixture(scope="module")
 async def kpi_db(database_url: str) -> AsyncIterator[str]:
     """A new migrated database on the session server: these rows meet no other test's rows."""
-    async with fresh_database(database_url) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await seed(conn)
-        finally:
-            await conn.close()
+    async with fresh_database(database_url, seed=seed) as url:
         yield url
 
 
