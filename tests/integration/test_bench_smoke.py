@@ -39,4 +39,10 @@ def test_tiny_run_writes_results(settings: Settings, endpoints: Endpoints, tmp_p
         assert scenario[side]["repeats"][0]["documents"] == 20
     assert {"router", "archiver"} <= scenario["pipeline"]["processes"].keys()
     assert "archived_p99_ms" in scenario["pipeline"]["summary"]
+    # Where send->delivered goes: the three stages, each a median of p50 and of p99.
+    stages = ("acked", "routed", "routed_to_delivered")
+    assert {f"{s}_{p}_ms" for s in stages for p in ("p50", "p99")} <= scenario["pipeline"][
+        "summary"
+    ].keys()
+    assert "stage: send→routed" in report.markdown(loaded)
     assert "| throughput 2KB" in report.markdown(loaded)

@@ -36,3 +36,16 @@ def test_console_output_is_not_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "infra.up" in err and "bootstrap=127.0.0.1:9092" in err
     with pytest.raises(json.JSONDecodeError):
         json.loads(err.splitlines()[0])
+
+
+def test_structlog_lines_below_the_level_are_dropped_and_name_their_logger(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", json=True)
+    log = structlog.get_logger("consumers.router")
+    log.debug("router.batch_detail", records=3)  # below INFO: never rendered
+    log.warning("router.retry", delay_s=0.5)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e["event"], e["level"], e["logger"]) for e in lines] == [
+        ("router.retry", "warning", "consumers.router")
+    ]

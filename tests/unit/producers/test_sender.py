@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -248,3 +249,27 @@ async def test_sending_outside_the_context_manager_is_a_programming_error(pki: P
     sender, _ = make_sender(pki, H26)
     with pytest.raises(RuntimeError, match="async with"):
         await sender.send_document(decision())
+
+
+@pytest.mark.parametrize(
+    ("attachment_bytes", "in_a_thread"),
+    [(1_000, False), (sender_module.INLINE_SEAL_BYTES + 1, True)],
+)
+async def test_small_documents_are_sealed_on_the_loop_and_large_ones_in_a_thread(
+    pki: Path, monkeypatch: pytest.MonkeyPatch, attachment_bytes: int, in_a_thread: bool
+) -> None:
+    loop_thread = threading.get_ident()
+    sealed_in: list[int] = []
+    original = DocumentSender.seal
+
+    def spy(self: DocumentSender, *args: Any) -> Any:
+        sealed_in.append(threading.get_ident())
+        return original(self, *args)
+
+    monkeypatch.setattr(DocumentSender, "seal", spy)
+    att = Attachment.inline("a.bin", "application/octet-stream", b"\x01" * attachment_bytes)
+    sender, fake = make_sender(pki, H26)
+    async with sender:
+        await sender.send_document(replace(decision(), attachments=(att,)))
+    assert len(sealed_in) == 1 and len(fake.sent) == 1
+    assert (sealed_in[0] != loop_thread) is in_a_thread
