@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -123,30 +123,19 @@ class SignerCert:
     roles: frozenset[CertRole]
 
 
-# A signing station signs thousands of envelopes with one key and chain: remember the checks
-# of the last few (key, chain, role) that passed. The key object itself is kept in the entry,
-# so its id() cannot be reused by another key while the entry lives.
-_SIGNER_CACHE_SIZE = 64
-_signer_cache: OrderedDict[
-    tuple[int, tuple[bytes, ...], CertRole], tuple[PrivateKey, SignerCert]
-] = OrderedDict()
-
-
 def signer_cert(key: PrivateKey, chain: Sequence[bytes], role: CertRole) -> SignerCert:
     """Refuse to sign when the chain's first certificate is not this key's or not this role's."""
     try:
-        cache_key = (id(key), tuple(chain), role)
-        hit = _signer_cache.get(cache_key)
-    except TypeError:  # an unhashable chain element: let the checks below say what is wrong
+        return _checked_signer(key, tuple(chain), role)
+    except TypeError:  # an unhashable chain element: let the checks say what is wrong
         return _check_signer(key, chain, role)
-    if hit is not None and hit[0] is key:
-        _signer_cache.move_to_end(cache_key)
-        return hit[1]
-    cert = _check_signer(key, chain, role)
-    _signer_cache[cache_key] = (key, cert)
-    if len(_signer_cache) > _SIGNER_CACHE_SIZE:
-        _signer_cache.popitem(last=False)
-    return cert
+
+
+# A signing station signs thousands of envelopes with one key and chain: the checks of the last
+# few (key, chain, role) that passed are remembered (a refusal raises and is not).
+@functools.lru_cache(maxsize=64)
+def _checked_signer(key: PrivateKey, chain: tuple[bytes, ...], role: CertRole) -> SignerCert:
+    return _check_signer(key, chain, role)
 
 
 def _check_signer(key: PrivateKey, chain: Sequence[bytes], role: CertRole) -> SignerCert:
