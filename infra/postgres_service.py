@@ -79,12 +79,31 @@ def _prepare_dir(path: Path) -> None:
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
         os.chown(path, pw.pw_uid, pw.pw_gid)
-        check = subprocess.run(_as_owner(["test", "-w", str(path)]), check=False)
-        if check.returncode != 0:
+        if not _postgres_can_write(path):
+            _let_postgres_through(path)
+        if not _postgres_can_write(path):
             raise InfraError(
                 f"the postgres user cannot reach {path}: make its parent directories "
                 "traversable (chmod o+x) or set LIENTHONG_HOME elsewhere"
             )
+
+
+def _postgres_can_write(path: Path) -> bool:
+    return subprocess.run(_as_owner(["test", "-w", str(path)]), check=False).returncode == 0
+
+
+def _let_postgres_through(path: Path) -> None:
+    """A checkout made with `mktemp -d` (mode 0700) keeps the postgres user out of its own
+    state directory: grant search (not read) on the directories between it and the working
+    directory, ours to change. Directories above the working directory are left as they are."""
+    cwd = Path.cwd().resolve()
+    for parent in path.resolve().parents:
+        if not parent.is_relative_to(cwd):
+            break
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+            log.info("postgres.dir_made_traversable", path=str(parent))
 
 
 def _state_file(settings: Settings) -> Path:

@@ -8,6 +8,7 @@ import pytest
 
 from infra.kafka_service import random_cluster_id
 from infra.migrate import load_migrations
+from infra.postgres_service import _let_postgres_through
 from infra.services import _redact
 from infra.settings import load_settings
 from infra.topic_setup import plan_topics
@@ -75,3 +76,19 @@ def test_cluster_ids_never_start_with_a_dash() -> None:
     draws = iter([b"\xf8" + b"\x00" * 15, b"\x10" * 16])
     assert random_cluster_id(lambda: next(draws)) == "EBAQEBAQEBAQEBAQEBAQEA"
     assert all(not random_cluster_id().startswith("-") for _ in range(2000))
+
+
+def test_a_0700_checkout_is_made_traversable_up_to_the_working_directory_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    above = tmp_path / "above"
+    checkout = above / "checkout"
+    data = checkout / ".lienthong" / "postgres"
+    data.mkdir(parents=True)
+    for d in (above, checkout, checkout / ".lienthong"):
+        d.chmod(0o700)
+    monkeypatch.chdir(checkout)
+    _let_postgres_through(data)
+    assert checkout.stat().st_mode & 0o777 == 0o701
+    assert (checkout / ".lienthong").stat().st_mode & 0o777 == 0o701
+    assert above.stat().st_mode & 0o777 == 0o700  # above the working directory: not ours
