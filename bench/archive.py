@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from bench.common import BenchRun, ServiceProcess, cpu_seconds, machine_jiffies, peak_rss_mb
-from infra.cli_archive import default_parse_workers
+from infra.compose.archive import default_parse_workers
 
 # LIENTHONG_BENCH_ARCHIVE_WORKERS="0,2": the `--parse-workers` values compared in one run.
 WORKERS = tuple(

@@ -25,8 +25,8 @@ import asyncpg
 
 from consumers.audit import SearchFilters, build_search, search_documents
 from infra import services
-from infra.cli_audit import auditor_url
-from infra.migrate import migrate
+from infra.compose.audit import auditor_url
+from infra.services.migrate import migrate
 from infra.settings import load_settings
 
 RESULTS = Path(__file__).parent / "results" / "audit_search.json"

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from infra.migrate import migrate
+from infra.services.migrate import migrate
+from infra.services.topic_setup import ensure_for_agencies
 from infra.settings import Settings
-from infra.topic_setup import ensure_for_agencies
 
 H26 = "000.00.00.H26"  # Hà Nội People's Committee: the sender
 BA_DINH = "000.00.31.H26"  # Ba Đình district: the one recipient, so one document = one delivery

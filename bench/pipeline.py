@@ -30,9 +30,10 @@ from bench.common import (
 from consumers.inbox import Delivery, InboxSubscriber
 from infra import context
 from producers.sender import DocumentSender
+from schemas.codec import encode_envelope
 from schemas.common import AgencyRef, Attachment, DocumentCode
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import SignerRole, encode_envelope
+from schemas.envelope import SignerRole
 from schemas.samples import example_record
 from signing.seal import Credential, load_credential
 

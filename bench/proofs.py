@@ -1,5 +1,5 @@
 """Inclusion proofs over a 1M-leaf tree: built in memory (DictNodeStore), and read from the
-archive's merkle_node table through consumers.audit_verify's PgNodeStore."""
+archive's merkle_node table through consumers.audit.verify's PgNodeStore."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from bench.common import BenchRun, latency_summary
-from consumers.audit_verify import PgNodeStore
+from consumers.audit import PgNodeStore
 from signing.merkle import (
     DictNodeStore,
     RightEdge,

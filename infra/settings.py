@@ -12,8 +12,6 @@ DEFAULT_TOPIC_PREFIX = "lienthong."
 # over the Department of Information and Communications in 2025); its certificate signs the
 # platform's own notices, such as a rejection (status 02).
 DEFAULT_PLATFORM_AGENCY = "000.00.10.H26"
-# Messages up to this size travel whole (a 20 MB document plus Avro and signature overhead).
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

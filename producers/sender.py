@@ -11,7 +11,6 @@ from typing import Any, Protocol
 
 import structlog
 
-from infra.settings import MAX_MESSAGE_BYTES
 from producers.refusals import (
     KAFKA_RECORD_OVERHEAD,
     SendRefused,
@@ -22,11 +21,12 @@ from producers.refusals import (
     signing_agency,
 )
 from schemas.addressing import Payload, addressing
-from schemas.codec import PAYLOADS, decode_payload
+from schemas.codec import PAYLOADS, decode_payload, encode_envelope
 from schemas.common import check_answerable_id
 from schemas.document import OfficialDocument
-from schemas.envelope import Envelope, encode_envelope
+from schemas.envelope import Envelope
 from schemas.errors import SchemaError, ValidationError
+from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.paper import PaperExchangeRecord
 from schemas.report import PeriodicReport
 from schemas.status import StatusCode, StatusNotice

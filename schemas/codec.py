@@ -17,7 +17,13 @@ from schemas.document import (
     document_to_record,
     validate_document,
 )
-from schemas.envelope import Envelope, PayloadType
+from schemas.envelope import (
+    ENVELOPE_SCHEMA,
+    Envelope,
+    PayloadType,
+    envelope_from_record,
+    envelope_to_record,
+)
 from schemas.errors import SchemaError, ValidationError
 from schemas.paper import PaperExchangeRecord, paper_from_record, paper_to_record, validate_paper
 from schemas.registry import SchemaRegistry, SchemaVersion, default_registry
@@ -245,3 +251,21 @@ def decode_payload(envelope: Envelope, *, validate: bool = True) -> Payload:
     except (ValueError, KeyError, TypeError) as exc:
         raise SchemaError("invalid_record", f"{type(exc).__name__}: {exc}") from exc
     return obj
+
+
+def encode_envelope(env: Envelope) -> bytes:
+    """Single-object encode an Envelope with the newest envelope schema."""
+    try:
+        record = envelope_to_record(env)
+    except (ValueError, AttributeError) as exc:
+        raise SchemaError("invalid_record", f"Envelope: {exc}") from exc
+    return encode(ENVELOPE_SCHEMA, record)
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    """Decode Envelope bytes; anything else (or garbage) raises SchemaError."""
+    decoded = decode(data, expected_name=ENVELOPE_SCHEMA)
+    try:
+        return envelope_from_record(decoded.record)
+    except (ValueError, KeyError) as exc:
+        raise SchemaError("invalid_record", f"Envelope: {exc}") from exc

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from schemas.errors import SchemaError
-
 
 class PayloadType(enum.StrEnum):
     OFFICIAL_DOCUMENT = "OFFICIAL_DOCUMENT"
@@ -106,25 +104,3 @@ def envelope_from_record(rec: dict[str, Any]) -> Envelope:
             for s in rec["signatures"]
         ),
     )
-
-
-def encode_envelope(env: Envelope) -> bytes:
-    """Single-object encode an Envelope with the newest envelope schema."""
-    from schemas.codec import encode
-
-    try:
-        record = envelope_to_record(env)
-    except (ValueError, AttributeError) as exc:
-        raise SchemaError("invalid_record", f"Envelope: {exc}") from exc
-    return encode(ENVELOPE_SCHEMA, record)
-
-
-def decode_envelope(data: bytes) -> Envelope:
-    """Decode Envelope bytes; anything else (or garbage) raises SchemaError."""
-    from schemas.codec import decode
-
-    decoded = decode(data, expected_name=ENVELOPE_SCHEMA)
-    try:
-        return envelope_from_record(decoded.record)
-    except (ValueError, KeyError) as exc:
-        raise SchemaError("invalid_record", f"Envelope: {exc}") from exc

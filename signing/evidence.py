@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 
 from schemas.agency import Agency, AgencyDirectory
-from schemas.envelope import decode_envelope
+from schemas.codec import decode_envelope
 from schemas.errors import SchemaError
 from signing.envelope import AgencyRegistry, verify_envelope
 from signing.errors import PkiError, VerificationError

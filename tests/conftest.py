@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 
 from infra import services
-from infra.migrate import migrate
 from infra.services import Endpoints
+from infra.services.migrate import migrate
 from infra.settings import Settings, load_settings
 
 
@@ -102,7 +102,7 @@ def exchange_topics(settings: Settings, bootstrap: str) -> Settings:
     """Every topic of the manifests (one inbox per open agency) exists on the test broker."""
     import asyncio
 
-    from infra.topic_setup import ensure_all
+    from infra.services.topic_setup import ensure_all
 
     asyncio.run(ensure_all(settings, bootstrap))
     return settings

@@ -13,12 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
-from infra.migrate import migrate
+from infra.services.migrate import migrate
+from infra.services.topic_setup import ensure_for_agencies
 from infra.settings import Settings
-from infra.topic_setup import ensure_for_agencies
+from schemas.codec import encode_envelope
 from schemas.common import AgencyRef, DocumentCode
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import Envelope, encode_envelope
+from schemas.envelope import Envelope
 from schemas.samples import example_record
 
 FETCH = 40 * 1024 * 1024

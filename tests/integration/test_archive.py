@@ -16,12 +16,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from consumers.archive_check import run_check
-from consumers.archiver import Archiver
-from infra.cli_archive import build_archiver
+from consumers.archive.archiver import Archiver
+from consumers.archive.check import run_check
+from infra.compose.archive import build_archiver
 from infra.settings import Settings
+from schemas.codec import encode_envelope
 from schemas.common import AgencyRef, SecrecyMarking
-from schemas.envelope import encode_envelope
 from schemas.status import StatusCode, StatusNotice
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole

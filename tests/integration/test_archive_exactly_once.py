@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from consumers.archive_check import run_check
-from infra import postgres_service
+from consumers.archive.check import run_check
+from infra.services import postgres as postgres_service
 from infra.settings import Settings
 from signing.pkidir import PkiDirectory
 from tests.integration.test_archive import (
@@ -32,14 +32,6 @@ from tests.support import utcnow
 __all__ = ["archive_db", "archive_pki", "exchange"]  # fixtures used by name below
 
 ROOT = Path(__file__).resolve().parents[2]
-# `lienthong archive` whether or not infra.cli's build_app registers infra.cli_archive yet.
-RUN_ARCHIVE = (
-    "from infra import cli, cli_archive\n"
-    "app = cli.build_app()\n"
-    "if 'infra.cli_archive' not in cli._registered:\n"
-    "    cli_archive.register(app)\n"
-    "app()\n"
-)
 
 
 async def fill(bootstrap: str, topic: str, count: int) -> None:
@@ -97,7 +89,7 @@ def start_archiver(service_env: dict[str, str], exchange: Settings, url: str) ->
         "LIENTHONG_LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [sys.executable, "-c", RUN_ARCHIVE, "archive", "--max-batch", "50"],
+        [sys.executable, "-m", "infra.cli", "archive", "--max-batch", "50"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

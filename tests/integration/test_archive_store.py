@@ -11,14 +11,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from consumers import archive_store as store
-from consumers.archive_leaf import archive_time
-from consumers.archive_parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
-from consumers.archive_pool import ParsePool, ParseSource
+from consumers.archive import store
+from consumers.archive.leaf import archive_time
+from consumers.archive.parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
+from consumers.archive.pool import ParsePool, ParseSource
 from schemas.agency import AgencyDirectory
-from schemas.codec import encode_payload
+from schemas.codec import encode_envelope, encode_payload
 from schemas.common import AgencyRef, SecrecyMarking
-from schemas.envelope import Envelope, SignerRole, encode_envelope
+from schemas.envelope import Envelope, SignerRole
 from schemas.status import StatusCode, StatusNotice
 from signing.envelope import sign_envelope
 from signing.merkle import RightEdge, append_leaves

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from consumers.archive_check import run_check
+from consumers.archive.check import run_check
 from infra.settings import Settings
 from signing.pkidir import PkiDirectory
 from signing.seal import seal
@@ -25,7 +25,6 @@ from tests.integration.test_archive import (
     running_archiver,
     wait_for_records,
 )
-from tests.integration.test_archive_exactly_once import RUN_ARCHIVE
 from tests.integration.test_router import creds
 from tests.support import fresh_database, publish, seed_document, utcnow
 
@@ -96,7 +95,7 @@ async def first_document_seq(url: str) -> int:
 def check_cli(service_env: dict[str, str], url: str) -> subprocess.CompletedProcess[str]:
     env = {**service_env, "LIENTHONG_DATABASE_URL": url}
     return subprocess.run(
-        [sys.executable, "-c", RUN_ARCHIVE, "audit", "check"],
+        [sys.executable, "-m", "infra.cli", "audit", "check"],
         cwd=ROOT,
         env=env,
         capture_output=True,

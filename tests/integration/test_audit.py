@@ -13,10 +13,12 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from consumers.audit import Cursor, SearchFilters, build_search, search_documents
-from infra.cli import app
-from infra.cli_audit import auditor_url, register
+from consumers.audit.search import Cursor, SearchFilters, build_search, search_documents
+from infra.cli.main import build_app
+from infra.compose.audit import auditor_url
 from tests.support import fresh_database
+
+app = build_app()
 
 H26 = "000.00.00.H26"
 BA_DINH = "000.00.31.H26"
@@ -118,7 +120,6 @@ async def auditor(audit_db: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[CliRunner]:
-    register(app)
     yield CliRunner()
 
 

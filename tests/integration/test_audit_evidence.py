@@ -14,11 +14,13 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from consumers.audit_verify import PgNodeStore
+from consumers.audit.verify import PgNodeStore
 from infra import services
-from infra.cli import app
-from infra.cli_audit import auditor_url, register
-from schemas.envelope import SignerRole, encode_envelope
+from infra.cli.main import build_app
+from infra.compose.audit import auditor_url
+from infra.services import manager
+from schemas.codec import encode_envelope
+from schemas.envelope import SignerRole
 from signing.merkle import DictNodeStore, RightEdge, append_leaves, leaf_hash, plan_inclusion
 from signing.merkle_leaf import LeafRecord, format_archived_at
 from signing.pkidir import PkiDirectory
@@ -27,6 +29,8 @@ from signing.seal import load_credential, seal
 from signing.treehead import TreeHead, sign_tree_head, signed_tree_head_to_json
 from tests.conftest import BA_DINH, H26
 from tests.support import fresh_database, seed_document
+
+app = build_app()
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 GOOD = seed_document(8801, [BA_DINH]).document_id
@@ -124,7 +128,6 @@ def env(evidence_db: str, service_env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[CliRunner]:
-    register(app)
     yield CliRunner()
 
 
@@ -190,7 +193,9 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("verify-bundle must not touch the services")
 
     for name in ("database_url", "kafka_bootstrap", "endpoints", "up", "check_database"):
-        monkeypatch.setattr(services, name, refuse)
+        monkeypatch.setattr(manager, name, refuse)
+        if name in services.__all__:
+            monkeypatch.setattr(services, name, refuse)
     monkeypatch.setattr(asyncpg, "connect", refuse)
 
 

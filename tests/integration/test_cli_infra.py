@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from infra import procs
+from infra.services import procs
 
 
 def lienthong(

@@ -13,12 +13,13 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from consumers.kpi import Counts, Period, Tree
-from consumers.kpi_sql import monthly_counts, timeliness
-from infra.cli import app
-from infra.cli_kpi import register
+from consumers.kpi.indicators import Counts, Period, Tree
+from consumers.kpi.sql import monthly_counts, timeliness
+from infra.cli.main import build_app
 from schemas.agency import AgencyDirectory
 from tests.support import fresh_database
+
+app = build_app()
 
 H26, BA_DINH, DONG_DA, VPCP = "000.00.00.H26", "000.00.31.H26", "000.00.33.H26", "000.00.00.G22"
 OCT = Period.parse("2026-10")
@@ -172,7 +173,6 @@ async def test_timeliness_rolls_up_percentiles(kpi_db: str) -> None:
 
 @pytest.fixture(scope="module")
 def cli() -> Iterator[CliRunner]:
-    register(app)
     yield CliRunner()
 
 

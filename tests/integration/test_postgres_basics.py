@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from infra.migrate import load_migrations, migrate
+from infra.services.migrate import load_migrations, migrate
 
 
 async def test_asyncpg_round_trip_keeps_vietnamese_text(db: asyncpg.Connection) -> None:

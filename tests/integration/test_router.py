@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from consumers.router import Router
-from infra.cli_route import build_router
+from consumers.router.service import Router
+from infra.compose.router import build_router
 from infra.settings import Settings
 from schemas.agency import AgencyDirectory
-from schemas.codec import decode_payload, encode_payload
+from schemas.codec import decode_envelope, decode_payload, encode_payload
 from schemas.common import AgencyRef, SecrecyMarking
 from schemas.document import OfficialDocument
-from schemas.envelope import Envelope, SignerRole, decode_envelope
+from schemas.envelope import Envelope, SignerRole
 from schemas.status import StatusCode, StatusNotice
 from signing import verify_envelope
 from signing.envelope import sign_envelope

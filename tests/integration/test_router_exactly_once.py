@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from consumers.router import Router
+from consumers.router.service import Router
 from infra.settings import Settings
-from schemas.envelope import Envelope, SignerRole, decode_envelope
+from schemas.codec import decode_envelope
+from schemas.envelope import Envelope, SignerRole
 from signing.seal import load_credential, seal
 from tests.conftest import BA_DINH, H26, HAI_BA_TRUNG, PKI_AGENCIES
 from tests.integration.test_router import running_router

@@ -14,14 +14,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from infra.context import trust_store
-from infra.settings import MAX_MESSAGE_BYTES, Settings
+from infra.settings import Settings
 from producers.refusals import SendRefused
 from producers.sender import DocumentSender, Receipt
 from schemas.agency import AgencyDirectory
-from schemas.codec import decode_payload
+from schemas.codec import decode_envelope, decode_payload
 from schemas.common import AgencyRef, Attachment, SecrecyMarking
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import Envelope, SignerRole, decode_envelope
+from schemas.envelope import Envelope, SignerRole
+from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.paper import paper_from_record
 from schemas.report import report_from_record
 from schemas.samples import example_record

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from consumers.inbox import WRONG_RECIPIENT, Delivery, InboxSubscriber, Refusal
+from consumers.inbox.subscriber import WRONG_RECIPIENT, Delivery, InboxSubscriber, Refusal
 from infra.context import agency_directory, trust_store
 from infra.settings import Settings
-from schemas.codec import encode_payload
+from schemas.codec import encode_envelope, encode_payload
 from schemas.common import AgencyRef, Attachment
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import Envelope, SignerRole, encode_envelope
+from schemas.envelope import Envelope, SignerRole
 from schemas.samples import example_record
 from signing.seal import load_credential, seal
 

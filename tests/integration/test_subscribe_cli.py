@@ -19,14 +19,14 @@ import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from typer.testing import CliRunner
 
-from consumers.inbox_files import REFUSED, read_jsonl, safe_name
-from infra.cli_subscribe import register
+from consumers.inbox.files import REFUSED, read_jsonl, safe_name
+from infra.cli.subscribe import register
 from infra.context import agency_directory, trust_store
 from infra.settings import Settings
-from schemas.codec import decode_payload, encode_payload
+from schemas.codec import decode_envelope, decode_payload, encode_envelope, encode_payload
 from schemas.common import AgencyRef, Attachment
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import Envelope, PayloadType, SignerRole, decode_envelope, encode_envelope
+from schemas.envelope import Envelope, PayloadType, SignerRole
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice
 from signing.envelope import verify_envelope
@@ -231,7 +231,7 @@ def test_sigterm_stops_after_the_record_in_hand(
     doc = make_document(f"6{unique[:6]}")
     put(bootstrap, settings.inbox(BA_DINH), [seal_document(pki_dir, doc)])
     script = (
-        "import typer; from infra.cli_subscribe import register; app = typer.Typer(); "
+        "import typer; from infra.cli.subscribe import register; app = typer.Typer(); "
         "app.callback()(lambda: None); register(app); app()"
     )
     args = ["subscribe", "--agency", BA_DINH, "--out", str(tmp_path), "--no-answer"]

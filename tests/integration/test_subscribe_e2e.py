@@ -7,9 +7,9 @@ import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
-from consumers.inbox_files import STATUSES, read_jsonl, safe_name
-from infra.cli_route import build_router
-from infra.cli_subscribe import run_subscribe
+from consumers.inbox.files import STATUSES, read_jsonl, safe_name
+from infra.compose.router import build_router
+from infra.compose.subscribe import run_subscribe
 from infra.settings import Settings
 from producers.sender import DocumentSender
 from schemas.common import AgencyRef, Attachment

@@ -7,8 +7,8 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from infra.topic_setup import plan_topics
-from infra.topics import ensure_topics
+from infra.services.topic_setup import plan_topics
+from infra.services.topics import ensure_topics
 from schemas.topics import load_topic_manifests
 
 

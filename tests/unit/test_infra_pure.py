@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from infra.kafka_service import random_cluster_id
-from infra.migrate import load_migrations
-from infra.postgres_service import _let_postgres_through
-from infra.services import _redact
+from infra.services.kafka import random_cluster_id
+from infra.services.manager import _redact
+from infra.services.migrate import load_migrations
+from infra.services.postgres import _let_postgres_through
+from infra.services.topic_setup import plan_topics
 from infra.settings import load_settings
-from infra.topic_setup import plan_topics
 from schemas.topics import load_topic_manifests
 
 

@@ -42,10 +42,10 @@ def test_structlog_lines_below_the_level_are_dropped_and_name_their_logger(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     configure_logging("INFO", json=True)
-    log = structlog.get_logger("consumers.router")
+    log = structlog.get_logger("consumers.router.service")
     log.debug("router.batch_detail", records=3)  # below INFO: never rendered
     log.warning("router.retry", delay_s=0.5)
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [(e["event"], e["level"], e["logger"]) for e in lines] == [
-        ("router.retry", "warning", "consumers.router")
+        ("router.retry", "warning", "consumers.router.service")
     ]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.archive_leaf import record_leaf
-from consumers.archive_parse import (
+from consumers.archive.leaf import record_leaf
+from consumers.archive.parse import (
     ArchiveTopics,
     Kind,
     ParseContext,
@@ -19,9 +19,9 @@ from consumers.archive_parse import (
     parse_record,
 )
 from schemas.agency import AgencyDirectory
-from schemas.codec import encode_payload
+from schemas.codec import encode_envelope, encode_payload
 from schemas.common import AgencyRef, SecrecyMarking
-from schemas.envelope import Envelope, SignerRole, encode_envelope
+from schemas.envelope import Envelope, SignerRole
 from schemas.status import StatusCode, StatusNotice
 from signing.envelope import sign_envelope
 from signing.merkle import RightEdge, append_leaves, leaf_hash, range_keys, root_of

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.archive_leaf import leaves, record_leaf
-from consumers.archive_parse import (
+from consumers.archive.leaf import leaves, record_leaf
+from consumers.archive.parse import (
     ArchiveTopics,
     Kind,
     ParseContext,
@@ -21,10 +21,10 @@ from consumers.archive_parse import (
     SourceRecord,
     parse_record,
 )
-from consumers.archive_pool import CHUNK, ParsePool, ParseSource, shard_of
+from consumers.archive.pool import CHUNK, ParsePool, ParseSource, shard_of
 from schemas.agency import AgencyDirectory
-from schemas.codec import decode_payload
-from schemas.envelope import SignerRole, decode_envelope, encode_envelope
+from schemas.codec import decode_envelope, decode_payload, encode_envelope
+from schemas.envelope import SignerRole
 from signing.pkidir import PkiDirectory
 from signing.seal import load_credential, seal
 from tests.support import seed_document
@@ -140,7 +140,7 @@ async def test_worker_processes_parse_exactly_what_the_archivers_own_process_par
         # Chunks smaller than a batch, so results come back from several tasks per shard.
         for chunk in (CHUNK, 5):
             with pytest.MonkeyPatch.context() as mp:
-                mp.setattr("consumers.archive_pool.CHUNK", chunk)
+                mp.setattr("consumers.archive.pool.CHUNK", chunk)
                 assert await pool.parse(records) == inline
         assert {shard_of(r, 2) for r in records} == {0, 1}  # both workers had work
     finally:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from consumers.archive_parse import ArchiveTopics, ParseContext, SourceRecord, parse_record
-from consumers.rejections import dead_letter
-from consumers.router_state import PartitionState
-from consumers.routing import Rejected, Routed, RoutingPolicy, route_submission
+from consumers.archive.parse import ArchiveTopics, ParseContext, SourceRecord, parse_record
+from consumers.router.rejections import dead_letter
+from consumers.router.routing import Rejected, Routed, RoutingPolicy, route_submission
+from consumers.router.state import PartitionState
 from schemas.agency import AgencyDirectory
-from schemas.envelope import SignerRole, encode_envelope
+from schemas.codec import encode_envelope
+from schemas.envelope import SignerRole
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 from signing.seal import load_credential, seal

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from consumers.audit import (
+from consumers.audit.search import (
     RANK_WINDOW,
     RECENT_WALK,
     Cursor,
@@ -14,7 +14,7 @@ from consumers.audit import (
     build_search,
     day_bounds,
 )
-from infra.cli_audit import auditor_url
+from infra.compose.audit import auditor_url
 
 
 def test_only_the_filters_given_reach_the_sql() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.inbox import (
+from consumers.inbox.subscriber import (
     ADDRESSING_MISMATCH,
     EMPTY_RECORD,
     WRONG_RECIPIENT,
@@ -18,10 +18,10 @@ from consumers.inbox import (
     one_line,
 )
 from schemas.agency import AgencyDirectory
-from schemas.codec import encode_payload
+from schemas.codec import encode_envelope, encode_payload
 from schemas.common import AgencyRef
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import Envelope, SignerRole, encode_envelope
+from schemas.envelope import Envelope, SignerRole
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice
 from signing.envelope import sign_envelope

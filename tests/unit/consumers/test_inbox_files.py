@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.inbox import Delivery, Refusal, examine
-from consumers.inbox_files import (
+from consumers.inbox.files import (
     REFUSED,
     STATUSES,
     AttachmentMismatch,
@@ -24,10 +23,12 @@ from consumers.inbox_files import (
     write_delivery,
     write_refusal,
 )
+from consumers.inbox.subscriber import Delivery, Refusal, examine
 from schemas.agency import AgencyDirectory
+from schemas.codec import encode_envelope
 from schemas.common import AgencyRef, Attachment
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import SignerRole, encode_envelope
+from schemas.envelope import SignerRole
 from schemas.report import report_from_record
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice

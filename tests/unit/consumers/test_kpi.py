@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from consumers.kpi import (
+from consumers.kpi.indicators import (
     ALL,
     Counts,
     Indicator,

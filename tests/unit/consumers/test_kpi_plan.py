@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from consumers.kpi_plan import plan_exchange
+from consumers.kpi.plan import plan_exchange
 from schemas.common import AgencyRef
 from schemas.document import OfficialDocument, validate_document
 from schemas.paper import PaperDirection, PaperExchangeRecord, validate_paper

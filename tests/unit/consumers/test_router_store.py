@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.router_state import DocumentState, PartitionState, StateChange
-from consumers.router_store import DB_FILE, Checkpoint, RouterStore, StoredPartition, claim_slot
+from consumers.router.state import DocumentState, PartitionState, StateChange
+from consumers.router.store import DB_FILE, Checkpoint, RouterStore, StoredPartition, claim_slot
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from consumers.router_state import PartitionState
-from consumers.routing import Rejected, RejectReason, Routed, RoutingPolicy, route_submission
+from consumers.router.routing import Rejected, RejectReason, Routed, RoutingPolicy, route_submission
+from consumers.router.state import PartitionState
 from schemas.agency import AgencyDirectory
-from schemas.codec import encode_payload
+from schemas.codec import decode_envelope, encode_envelope, encode_payload
 from schemas.common import AgencyRef, Attachment, SecrecyMarking
 from schemas.document import BusinessOperation, BusinessOperationType, OfficialDocument
-from schemas.envelope import Envelope, SignerRole, decode_envelope, encode_envelope
+from schemas.envelope import Envelope, SignerRole
 from schemas.paper import paper_from_record
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice

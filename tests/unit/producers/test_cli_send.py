@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from infra.cli_send import register
+from infra.cli.send import register
 
 DECISION = resources.files("schemas").joinpath(
     "examples", "official_document", "v2", "decision-4612-qd-ubnd.json"

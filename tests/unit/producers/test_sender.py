@@ -14,10 +14,10 @@ from structlog.testing import capture_logs
 import producers.sender as sender_module
 from producers.refusals import MAX_ATTACHMENT_BYTES, SendRefused
 from producers.sender import DocumentSender
-from schemas.codec import decode_payload, encode_payload
+from schemas.codec import decode_envelope, decode_payload, encode_payload
 from schemas.common import AgencyRef, Attachment, SecrecyMarking
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import SignerRole, decode_envelope
+from schemas.envelope import SignerRole
 from schemas.report import report_from_record
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice

@@ -10,21 +10,15 @@ from schemas.codec import (
     HEADER_SIZE,
     MAGIC,
     decode,
+    decode_envelope,
     decode_payload,
     encode,
+    encode_envelope,
     encode_payload,
     schema_identity,
 )
 from schemas.common import AgencyRef
-from schemas.envelope import (
-    Envelope,
-    PayloadType,
-    Signature,
-    SignerRole,
-    TraceHop,
-    decode_envelope,
-    encode_envelope,
-)
+from schemas.envelope import Envelope, PayloadType, Signature, SignerRole, TraceHop
 from schemas.errors import SCHEMA_ERROR_REASONS, SchemaError
 from schemas.registry import SchemaRegistry
 from schemas.samples import example_record

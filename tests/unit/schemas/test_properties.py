@@ -9,10 +9,18 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import HEADER_SIZE, decode, decode_payload, encode, encode_payload
+from schemas.codec import (
+    HEADER_SIZE,
+    decode,
+    decode_envelope,
+    decode_payload,
+    encode,
+    encode_envelope,
+    encode_payload,
+)
 from schemas.common import AgencyRef, Attachment
 from schemas.document import OfficialDocument, document_from_record
-from schemas.envelope import Envelope, decode_envelope, encode_envelope
+from schemas.envelope import Envelope
 from schemas.errors import SCHEMA_ERROR_REASONS, SchemaError
 from schemas.registry import default_registry
 from schemas.report import Indicator, report_from_record

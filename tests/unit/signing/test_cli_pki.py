@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from infra.cli_pki import app
+from infra.cli.pki import app
 from schemas.envelope import SignerRole
 from signing import ReasonCode, TrustStore, VerificationError, sign_envelope, verify_envelope
 from signing.pkidir import PkiDirectory

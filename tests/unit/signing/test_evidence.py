@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from schemas.envelope import SignerRole, encode_envelope
+from schemas.codec import encode_envelope
+from schemas.envelope import SignerRole
 from signing import CertRole, TrustStore, sign_envelope
 from signing.evidence import (
     ANCHORS,

@@ -1,0 +1,320 @@
+"""Pure record -> rows: what the archive keeps of one Kafka record, decided without I/O.
+
+Nothing here raises on bad input: a record that does not parse is still archived (raw bytes and
+`parse_error`), because the archive is the evidence of what travelled, valid or not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from consumers.archive.document import document_row, signature_facts
+from consumers.archive.rows import (
+    SECRET_REASON,
+    ArchiveTopics,
+    DeliveryRow,
+    DocumentRow,
+    Kind,
+    Parsed,
+    RecordRow,
+    RejectionRow,
+    SourceRecord,
+    StatusRow,
+    clean,
+    dumps,
+)
+from schemas.addressing import Payload
+from schemas.agency import AgencyDirectory
+from schemas.codec import decode_envelope, decode_payload
+from schemas.common import SecrecyMarking
+from schemas.envelope import Envelope, SignerRole
+from schemas.errors import SchemaError
+from schemas.paper import PaperExchangeRecord
+from schemas.status import StatusNotice
+from signing.trust import TrustStore
+
+__all__ = [  # the rows are defined in archive_rows; importers of this module still find them
+    "SECRET_REASON",
+    "ArchiveTopics",
+    "DeliveryRow",
+    "DocumentRow",
+    "Kind",
+    "ParseContext",
+    "Parsed",
+    "PayloadCache",
+    "RecordRow",
+    "RejectionRow",
+    "SourceRecord",
+    "StatusRow",
+    "clean",
+    "dumps",
+    "parse_record",
+    "signature_facts",
+]
+
+
+class PayloadCache:
+    """Decoded payloads by their exact bytes, least recently used first.
+
+    A delivery carries its submission's payload bytes unchanged (the router adds a trace hop to
+    the envelope, not to the payload), so the archiver would decode every payload twice, or
+    once per recipient and once more. Decoding is a pure function of (payload type, schema,
+    bytes), so a hit returns what decoding again would; only successes are kept. Bounded by
+    entries and by payload bytes, so large attachments cannot make it grow.
+    """
+
+    def __init__(self, max_entries: int = 8192, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self._bytes = 0
+        self._entries: OrderedDict[tuple[str, str, bytes], Payload] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def decode(self, envelope: Envelope) -> Payload:
+        key = (str(envelope.payload_type), envelope.payload_schema, bytes(envelope.payload))
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return found
+        payload = decode_payload(envelope, validate=False)
+        size = len(key[2])
+        if size > self.max_bytes // 16:
+            return payload  # one large payload would evict hundreds of small ones
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = payload
+                self._bytes += size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                old, _ = self._entries.popitem(last=False)
+                self._bytes -= len(old[2])
+        return payload
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """Built once per archiver process: the TrustStore's chain cache and the payload cache
+    only pay off if every record is parsed with the same context."""
+
+    topics: ArchiveTopics
+    trust: TrustStore
+    agencies: AgencyDirectory
+    payloads: PayloadCache = field(default_factory=PayloadCache, compare=False)
+
+
+def kind_of(topic: str, topics: ArchiveTopics) -> Kind:
+    if topic == topics.submissions:
+        return Kind.SUBMISSION
+    if topic == topics.deadletter:
+        return Kind.DEADLETTER
+    return Kind.DELIVERY
+
+
+def header(src: SourceRecord, name: str) -> str | None:
+    for key, value in src.headers:
+        if key == name:
+            return clean(bytes(value).decode("utf-8", errors="replace"))
+    return None
+
+
+def is_secret(payload: Payload) -> bool:
+    # A paper record may register a secret document's metadata (the router forwards it too).
+    if isinstance(payload, PaperExchangeRecord):
+        return False
+    return getattr(payload, "secrecy", SecrecyMarking.NONE) != SecrecyMarking.NONE
+
+
+def parse_record(src: SourceRecord, ctx: ParseContext) -> Parsed:
+    raw = src.value or b""
+    kind = kind_of(src.topic, ctx.topics)
+    if kind is Kind.DEADLETTER:
+        return _parse_deadletter(src, raw)
+    digest = hashlib.sha256(raw).digest()
+    try:
+        envelope = decode_envelope(raw)
+    except SchemaError as exc:
+        return Parsed(_bare(src, kind, raw, digest, f"envelope: {exc.reason}: {exc}"))
+    try:
+        payload = ctx.payloads.decode(envelope)
+    except SchemaError as exc:
+        return Parsed(_from_envelope(src, kind, raw, digest, envelope, f"payload: {exc.reason}"))
+    if is_secret(payload):
+        return Parsed(_secret_row(src, kind, digest, envelope))
+    if kind is Kind.SUBMISSION:
+        row = _from_envelope(src, kind, raw, digest, envelope, None)
+        return Parsed(row, document=document_row(envelope, payload, ctx.trust, ctx.agencies))
+    if isinstance(payload, StatusNotice) and SignerRole.PLATFORM in _roles(envelope):
+        kind = Kind.NOTICE
+    row = _from_envelope(src, kind, raw, digest, envelope, None)
+    recipient = src.topic[len(ctx.topics.inbox_prefix) :]
+    status = None
+    if isinstance(payload, StatusNotice):
+        status = StatusRow(
+            document_id=clean(payload.document_id) or "",
+            from_agency=clean(payload.from_agency.code) or "",
+            to_agency=recipient,
+            code=str(payload.code),
+            description=clean(payload.description),
+            staff=_staff(payload),
+            at=payload.timestamp,
+        )
+    delivery = None
+    if kind is Kind.DELIVERY:
+        # Delivered when the router routed it: its trace hop, stamped by the router's clock.
+        routed_at = envelope.trace[-1].at if envelope.trace else src.timestamp
+        delivery = DeliveryRow(clean(envelope.document_id) or "", recipient, routed_at)
+    return Parsed(row, delivery=delivery, status=status)
+
+
+def _roles(envelope: Envelope) -> list[str]:
+    return [str(s.role) for s in envelope.signatures]
+
+
+def _bare(src: SourceRecord, kind: Kind, raw: bytes, digest: bytes, error: str) -> RecordRow:
+    return RecordRow(
+        src.topic,
+        src.partition,
+        src.offset,
+        kind,
+        header(src, "lt-message-id"),
+        _key(src),
+        header(src, "lt-payload-type"),
+        header(src, "lt-sender"),
+        raw,
+        digest,
+        clean(error[:500]),
+    )
+
+
+def _from_envelope(
+    src: SourceRecord,
+    kind: Kind,
+    raw: bytes,
+    digest: bytes,
+    envelope: Envelope,
+    error: str | None,
+) -> RecordRow:
+    return RecordRow(
+        src.topic,
+        src.partition,
+        src.offset,
+        kind,
+        clean(envelope.message_id),
+        clean(envelope.document_id),
+        str(envelope.payload_type),
+        clean(envelope.sender),
+        raw,
+        digest,
+        clean(error[:500]) if error else None,
+    )
+
+
+def _secret_row(src: SourceRecord, kind: Kind, digest: bytes, envelope: Envelope) -> RecordRow:
+    """A secret document must not be kept even if it reached a topic: its digest proves what it
+    was, its sender who sent it; its document id (number and notation) stays out, as in the
+    router's dead letter."""
+    return RecordRow(
+        src.topic,
+        src.partition,
+        src.offset,
+        kind,
+        clean(envelope.message_id),
+        None,
+        str(envelope.payload_type),
+        clean(envelope.sender),
+        None,
+        digest,
+        f"{SECRET_REASON}: content not archived",
+    )
+
+
+def _key(src: SourceRecord) -> str | None:
+    return clean(src.key.decode("utf-8", errors="replace")) if src.key else None
+
+
+def _refused_at(src: SourceRecord) -> datetime:
+    """The router's own time of refusal (header lt-at), else the record's timestamp."""
+    stamped = header(src, "lt-at")
+    if stamped:
+        try:
+            at = datetime.fromisoformat(stamped)
+        except ValueError:
+            return src.timestamp
+        if at.tzinfo is not None:
+            return at
+    return src.timestamp
+
+
+def _parse_deadletter(src: SourceRecord, raw: bytes) -> Parsed:
+    reason = header(src, "lt-reason") or "UNKNOWN"
+    rejection = RejectionRow(
+        reason=reason,
+        detail=header(src, "lt-detail"),
+        sender=header(src, "lt-sender"),
+        message_id=header(src, "lt-message-id"),
+        document_id=_key(src),
+        secret=reason == SECRET_REASON,
+        source=header(src, "lt-source"),
+        at=_refused_at(src),
+    )
+    if reason == SECRET_REASON or (not raw and header(src, "lt-sha256")):
+        digest = _header_digest(src) or hashlib.sha256(raw).digest()
+        row = RecordRow(
+            src.topic,
+            src.partition,
+            src.offset,
+            Kind.DEADLETTER,
+            None,
+            None,
+            None,
+            rejection.sender,
+            None,
+            digest,
+            f"{reason}: content not archived",
+        )
+        secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, rejection.at)
+        return Parsed(row, rejection=secret)
+    digest = hashlib.sha256(raw).digest()
+    try:
+        envelope = decode_envelope(raw)
+        payload = decode_payload(envelope, validate=False)
+    except SchemaError as exc:
+        row = _bare(src, Kind.DEADLETTER, raw, digest, f"{exc.reason}: {exc}")
+        return Parsed(row, rejection=rejection)
+    if is_secret(payload):
+        row = _secret_row(src, Kind.DEADLETTER, digest, envelope)
+        secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, rejection.at)
+        return Parsed(row, rejection=secret)
+    row = _from_envelope(src, Kind.DEADLETTER, raw, digest, envelope, None)
+    return Parsed(row, rejection=rejection)
+
+
+def _header_digest(src: SourceRecord) -> bytes | None:
+    text = header(src, "lt-sha256") or ""
+    try:
+        digest = bytes.fromhex(text)
+    except ValueError:
+        return None
+    return digest if len(digest) == 32 else None
+
+
+def _staff(notice: StatusNotice) -> dict[str, Any] | None:
+    s = notice.staff
+    if s is None:
+        return None
+    return {
+        "name": clean(s.name),
+        "department": clean(s.department),
+        "email": clean(s.email),
+        "telephone": clean(s.telephone),
+    }

@@ -1,0 +1,119 @@
+"""The router's account of what it did: a log line and metrics per submission, the refusal alarm."""
+
+from __future__ import annotations
+
+import collections
+
+import structlog
+from aiokafka import ConsumerRecord
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from consumers.router.routing import Rejected, Routed
+
+log = structlog.get_logger()
+
+
+class RouterMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.routed = Counter(
+            "lienthong_router_routed", "Submissions routed", ["payload_type"], registry=r
+        )
+        self.deliveries = Counter(
+            "lienthong_router_deliveries", "Copies delivered to inboxes", registry=r
+        )
+        self.rejected = Counter(
+            "lienthong_router_rejected", "Submissions refused", ["reason"], registry=r
+        )
+        self.reject_share = Gauge(
+            "lienthong_router_reject_share",
+            "Share of refusals among recent submissions",
+            registry=r,
+        )
+        self.alarm = Gauge(
+            "lienthong_router_reject_alarm",
+            "1 while the refusal share is above its limit",
+            registry=r,
+        )
+        self.batches = Counter(
+            "lienthong_router_transactions", "Transactions committed", registry=r
+        )
+        self.retries = Counter(
+            "lienthong_router_retries", "Batches retried after transient errors", registry=r
+        )
+
+
+class RejectionAlarm:
+    """A burst of invalid input never stops the router, but it must not go unnoticed."""
+
+    def __init__(self, share: float, window: int) -> None:
+        self.share = share
+        self.recent: collections.deque[bool] = collections.deque(maxlen=window)
+        self.raised = False
+
+    def record(self, rejected: bool) -> float:
+        self.recent.append(rejected)
+        return sum(self.recent) / len(self.recent)
+
+    def check(self, current: float) -> bool | None:
+        """True when the alarm goes up, False when it clears, None when unchanged."""
+        full = len(self.recent) >= min(20, self.recent.maxlen or 20)
+        above = full and current > self.share
+        if above != self.raised:
+            self.raised = above
+            return above
+        return None
+
+
+def account(
+    outcome: Routed | Rejected,
+    record: ConsumerRecord,
+    metrics: RouterMetrics,
+    alarm: RejectionAlarm,
+) -> None:
+    """One canonical log line per handled submission, its metrics, and the refusal alarm."""
+    where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    if isinstance(outcome, Routed):
+        env = outcome.envelope
+        metrics.routed.labels(str(env.payload_type)).inc()
+        metrics.deliveries.inc(len(outcome.recipients))
+        log.info(
+            "router.routed",
+            **where,
+            message_id=env.message_id,
+            document_id=env.document_id,
+            sender=env.sender,
+            payload_type=str(env.payload_type),
+            recipients=len(outcome.recipients),
+        )
+    else:
+        metrics.rejected.labels(outcome.reason).inc()
+        # A secret document's identifiers stay out of the logs: digest, sender, reason only.
+        ids = (
+            {"sha256": outcome.digest}
+            if outcome.secret
+            else {"message_id": outcome.message_id, "document_id": outcome.document_id}
+        )
+        log.warning(
+            "router.rejected",
+            **where,
+            **ids,
+            sender=outcome.sender,
+            reason=outcome.reason,
+            detail="" if outcome.secret else outcome.detail,
+        )
+    share = alarm.record(isinstance(outcome, Rejected))
+    metrics.reject_share.set(share)
+    change = alarm.check(share)
+    if change is True:
+        metrics.alarm.set(1)
+        log.error(
+            "router.reject_alarm",
+            share=round(share, 3),
+            limit=alarm.share,
+            window=len(alarm.recent),
+        )
+    elif change is False:
+        metrics.alarm.set(0)
+        log.info("router.reject_alarm_cleared", share=round(share, 3))

@@ -1,0 +1,79 @@
+"""What a refusal leaves behind: a dead letter (original bytes, or none for a secret document)
+and a status 02 signed by the platform for the sender."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from consumers.router.routing import Rejected
+from schemas.agency import AgencyDirectory
+from schemas.common import AgencyRef
+from schemas.envelope import Envelope
+from schemas.errors import SchemaError, ValidationError
+from schemas.status import StatusCode, StatusNotice
+from signing.errors import SigningError
+from signing.seal import Credential, seal
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+
+def dead_letter(
+    raw: bytes, key: bytes | None, rejected: Rejected, source: str, at: datetime
+) -> DeadLetter:
+    """Keep the original bytes with the reason, so the message can be investigated or replayed.
+    A secret document keeps nothing but its digest, its sender and the reason: not even its key,
+    which is its number and notation."""
+    headers: Headers = [
+        ("lt-reason", rejected.reason.encode()),
+        ("lt-detail", rejected.detail.encode()),
+        ("lt-source", source.encode()),
+        ("lt-sha256", rejected.digest.encode()),
+        # When the router refused it, by the router's clock (the record's own timestamp is the
+        # broker's append time).
+        ("lt-at", at.isoformat().encode()),
+    ]
+    if rejected.sender:
+        headers.append(("lt-sender", rejected.sender.encode()))
+    if rejected.secret:
+        return DeadLetter(None, b"", headers)
+    if rejected.message_id:
+        headers.append(("lt-message-id", rejected.message_id.encode()))
+    if rejected.payload_type:
+        headers.append(("lt-payload-type", rejected.payload_type.encode()))
+    return DeadLetter(key, raw, headers)
+
+
+def rejection_notice(
+    rejected: Rejected,
+    *,
+    platform: AgencyRef,
+    credential: Credential,
+    agencies: AgencyDirectory,
+    now: datetime,
+) -> Envelope | None:
+    """A status 02 for the claimed sender, or None when there is nobody to tell: the envelope
+    did not decode, or its sender has no open inbox here."""
+    if not rejected.sender or not rejected.document_id:
+        return None
+    if not agencies.is_open(rejected.sender, now) or rejected.sender == platform.code:
+        return None
+    notice = StatusNotice(
+        document_id=rejected.document_id,
+        from_agency=platform,
+        code=StatusCode.REJECTED,
+        timestamp=now,
+        description=f"{rejected.reason}: {rejected.detail}",
+    )
+    try:
+        return seal(notice, credentials=[credential], at=now, recipients=[rejected.sender])
+    except (ValidationError, SchemaError, SigningError):
+        # e.g. a document id that is not of the standard form: the dead letter still says why.
+        return None

@@ -1,0 +1,5 @@
+"""`python -m infra.cli`: the `lienthong` command."""
+
+from infra.cli.main import main
+
+main()

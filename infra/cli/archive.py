@@ -1,0 +1,59 @@
+"""`lienthong archive`: the archiver's composition root, run until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import typer
+from prometheus_client import start_http_server
+
+from consumers.archive import ArchiveLockedError
+from infra import services
+from infra.cli.common import clean_errors
+from infra.compose.archive import PARSE_WORKERS_ENV, build_archiver
+from infra.settings import load_settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("archive")
+    @clean_errors
+    def archive(
+        metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
+        checkpoint_seconds: float = typer.Option(60.0, help="Sign a tree head this often."),
+        max_batch: int = typer.Option(500, help="Records per database transaction, at most."),
+        wait: bool = typer.Option(False, help="Wait for a running archiver to stop, not refuse."),
+        parse_workers: int = typer.Option(
+            0,
+            min=0,
+            envvar=PARSE_WORKERS_ENV,
+            help="Processes that parse and verify records; 0 parses in the archiver's own.",
+        ),
+    ) -> None:
+        """Archive submissions, inboxes and dead letters into PostgreSQL until SIGTERM."""
+        settings = load_settings()
+        archiver = build_archiver(
+            settings,
+            services.kafka_bootstrap(settings),
+            services.database_url(settings),
+            max_batch=max_batch,
+            checkpoint_seconds=checkpoint_seconds,
+            wait_for_lock=wait,
+            parse_workers=parse_workers,
+        )
+        if metrics_port:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=archiver.metrics.registry)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await archiver.run(stop)
+
+        try:
+            asyncio.run(main())
+        except ArchiveLockedError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None

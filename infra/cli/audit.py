@@ -1,0 +1,254 @@
+"""`lienthong audit search|show|verify|export|verify-bundle|check`: the auditors' commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from consumers.audit import (
+    Cursor,
+    EvidenceMissing,
+    SearchFilters,
+    document_story,
+    evidence_bundle,
+    load_evidence,
+    render_search,
+    render_story,
+    search_documents,
+    verify_evidence,
+)
+from infra import context
+from infra.cli.common import clean_errors, out
+from infra.compose.audit import run_audited
+from infra.settings import load_settings
+from signing.evidence import verify_bundle
+from signing.trust import TrustStore
+
+audit_app = typer.Typer(
+    help="Audit the archive: search it, show documents, verify evidence, check integrity.",
+    no_args_is_help=True,
+)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def print_json(value: object) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2, default=_jsonable))
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("table", "json"):
+        raise ValueError(f"--format must be table or json, not {fmt!r}")
+
+
+WHO = typer.Option(None, "--who", help="Who is asking (recorded in the access log); $USER.")
+FORMAT = typer.Option("table", "--format", help="table or json.")
+
+
+@audit_app.command("search")
+@clean_errors
+def search(
+    sender: str | None = typer.Option(None, "--sender", help="Sending agency code."),
+    recipient: str | None = typer.Option(None, "--recipient", help="Addressed agency code."),
+    doc_type: str | None = typer.Option(None, "--type", help="Type abbreviation: QĐ, KH, BC..."),
+    number: str | None = typer.Option(None, "--number", help="Document number."),
+    notation: str | None = typer.Option(None, "--notation", help="Notation, e.g. QĐ-UBND."),
+    date_from: datetime | None = typer.Option(
+        None, "--from", formats=["%Y-%m-%d"], help="Submitted on or after (UTC+7 day)."
+    ),
+    date_to: datetime | None = typer.Option(
+        None, "--to", formats=["%Y-%m-%d"], help="Submitted on or before (UTC+7 day)."
+    ),
+    status: str | None = typer.Option(None, "--status", help="Has a status notice with code."),
+    outcome: str | None = typer.Option(None, "--outcome", help="routed, rejected or pending."),
+    text: str | None = typer.Option(
+        None, "--text", help="Words of the subject; case and diacritics do not matter."
+    ),
+    limit: int = typer.Option(20, "--limit", help="Documents per page."),
+    page: int = typer.Option(1, "--page", help="Page number (1-based)."),
+    after: str | None = typer.Option(None, "--after", help="Cursor printed by the last page."),
+    fmt: str = FORMAT,
+    who: str | None = WHO,
+) -> None:
+    """Find archived documents; ranked by relevance with --text, newest first otherwise."""
+    _check_format(fmt)
+    filters = SearchFilters(
+        sender=sender,
+        recipient=recipient,
+        doc_type=doc_type,
+        number=number,
+        notation=notation,
+        date_from=date_from.date() if date_from else None,
+        date_to=date_to.date() if date_to else None,
+        status=status,
+        outcome=outcome,
+        text=text,
+    )
+    cursor = Cursor.decode(after) if after else None
+    args: dict[str, Any] = {**filters.as_args(), "limit": limit, "page": page}
+    if after:
+        args["after"] = after
+    result = run_audited(
+        who,
+        "search",
+        args,
+        lambda conn: search_documents(conn, filters, limit=limit, page=page, after=cursor),
+    )
+    if fmt == "json":
+        print_json(
+            {
+                "documents": [asdict(h) for h in result.hits],
+                "page": result.page,
+                "next": result.next_cursor,
+            }
+        )
+    else:
+        render_search(out, result, filters, limit)
+
+
+@audit_app.command("show")
+@clean_errors
+def show(
+    document_id: str = typer.Argument(
+        ..., help="Document id: <sender>,<yyyy/MM/dd>,<n>/<notation>"
+    ),
+    fmt: str = FORMAT,
+    who: str | None = WHO,
+) -> None:
+    """One document: metadata, signatures, routing, deliveries, status timeline, rejections."""
+    _check_format(fmt)
+    story = run_audited(
+        who, "show", {"document_id": document_id}, lambda c: document_story(c, document_id)
+    )
+    if story is None:
+        raise ValueError(f"no document {document_id!r} in the archive")
+    if fmt == "json":
+        print_json(asdict(story))
+    else:
+        render_story(out, story)
+
+
+def _print_checks(checks: list[tuple[str, str, str]], fmt: str) -> None:
+    if fmt == "json":
+        print_json([{"check": n, "result": r, "detail": d} for n, r, d in checks])
+        return
+    table = Table("check", "result", "detail")
+    for name, result, detail in checks:
+        style = {"PASS": "green", "FAIL": "bold red"}.get(result, "yellow")
+        table.add_row(name, f"[{style}]{result}[/]", detail)
+    out.print(table)
+
+
+@audit_app.command("verify")
+@clean_errors
+def verify(
+    document_id: str = typer.Argument(..., help="Document id."),
+    fmt: str = FORMAT,
+    who: str | None = WHO,
+) -> None:
+    """Re-verify a submission: stored bytes, leaf, signatures (as of signing time, against the
+    trust store and its CRLs), tree head signature, inclusion. Exit 0 only if all pass."""
+    _check_format(fmt)
+    settings = load_settings()
+    trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+    try:
+        ev = run_audited(
+            who, "verify", {"document_id": document_id}, lambda c: load_evidence(c, document_id)
+        )
+    except EvidenceMissing as exc:
+        _print_checks([("evidence", "FAIL", str(exc))], fmt)
+        raise typer.Exit(1) from None
+    results = verify_evidence(ev, trust=trust, agencies=agencies, now=datetime.now(UTC))
+    _print_checks([(r.name, "PASS" if r.ok else "FAIL", r.detail) for r in results], fmt)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+@clean_errors
+def export(
+    document_id: str = typer.Argument(..., help="Document id."),
+    out_path: Path = typer.Option(..., "--out", help="Where to write the evidence zip."),
+    who: str | None = WHO,
+) -> None:
+    """Write an evidence bundle that `audit verify-bundle` checks offline."""
+    settings = load_settings()
+    trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+    args = {"document_id": document_id, "out": str(out_path)}
+    try:
+        ev = run_audited(who, "export", args, lambda c: load_evidence(c, document_id))
+    except EvidenceMissing as exc:
+        raise ValueError(str(exc)) from None
+    data = evidence_bundle(ev, trust=trust, agencies=agencies)
+    out_path.write_bytes(data)
+    out.print(
+        f"wrote {out_path} ({len(data)} bytes): record {ev.seq}, tree size {ev.tree_head.head.size}"
+    )
+
+
+@audit_app.command("verify-bundle")
+@clean_errors
+def verify_bundle_command(
+    bundle: Path = typer.Argument(..., help="The evidence zip.", exists=True, dir_okay=False),
+    trust_anchor: list[Path] = typer.Option(
+        [], "--trust-anchor", help="The archive CA's certificate (PEM), obtained independently."
+    ),
+    crl: list[Path] = typer.Option([], "--crl", help="CRL files to use with --trust-anchor."),
+    fmt: str = FORMAT,
+) -> None:
+    """Check an evidence bundle with no database and no network (nothing is logged: the
+    archive is not consulted). Exit 0 only if every check passes."""
+    # Deliberately no services.* here: this runs on an auditor's offline machine.
+    _check_format(fmt)
+    pinned = TrustStore.from_files(trust_anchor, crl) if trust_anchor else None
+    agencies = context.agency_directory(load_settings())
+    report = verify_bundle(bundle.read_bytes(), trust_override=pinned, agencies=agencies)
+    _print_checks([(c.name, str(c.status), c.detail) for c in report.checks], fmt)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("check")
+def check(
+    limit: int = typer.Option(50, help="Print at most this many findings."),
+    who: str = typer.Option(None, "--who", help="Who asks (access log); default $USER."),
+) -> None:
+    """Recompute leaves, tree and signed heads: exit 0 intact, 1 tampered, 2 on error."""
+    from consumers.archive import check_archive
+
+    try:
+        settings = load_settings()
+        trust = context.trust_store(settings)
+        now = datetime.now(UTC)
+        # As the auditor role, after the access log has the request, like every audit command.
+        report = run_audited(
+            who, "check", {}, lambda conn: check_archive(conn, trust=trust, at=now)
+        )
+    except Exception as exc:  # any failure to check is "could not say", never "intact"
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    for finding in report.findings[:limit]:
+        print(finding.line())
+    if len(report.findings) > limit:
+        print(f"... and {len(report.findings) - limit} more findings")
+    print(report.summary())
+    raise typer.Exit(1 if report.findings else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")

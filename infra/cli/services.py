@@ -1,0 +1,103 @@
+"""`lienthong infra|db|topics`: start, stop and inspect the services; migrate; create topics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.table import Table
+
+from infra import services
+from infra.cli.common import clean_errors, out
+from infra.settings import load_settings
+
+infra_app = typer.Typer(
+    help="Start, stop and inspect the local Kafka broker and PostgreSQL.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics from the manifests.", no_args_is_help=True)
+
+
+@infra_app.command("up")
+@clean_errors
+def infra_up() -> None:
+    """Start Kafka and PostgreSQL (or check the ones the environment names)."""
+    settings = load_settings()
+    ep = services.up(settings)
+    out.print(f"kafka     {ep.bootstrap}")
+    out.print(f"postgres  {ep.database_url}")
+    out.print(f"state     {settings.home}")
+
+
+@infra_app.command("down")
+@clean_errors
+def infra_down() -> None:
+    """Stop the services this project started (never the external ones)."""
+    stopped = services.down(load_settings())
+    out.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@infra_app.command("status")
+@clean_errors
+def infra_status() -> None:
+    """Report each service; exits 1 when one is crashed or unreachable."""
+    reports = services.status(load_settings())
+    table = Table("service", "state", "address", "detail")
+    for r in reports:
+        table.add_row(r.name, r.state, r.address or "-", r.detail)
+    out.print(table)
+    if any(r.state not in ("running", "external", "stopped") for r in reports):
+        raise typer.Exit(1)
+
+
+@infra_app.command("env")
+@clean_errors
+def infra_env() -> None:
+    """Print the endpoints as shell exports (eval "$(lienthong infra env)")."""
+    ep = services.endpoints(load_settings())
+    print(f"export LIENTHONG_KAFKA_BOOTSTRAP={ep.bootstrap}")
+    print(f"export LIENTHONG_DATABASE_URL={ep.database_url}")
+
+
+@db_app.command("migrate")
+@clean_errors
+def db_migrate() -> None:
+    """Apply the numbered SQL migrations that are not applied yet."""
+    import asyncpg
+
+    from infra.services.migrate import migrate
+
+    url = services.database_url(load_settings())
+
+    async def run() -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    out.print("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+
+@topics_app.command("ensure")
+@clean_errors
+def topics_ensure() -> None:
+    """Create the topics the manifests name (idempotent), with a per-agency inbox each."""
+    from infra.services.topic_setup import ensure_all
+
+    settings = load_settings()
+    outcomes = asyncio.run(ensure_all(settings, services.kafka_bootstrap(settings)))
+    table = Table("topic", "action", "detail")
+    for o in outcomes:
+        if o.action != "unchanged" or not o.name.startswith(f"{settings.topic_prefix}inbox."):
+            table.add_row(o.name, o.action, o.detail)
+    out.print(table)
+    created = sum(o.action == "created" for o in outcomes)
+    out.print(f"{len(outcomes)} topics: {created} created, {len(outcomes) - created} present")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(infra_app, name="infra")
+    app.add_typer(db_app, name="db")
+    app.add_typer(topics_app, name="topics")

@@ -1,0 +1,8 @@
+"""Composition: each long-running service built from Settings, without the command line.
+
+The `lienthong` commands (infra.cli), the demo (infra.demo) and the benchmarks build their
+router, archiver, subscriber and auditor connection here, so none of them imports another's
+command module. Public names: build_router, build_archiver, archive_log_id,
+default_parse_workers, PARSE_WORKERS_ENV, run_subscribe, InboxClerk, auditor_url,
+run_audited, AUDITOR_ROLE, AUDIT_URL_ENV.
+"""

@@ -1,0 +1,78 @@
+"""The archiver built from settings: topics, trust, agency directory and the tree-head signer."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+from consumers.archive import (
+    Archiver,
+    ArchiverConfig,
+    ArchiverMetrics,
+    ArchiveTopics,
+    ParseContext,
+    ParseSource,
+    archive_signer,
+)
+from infra import context
+from infra.settings import Settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# Parse worker processes: off by default. On the 2-core benchmark box the archiver is bound by
+# its sequential database writes (~0.4 ms a row), not by parsing, and 2 workers gave the same
+# rows/s for +146 MiB (docs/benchmarks.md, Archive). Set where cores are spare and writes fast.
+PARSE_WORKERS_ENV = "LIENTHONG_ARCHIVE_PARSE_WORKERS"
+
+
+def default_parse_workers() -> int:
+    return int(os.environ.get(PARSE_WORKERS_ENV) or 0)
+
+
+def archive_log_id(settings: Settings) -> str:
+    return f"{settings.topic('archive')}/{settings.platform_agency}"
+
+
+def build_archiver(
+    settings: Settings,
+    bootstrap: str,
+    database_url: str,
+    *,
+    max_batch: int = 500,
+    checkpoint_seconds: float = 60.0,
+    wait_for_lock: bool = False,
+    parse_workers: int | None = None,  # None: $LIENTHONG_ARCHIVE_PARSE_WORKERS, else 0
+) -> Archiver:
+    config = ArchiverConfig(
+        topics=ArchiveTopics(
+            submissions=settings.topic("submissions"),
+            deadletter=settings.topic("deadletter"),
+            inbox_prefix=settings.inbox(""),
+        ),
+        database_url=database_url,
+        checkpoints_topic=settings.topic("checkpoints"),
+        max_batch=max_batch,
+        checkpoint_seconds=checkpoint_seconds,
+        wait_for_lock=wait_for_lock,
+        parse_workers=default_parse_workers() if parse_workers is None else parse_workers,
+    )
+    parse = ParseContext(
+        topics=config.topics,
+        trust=context.trust_store(settings),
+        agencies=context.agency_directory(settings),
+    )
+    # The workers build their own context from the paths the one above was just loaded from.
+    source = ParseSource(config.topics, settings.trust_config, settings.agencies_file)
+    signer = archive_signer(settings.pki_dir, settings.platform_agency, archive_log_id(settings))
+    return Archiver(
+        bootstrap,
+        config,
+        parse=parse,
+        parse_source=source,
+        signer=signer,
+        clock=utcnow,
+        metrics=ArchiverMetrics(),
+    )

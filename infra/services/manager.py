@@ -1,0 +1,146 @@
+"""Where Kafka and PostgreSQL are: the project's own services, or those the environment names."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from infra.errors import InfraError
+from infra.services import kafka as kafka_service
+from infra.services import postgres as postgres_service
+from infra.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    bootstrap: str
+    database_url: str
+    external: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceReport:
+    name: str
+    state: str
+    address: str | None
+    detail: str = ""
+
+
+def up(settings: Settings) -> Endpoints:
+    """Start what is not running (or check what the environment points at)."""
+    if settings.external_kafka:
+        check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+        bootstrap = settings.external_kafka
+    else:
+        bootstrap = kafka_service.start(settings).bootstrap or ""
+    if settings.external_database:
+        check_database(settings.external_database, "LIENTHONG_DATABASE_URL")
+        database_url = settings.external_database
+    else:
+        database_url = postgres_service.start(settings).url or ""
+    return Endpoints(bootstrap, database_url, bool(settings.external_kafka))
+
+
+def down(settings: Settings) -> list[str]:
+    stopped = []
+    if not settings.external_kafka and kafka_service.stop(settings):
+        stopped.append("kafka")
+    if not settings.external_database and postgres_service.stop(settings):
+        stopped.append("postgres")
+    return stopped
+
+
+def status(settings: Settings) -> list[ServiceReport]:
+    reports = []
+    if settings.external_kafka:
+        try:
+            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+            reports.append(ServiceReport("kafka", "external", settings.external_kafka))
+        except InfraError as exc:
+            reports.append(ServiceReport("kafka", "unreachable", settings.external_kafka, str(exc)))
+    else:
+        k = kafka_service.status(settings)
+        reports.append(ServiceReport("kafka", k.state, k.bootstrap, k.detail))
+    if settings.external_database:
+        try:
+            check_database(settings.external_database, "LIENTHONG_DATABASE_URL")
+            reports.append(ServiceReport("postgres", "external", settings.external_database))
+        except InfraError as exc:
+            reports.append(
+                ServiceReport("postgres", "unreachable", settings.external_database, str(exc))
+            )
+    else:
+        p = postgres_service.status(settings)
+        reports.append(ServiceReport("postgres", p.state, p.url, p.detail))
+    return reports
+
+
+def kafka_bootstrap(settings: Settings, *, check: bool = True) -> str:
+    """Where Kafka is, for commands that need nothing else (a department that only sends)."""
+    if settings.external_kafka:
+        if check:
+            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+        return settings.external_kafka
+    k = kafka_service.status(settings)
+    if k.state != "running" or not k.bootstrap:
+        raise InfraError(
+            f"Kafka is {k.state} in {settings.home}: run `lienthong infra up` "
+            "or set LIENTHONG_KAFKA_BOOTSTRAP"
+        )
+    return k.bootstrap
+
+
+def database_url(settings: Settings, *, check: bool = True) -> str:
+    """Where PostgreSQL is, for commands that need nothing else."""
+    if settings.external_database:
+        if check:
+            check_database(settings.external_database, "LIENTHONG_DATABASE_URL")
+        return settings.external_database
+    p = postgres_service.status(settings)
+    if p.state != "running" or not p.url:
+        raise InfraError(
+            f"PostgreSQL is {p.state} in {settings.home}: run `lienthong infra up` "
+            "or set LIENTHONG_DATABASE_URL"
+        )
+    return p.url
+
+
+def endpoints(settings: Settings, *, check: bool = True) -> Endpoints:
+    """Both addresses. Fails with a hint when a service is not running and, with check, with a
+    one-line error naming the setting when an external service is unreachable."""
+    return Endpoints(
+        kafka_bootstrap(settings, check=check),
+        database_url(settings, check=check),
+        bool(settings.external_kafka),
+    )
+
+
+def check_kafka(bootstrap: str, setting: str) -> None:
+    try:
+        asyncio.run(kafka_service.probe(bootstrap, timeout_s=5.0))
+    except InfraError as exc:
+        raise InfraError(f"{setting}: {exc}") from None
+
+
+def check_database(url: str, setting: str) -> None:
+    asyncio.run(probe_database(url, setting))
+
+
+async def probe_database(url: str, setting: str = "database", timeout_s: float = 5.0) -> None:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(url, timeout=timeout_s)
+    except Exception as exc:  # asyncpg raises many types for one cause: say it in one line
+        raise InfraError(
+            f"{setting}: cannot connect to {_redact(url)}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    await conn.close()
+
+
+def _redact(url: str) -> str:
+    # Never print a password that came in a URL.
+    import re
+
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
