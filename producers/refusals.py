@@ -16,11 +16,9 @@ from signing.seal import Credential
 
 MIB = 1024 * 1024
 # Attachments travel inline (docs/large-documents.md): 20 MB must go through end to end, and
-# 25 MiB leaves room under the 32 MiB message limit for Avro framing, the header fields and
-# the certificate chains of two signatures.
+# 25 MiB leaves room under the 26 MiB envelope limit (schemas.limits.MAX_ENVELOPE_BYTES) for
+# Avro framing, the header fields and the certificate chains of two signatures.
 MAX_ATTACHMENT_BYTES = 25 * MIB
-# Kafka counts the key, headers and record-batch framing against max_request_size too.
-KAFKA_RECORD_OVERHEAD = 64 * 1024
 
 REFUSAL_REASONS = frozenset(
     {

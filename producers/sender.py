@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +13,6 @@ from typing import Any, Protocol
 import structlog
 
 from producers.refusals import (
-    KAFKA_RECORD_OVERHEAD,
     SendRefused,
     attachment_bytes,
     check_attachment_size,
@@ -26,7 +26,7 @@ from schemas.common import check_answerable_id
 from schemas.document import OfficialDocument
 from schemas.envelope import Envelope
 from schemas.errors import SchemaError, ValidationError
-from schemas.limits import MAX_MESSAGE_BYTES
+from schemas.limits import MAX_ENVELOPE_BYTES, MAX_MESSAGE_BYTES
 from schemas.paper import PaperExchangeRecord
 from schemas.report import PeriodicReport
 from schemas.status import StatusCode, StatusNotice
@@ -62,6 +62,7 @@ class Receipt:
     size: int  # bytes of the encoded envelope
 
 
+RECEIPTS_KEPT = 10_000
 # Payloads with attachments up to this size are sealed on the event loop, bigger ones in a thread.
 INLINE_SEAL_BYTES = 256 * 1024
 
@@ -103,7 +104,7 @@ class DocumentSender:
         credentials: Sequence[Credential],
         topic: str,
         clock: Callable[[], datetime] = utc_now,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_envelope_bytes: int = MAX_ENVELOPE_BYTES,
         producer: KafkaProducerLike | None = None,
         client_id: str = "lienthong-sender",
     ) -> None:
@@ -113,7 +114,12 @@ class DocumentSender:
         self.agency = signing_agency(self._credentials) if self._credentials else None
         self.topic = topic
         self._clock = clock
-        self._max_message_bytes = max_message_bytes
+        self._max_envelope_bytes = max_envelope_bytes
+        # Receipts of envelopes Kafka acknowledged, by message id: publishing one of them again
+        # (a caller retrying after a timeout whose send did go through) returns the first
+        # receipt instead of a second copy. A copy that still reaches the exchange (the
+        # first send's outcome was unknown) is recognised by the router and not delivered twice.
+        self._receipts: OrderedDict[str, Receipt] = OrderedDict()
         self._producer = producer
         self._client_id = client_id
         self._started = False
@@ -127,7 +133,7 @@ class DocumentSender:
                 client_id=self._client_id,
                 acks="all",
                 enable_idempotence=True,
-                max_request_size=self._max_message_bytes,
+                max_request_size=MAX_MESSAGE_BYTES,
             )
         try:
             await self._producer.start()
@@ -245,12 +251,16 @@ class DocumentSender:
             value = encode_envelope(envelope)
         except SchemaError as exc:
             raise _from_schema(exc) from exc
-        if len(value) + KAFKA_RECORD_OVERHEAD > self._max_message_bytes:
+        if len(value) > self._max_envelope_bytes:
             raise SendRefused(
                 "too_large",
-                f"the envelope is {len(value):,} bytes; messages are limited to "
-                f"{self._max_message_bytes - KAFKA_RECORD_OVERHEAD:,} (docs/large-documents.md)",
+                f"the envelope is {len(value):,} bytes; envelopes are limited to "
+                f"{self._max_envelope_bytes:,} (docs/large-documents.md)",
             )
+        earlier = self._receipts.get(envelope.message_id)
+        if earlier is not None:
+            log.info("sent_before", message_id=earlier.message_id, offset=earlier.offset)
+            return earlier
         if self._producer is None or not self._started:
             raise RuntimeError("use DocumentSender as `async with DocumentSender(...) as sender`")
         meta = await self._producer.send_and_wait(
@@ -267,6 +277,9 @@ class DocumentSender:
             offset=meta.offset,
             size=len(value),
         )
+        self._receipts[receipt.message_id] = receipt
+        if len(self._receipts) > RECEIPTS_KEPT:
+            self._receipts.popitem(last=False)
         log.info(
             "sent",
             message_id=receipt.message_id,

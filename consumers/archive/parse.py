@@ -1,7 +1,9 @@
 """Pure record -> rows: what the archive keeps of one Kafka record, decided without I/O.
 
-Nothing here raises on bad input: a record that does not parse is still archived (raw bytes and
-`parse_error`), because the archive is the evidence of what travelled, valid or not.
+Nothing here raises on bad input: a record that does not parse is still archived, because the
+archive is the evidence of what travelled, valid or not. Its bytes are kept only when they
+decoded and are not secret: bytes that do not decode might be a secret document's, so of them
+the archive keeps the digest, the size and why (as the router's dead letter does).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -143,11 +145,11 @@ def parse_record(src: SourceRecord, ctx: ParseContext) -> Parsed:
     try:
         envelope = decode_envelope(raw)
     except SchemaError as exc:
-        return Parsed(_bare(src, kind, raw, digest, f"envelope: {exc.reason}: {exc}"))
+        return Parsed(_withheld(src, kind, digest, len(raw), None, f"envelope: {exc.reason}"))
     try:
         payload = ctx.payloads.decode(envelope)
     except SchemaError as exc:
-        return Parsed(_from_envelope(src, kind, raw, digest, envelope, f"payload: {exc.reason}"))
+        return Parsed(_withheld(src, kind, digest, len(raw), envelope, f"payload: {exc.reason}"))
     if is_secret(payload):
         return Parsed(_secret_row(src, kind, digest, envelope))
     if kind is Kind.SUBMISSION:
@@ -180,19 +182,23 @@ def _roles(envelope: Envelope) -> list[str]:
     return [str(s.role) for s in envelope.signatures]
 
 
-def _bare(src: SourceRecord, kind: Kind, raw: bytes, digest: bytes, error: str) -> RecordRow:
+def _withheld(
+    src: SourceRecord, kind: Kind, digest: bytes, size: int, envelope: Envelope | None, why: str
+) -> RecordRow:
+    """Bytes that did not decode whole: they may be a secret document's, so neither they nor
+    the key or document id (a number and notation) are kept; the digest proves what they were."""
     return RecordRow(
         src.topic,
         src.partition,
         src.offset,
         kind,
-        header(src, "lt-message-id"),
-        _key(src),
-        header(src, "lt-payload-type"),
-        header(src, "lt-sender"),
-        raw,
+        clean(envelope.message_id) if envelope else None,
+        None,
+        str(envelope.payload_type) if envelope else None,
+        clean(envelope.sender) if envelope else header(src, "lt-sender"),
+        None,
         digest,
-        clean(error[:500]),
+        clean(f"{why}: content not archived ({size} bytes)"),
     )
 
 
@@ -257,12 +263,16 @@ def _refused_at(src: SourceRecord) -> datetime:
 
 def _parse_deadletter(src: SourceRecord, raw: bytes) -> Parsed:
     reason = header(src, "lt-reason") or "UNKNOWN"
+    # A refusal before the claimed sender's signature verified says nothing about the document
+    # it names: anyone can produce those bytes. It is archived, but linked to no document's
+    # story (no message or document id), so no real document's timeline changes.
+    proven = header(src, "lt-sender-verified") != "false"
     rejection = RejectionRow(
         reason=reason,
         detail=header(src, "lt-detail"),
         sender=header(src, "lt-sender"),
-        message_id=header(src, "lt-message-id"),
-        document_id=_key(src),
+        message_id=header(src, "lt-message-id") if proven else None,
+        document_id=_key(src) if proven else None,
         secret=reason == SECRET_REASON,
         source=header(src, "lt-source"),
         at=_refused_at(src),
@@ -282,21 +292,29 @@ def _parse_deadletter(src: SourceRecord, raw: bytes) -> Parsed:
             digest,
             f"{reason}: content not archived",
         )
-        secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, rejection.at)
-        return Parsed(row, rejection=secret)
+        withheld = RejectionRow(
+            reason, None, rejection.sender, None, None, rejection.secret, None, rejection.at
+        )
+        return Parsed(row, rejection=withheld)
     digest = hashlib.sha256(raw).digest()
     try:
         envelope = decode_envelope(raw)
         payload = decode_payload(envelope, validate=False)
     except SchemaError as exc:
-        row = _bare(src, Kind.DEADLETTER, raw, digest, f"{exc.reason}: {exc}")
-        return Parsed(row, rejection=rejection)
+        row = _withheld(src, Kind.DEADLETTER, digest, len(raw), None, str(exc.reason))
+        return Parsed(row, rejection=_unlinked(rejection))
     if is_secret(payload):
         row = _secret_row(src, Kind.DEADLETTER, digest, envelope)
         secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, rejection.at)
         return Parsed(row, rejection=secret)
     row = _from_envelope(src, Kind.DEADLETTER, raw, digest, envelope, None)
+    if not proven:
+        row = replace(row, message_id=None, document_id=None)
     return Parsed(row, rejection=rejection)
+
+
+def _unlinked(rejection: RejectionRow) -> RejectionRow:
+    return replace(rejection, message_id=None, document_id=None)
 
 
 def _header_digest(src: SourceRecord) -> bytes | None:

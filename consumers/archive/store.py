@@ -74,11 +74,14 @@ RECORD_COLUMNS = (
 # One statement per batch (not one per document): every column as an array, unnested in step.
 # text[] columns travel as JSON text (unnest of a 2-D array would flatten it). ORDER BY seq, so
 # of two submissions with one document id in a batch the first wins, as one by one.
-# The routing outcome is settled as the row goes in: the first delivery or dead letter with the
-# submission's message id, among the rows already archived and this batch's (copied before this
-# statement), exactly what SETTLE_ROUTING would set right after. An UPDATE of every document
-# row would write it twice (routing_outcome is in a partial index, so the update is not HOT
-# and adds an entry to each of the document's nine indexes, three of them GIN).
+# The routing outcome is settled as the row goes in: the first delivery with the submission's
+# message id, else the first dead letter with it, among the rows already archived and this
+# batch's (copied before this statement), exactly what SETTLE_ROUTING would set right after.
+# Delivered wins: a dead letter with a delivered message's id (a copy resent or replayed onto
+# the exchange, in whatever order the archiver meets the topics) never makes it 'rejected'.
+# An UPDATE of every document row would write it twice (routing_outcome is in a partial
+# index, so the update is not HOT and adds an entry to each of the document's nine indexes,
+# three of them GIN).
 REJECTION_COLUMNS = (
     "seq", "reason", "detail", "sender", "message_id", "document_id", "secret", "source", "at",
 )  # fmt: skip
@@ -121,7 +124,7 @@ LEFT JOIN LATERAL (
     SELECT r.seq, r.kind, j.reason
     FROM archive_record r LEFT JOIN rejection j ON j.seq = r.seq
     WHERE r.message_id = s.message_id AND r.kind IN ('delivery', 'deadletter')
-    ORDER BY r.seq
+    ORDER BY r.kind = 'delivery' DESC, r.seq
     LIMIT 1
 ) o ON true
 ORDER BY d.submission_seq
@@ -129,20 +132,21 @@ ON CONFLICT (document_id) DO NOTHING
 """
 
 # A routing outcome arrives on another topic than its submission, in either order: settle
-# every pending document whose submission's message id this batch touched. The batch's own
+# every document not yet 'routed' whose submission's message id this batch touched (a document
+# settled 'rejected' by a dead letter becomes 'routed' when its delivery comes). The batch's own
 # documents were settled as they went in, so only its deliveries' and dead letters' message ids
 # can settle anything (an earlier pending document only changes with an outcome of its own).
 SETTLE_ROUTING = """
 WITH pending AS (
     SELECT d.document_id, s.message_id
     FROM document d JOIN archive_record s ON s.seq = d.submission_seq
-    WHERE d.routing_outcome = 'pending' AND s.message_id = ANY($1::text[])
+    WHERE d.routing_outcome <> 'routed' AND s.message_id = ANY($1::text[])
 ), outcome AS (
     SELECT DISTINCT ON (p.document_id) p.document_id, r.seq, r.kind, j.reason
     FROM pending p
     JOIN archive_record r ON r.message_id = p.message_id AND r.kind IN ('delivery', 'deadletter')
     LEFT JOIN rejection j ON j.seq = r.seq
-    ORDER BY p.document_id, r.seq
+    ORDER BY p.document_id, r.kind = 'delivery' DESC, r.seq
 )
 UPDATE document d
 SET routing_outcome = CASE WHEN o.kind = 'delivery' THEN 'routed' ELSE 'rejected' END,

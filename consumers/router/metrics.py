@@ -42,6 +42,11 @@ class RouterMetrics:
         self.retries = Counter(
             "lienthong_router_retries", "Batches retried after transient errors", registry=r
         )
+        self.forwarded = Counter(
+            "lienthong_router_forwarded",
+            "Submissions that arrived off their document's partition, moved there",
+            registry=r,
+        )
 
 
 class RejectionAlarm:
@@ -89,11 +94,12 @@ def account(
         )
     else:
         metrics.rejected.labels(outcome.reason).inc()
-        # A secret document's identifiers stay out of the logs: digest, sender, reason only.
+        # Identifiers of what may be secret stay out of the logs (a document id names a number
+        # and notation): for a secret document, or bytes not kept, digest, sender, reason only.
         ids = (
-            {"sha256": outcome.digest}
-            if outcome.secret
-            else {"message_id": outcome.message_id, "document_id": outcome.document_id}
+            {"message_id": outcome.message_id, "document_id": outcome.document_id}
+            if outcome.keep_content
+            else {"sha256": outcome.digest}
         )
         log.warning(
             "router.rejected",
@@ -103,7 +109,8 @@ def account(
             reason=outcome.reason,
             detail="" if outcome.secret else outcome.detail,
         )
-    share = alarm.record(isinstance(outcome, Rejected))
+    # A resent copy of what was routed is no sign of a bad deploy: it does not feed the alarm.
+    share = alarm.record(isinstance(outcome, Rejected) and outcome.reason != "RESUBMITTED")
     metrics.reject_share.set(share)
     change = alarm.check(share)
     if change is True:

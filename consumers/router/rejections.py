@@ -1,5 +1,5 @@
-"""What a refusal leaves behind: a dead letter (original bytes, or none for a secret document)
-and a status 02 signed by the platform for the sender."""
+"""What a refusal leaves behind: a dead letter (the original bytes only when they decoded and are
+not secret) and, for a proven sender, a status 02 signed by the platform."""
 
 from __future__ import annotations
 
@@ -28,21 +28,25 @@ class DeadLetter:
 def dead_letter(
     raw: bytes, key: bytes | None, rejected: Rejected, source: str, at: datetime
 ) -> DeadLetter:
-    """Keep the original bytes with the reason, so the message can be investigated or replayed.
-    A secret document keeps nothing but its digest, its sender and the reason: not even its key,
-    which is its number and notation."""
+    """Keep the original bytes with the reason, so the message can be investigated or replayed,
+    but only when the router could decode them and saw that they are not secret (nor too large
+    to keep). Otherwise the digest, the size and the reason: no key either, since a document's
+    key is its id, which names its number and notation."""
     headers: Headers = [
         ("lt-reason", rejected.reason.encode()),
         ("lt-detail", rejected.detail.encode()),
         ("lt-source", source.encode()),
         ("lt-sha256", rejected.digest.encode()),
+        ("lt-size", str(len(raw)).encode()),
         # When the router refused it, by the router's clock (the record's own timestamp is the
         # broker's append time).
         ("lt-at", at.isoformat().encode()),
+        # Whether the sender named below signed it (else it is only what the bytes claim).
+        ("lt-sender-verified", b"true" if rejected.sender_verified else b"false"),
     ]
     if rejected.sender:
         headers.append(("lt-sender", rejected.sender.encode()))
-    if rejected.secret:
+    if not rejected.keep_content:
         return DeadLetter(None, b"", headers)
     if rejected.message_id:
         headers.append(("lt-message-id", rejected.message_id.encode()))
@@ -59,9 +63,10 @@ def rejection_notice(
     agencies: AgencyDirectory,
     now: datetime,
 ) -> Envelope | None:
-    """A status 02 for the claimed sender, or None when there is nobody to tell: the envelope
-    did not decode, or its sender has no open inbox here."""
-    if not rejected.sender or not rejected.document_id:
+    """A status 02 for the sender, or None when nobody is to be told: the sender is not proven
+    (anyone can claim one), the document is secret or the bytes a resent copy (see
+    Rejected.notify_sender), or the sender has no open inbox here."""
+    if not rejected.notify_sender or not rejected.sender or not rejected.document_id:
         return None
     if not agencies.is_open(rejected.sender, now) or rejected.sender == platform.code:
         return None

@@ -12,10 +12,11 @@ from consumers.router.state import DocumentState, PartitionView, StateChange
 from schemas.addressing import Payload, addressing
 from schemas.agency import AgencyDirectory
 from schemas.codec import PAYLOADS, decode_envelope, decode_payload
-from schemas.common import SecrecyMarking
+from schemas.common import SecrecyMarking, check_answerable_id
 from schemas.document import BusinessOperationType, OfficialDocument
 from schemas.envelope import Envelope, PayloadType, TraceHop
 from schemas.errors import SchemaError, ValidationError
+from schemas.limits import MAX_ENVELOPE_BYTES
 from schemas.paper import PaperExchangeRecord
 from schemas.report import PeriodicReport
 from schemas.status import StatusCode, StatusNotice, check_transition
@@ -25,7 +26,8 @@ from signing.trust import TrustStore
 
 
 class RejectReason(enum.StrEnum):
-    """Why the router refused a submission. Signature failures use signing.ReasonCode's values."""
+    """Why the router refused a submission. Signature failures use signing.ReasonCode's values.
+    docs/contract.md says what each means and whether the sender hears of it."""
 
     TOO_LARGE = "TOO_LARGE"
     MALFORMED = "MALFORMED"
@@ -35,6 +37,7 @@ class RejectReason(enum.StrEnum):
     STALE = "STALE"
     FROM_THE_FUTURE = "FROM_THE_FUTURE"
     REPLAY = "REPLAY"
+    RESUBMITTED = "RESUBMITTED"
     MISADDRESSED = "MISADDRESSED"
     NO_RECIPIENTS = "NO_RECIPIENTS"
     UNKNOWN_RECIPIENT = "UNKNOWN_RECIPIENT"
@@ -50,7 +53,9 @@ class RejectReason(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class RoutingPolicy:
     platform_agency: str
-    max_bytes: int = 26 * 1024 * 1024
+    # One limit for the whole exchange: the SDK refuses to send a larger envelope, the router
+    # refuses one that comes anyway (schemas.limits, docs/large-documents.md).
+    max_bytes: int = MAX_ENVELOPE_BYTES
     # Envelopes older than this are refused, so remembering message ids for this long is enough
     # to refuse every replay.
     replay_window: timedelta = timedelta(days=7)
@@ -70,11 +75,28 @@ class Rejected:
     reason: str
     detail: str
     digest: str  # SHA-256 hex of the original bytes
-    secret: bool = False  # True: nothing of the content may be kept or forwarded
+    secret: bool = False  # True: a secret document (nothing of its content is kept)
     message_id: str | None = None
     document_id: str | None = None
-    sender: str | None = None  # as claimed by the envelope (unverified when the signature failed)
+    sender: str | None = None  # as claimed by the envelope
     payload_type: str | None = None
+    # The claimed sender's AGENCY signature verified: only then does the platform answer (02).
+    sender_verified: bool = False
+    # The original bytes may be kept (dead letter, archive): they decoded, and were not secret.
+    keep_content: bool = False
+    size: int = 0  # of the original bytes
+
+    @property
+    def notify_sender(self) -> bool:
+        """Whether the claimed sender gets a platform 02: only a proven sender, never about a
+        secret document (its only id names its number and notation), and not for a resent
+        copy of what was already routed (the sender keeps its first receipt)."""
+        return (
+            self.sender_verified
+            and not self.secret
+            and self.reason != RejectReason.RESUBMITTED
+            and bool(self.sender and self.document_id)
+        )
 
 
 Outcome = Routed | Rejected
@@ -87,6 +109,36 @@ class _Refuse(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One submission's bytes, decoded as far as they go (the router decodes once: to find the
+    document's home partition, then to decide)."""
+
+    raw: bytes
+    digest: str
+    envelope: Envelope | None = None
+    payload: Payload | None = None
+    error: str | None = None  # why the envelope or its payload did not decode
+
+    @property
+    def document_id(self) -> str | None:
+        return self.envelope.document_id if self.envelope is not None else None
+
+
+def parse_submission(raw: bytes) -> Submission:
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        envelope = decode_envelope(raw)
+    except SchemaError as exc:
+        # Only the reason code: a message might quote content, and undecoded bytes may be secret.
+        return Submission(raw, digest, error=f"envelope: {exc.reason}")
+    try:
+        payload = decode_payload(envelope, validate=False)
+    except SchemaError as exc:
+        return Submission(raw, digest, envelope, error=f"payload: {exc.reason}")
+    return Submission(raw, digest, envelope, payload)
+
+
 def route_submission(
     raw: bytes,
     *,
@@ -96,49 +148,111 @@ def route_submission(
     policy: RoutingPolicy,
     now: datetime,
 ) -> Outcome:
-    """Decide what happens to one submission. Checks run cheapest first, and the secrecy check
-    runs before anything that could echo content (verification details, routing)."""
-    digest = hashlib.sha256(raw).hexdigest()
-    if len(raw) > policy.max_bytes:
-        return Rejected(RejectReason.TOO_LARGE, f"{len(raw)} bytes > {policy.max_bytes}", digest)
-    try:
-        envelope = decode_envelope(raw)
-    except SchemaError as exc:
-        return Rejected(RejectReason.MALFORMED, f"envelope: {exc.reason}: {exc}"[:300], digest)
-    try:
-        payload = decode_payload(envelope, validate=False)
-    except SchemaError as exc:
-        return _rejected(envelope, RejectReason.MALFORMED, f"payload: {exc.reason}: {exc}", digest)
+    """Decide what happens to one submission's bytes (parse_submission, then decide)."""
+    return decide(
+        parse_submission(raw), state=state, trust=trust, agencies=agencies, policy=policy, now=now
+    )
+
+
+def decide(
+    sub: Submission,
+    *,
+    state: PartitionView,
+    trust: TrustStore,
+    agencies: AgencyDirectory,
+    policy: RoutingPolicy,
+    now: datetime,
+) -> Outcome:
+    """Decide what happens to one parsed submission. The secrecy check runs before anything that
+    could echo content (verification details, routing); content is kept only when the bytes
+    decoded and are not secret; a rejection names its sender as proven only when the sender's
+    own AGENCY signature verified."""
+    size = len(sub.raw)
+    envelope, payload = sub.envelope, sub.payload
+    if envelope is None:
+        reason = RejectReason.TOO_LARGE if size > policy.max_bytes else RejectReason.MALFORMED
+        detail = _too_large(size, policy) if reason == RejectReason.TOO_LARGE else sub.error
+        return Rejected(reason, detail or "", sub.digest, size=size)
+    seen = state.message_digest(envelope.message_id)
+    if seen == sub.digest:
+        return _rejected(
+            sub,
+            RejectReason.RESUBMITTED,
+            f"message {envelope.message_id} was already routed with these exact bytes",
+            keep=payload is not None and not _is_secret(payload),
+            # These very bytes verified when they were routed: the sender is proven (its copy
+            # joins the document's story in the archive), though not told (notify_sender).
+            verified=True,
+        )
+    proven = lambda: _proven_sender(envelope, trust, agencies, now)  # noqa: E731
+    if payload is None:
+        reason = RejectReason.TOO_LARGE if size > policy.max_bytes else RejectReason.MALFORMED
+        detail = _too_large(size, policy) if reason == RejectReason.TOO_LARGE else sub.error
+        return _rejected(sub, reason, detail or "", verified=proven())
     if _is_secret(payload):
         return _rejected(
-            envelope,
+            sub,
             RejectReason.SECRET_DOCUMENT,
             "documents marked secret must not travel on the exchange platform",
-            digest,
             secret=True,
+            verified=proven(),
         )
+    if size > policy.max_bytes:
+        # Too large to forward or keep, but the sender may be proven: it is told why.
+        return _rejected(sub, RejectReason.TOO_LARGE, _too_large(size, policy), verified=proven())
     try:
-        plan = _decide(envelope, payload, state, trust, agencies, policy, now)
+        plan = _decide(envelope, payload, sub.digest, seen, state, trust, agencies, policy, now)
+    except _Unproven as exc:
+        return _rejected(sub, exc.reason, exc.detail, keep=True)
     except _Refuse as exc:
-        return _rejected(envelope, exc.reason, exc.detail, digest)
+        return _rejected(sub, exc.reason, exc.detail, keep=True, verified=True)
     recipients, changes = plan
     hop = TraceHop(agency=policy.platform_agency, at=now, note="routed")
     routed = replace(envelope, trace=(*envelope.trace, hop))
-    return Routed(routed, recipients, changes, digest)
+    return Routed(routed, recipients, changes, sub.digest)
+
+
+def _too_large(size: int, policy: RoutingPolicy) -> str:
+    return f"{size:,} bytes; envelopes are limited to {policy.max_bytes:,}"
+
+
+class _Unproven(_Refuse):
+    """A refusal before the sender's signature verified: the sender is only claimed."""
+
+
+def _proven_sender(
+    envelope: Envelope, trust: TrustStore, agencies: AgencyDirectory, now: datetime
+) -> bool:
+    try:
+        verified = verify_envelope(envelope, trust=trust, agencies=agencies, at=now)
+    except VerificationError:
+        return False
+    return verified.agency_code == envelope.sender
 
 
 def _rejected(
-    envelope: Envelope, reason: str, detail: str, digest: str, *, secret: bool = False
+    sub: Submission,
+    reason: str,
+    detail: str,
+    *,
+    secret: bool = False,
+    keep: bool = False,
+    verified: bool = False,
 ) -> Rejected:
+    envelope = sub.envelope
+    assert envelope is not None
     return Rejected(
         reason,
         detail[:500],
-        digest,
+        sub.digest,
         secret,
         envelope.message_id,
         envelope.document_id,
         envelope.sender,
         str(envelope.payload_type),
+        sender_verified=verified,
+        keep_content=keep and not secret,
+        size=len(sub.raw),
     )
 
 
@@ -155,6 +269,8 @@ Plan = tuple[tuple[str, ...], tuple[StateChange, ...]]
 def _decide(
     envelope: Envelope,
     payload: Payload,
+    digest: str,
+    seen: str | None,
     state: PartitionView,
     trust: TrustStore,
     agencies: AgencyDirectory,
@@ -162,27 +278,41 @@ def _decide(
     now: datetime,
 ) -> Plan:
     try:
-        PAYLOADS[type(payload)].validate(payload)
-    except ValidationError as exc:
-        raise _Refuse(RejectReason.INVALID_PAYLOAD, f"{exc.reason}: {exc}") from None
-    try:
         verified = verify_envelope(envelope, trust=trust, agencies=agencies, at=now)
     except VerificationError as exc:
-        raise _Refuse(str(exc.reason), str(exc)) from None
+        where = f" (signature #{exc.signature_index})" if exc.signature_index is not None else ""
+        raise _Unproven(str(exc.reason), f"{exc.detail}{where}") from None
     if verified.agency_code is None:
-        raise _Refuse(RejectReason.NOT_FROM_AN_AGENCY, "no AGENCY signature")
+        raise _Unproven(RejectReason.NOT_FROM_AN_AGENCY, "no AGENCY signature")
+    # From here on the sender is proven: each refusal below is answered with a 02.
+    try:
+        PAYLOADS[type(payload)].validate(payload)
+    except ValidationError as exc:
+        raise _Refuse(RejectReason.INVALID_PAYLOAD, f"{exc.reason}: {exc.message}") from None
     if envelope.created_at < now - policy.replay_window:
         raise _Refuse(
             RejectReason.STALE,
-            f"created {envelope.created_at.isoformat()}, "
-            f"older than the {policy.replay_window} replay window",
+            f"created {envelope.created_at.isoformat()}, older than the "
+            f"{_duration(policy.replay_window)} replay window",
         )
     if envelope.created_at > now + policy.future_skew:
-        raise _Refuse(RejectReason.FROM_THE_FUTURE, f"created {envelope.created_at.isoformat()}")
-    if envelope.message_id in state.seen_messages:
-        raise _Refuse(RejectReason.REPLAY, f"message {envelope.message_id} was already routed")
-    where = addressing(payload, envelope.recipients if isinstance(payload, StatusNotice) else None)
-    if (where.sender, where.recipients, where.document_id) != (
+        raise _Refuse(
+            RejectReason.FROM_THE_FUTURE,
+            f"created {envelope.created_at.isoformat()}, more than "
+            f"{_duration(policy.future_skew)} ahead of the platform's clock",
+        )
+    if seen is not None:
+        raise _Refuse(
+            RejectReason.REPLAY,
+            f"message id {envelope.message_id} was already routed, with other bytes",
+        )
+    try:
+        addressed = addressing(
+            payload, envelope.recipients if isinstance(payload, StatusNotice) else None
+        )
+    except ValidationError as exc:  # e.g. a status addressed to nobody
+        raise _Refuse(RejectReason.MISADDRESSED, f"{exc.reason}: {exc.message}") from None
+    if (addressed.sender, addressed.recipients, addressed.document_id) != (
         envelope.sender,
         envelope.recipients,
         envelope.document_id,
@@ -195,7 +325,7 @@ def _decide(
         _check_recipient(code, agencies, envelope.created_at)
     recipients, changes = _BY_TYPE[envelope.payload_type](envelope, payload, state)
     created_ms = int(envelope.created_at.timestamp() * 1000)
-    return recipients, (*changes, StateChange.message(envelope.message_id, created_ms))
+    return recipients, (*changes, StateChange.message(envelope.message_id, created_ms, digest))
 
 
 def _check_recipient(code: str, agencies: AgencyDirectory, at: datetime) -> None:
@@ -227,12 +357,18 @@ def _route_document(envelope: Envelope, payload: Payload, state: PartitionView) 
         raise _Refuse(RejectReason.NO_RECIPIENTS, "a document needs at least one recipient")
     op = payload.business.operation
     if op is not BusinessOperationType.NEW:
-        target = state.documents.get(payload.business.target_document_id or "")
-        if target is None or target.sender != envelope.sender:
+        # An update, replacement or revocation carries its own id, so it lives on its own
+        # partition, not its target's: whether the target was routed is not known here. Its
+        # id names its sender, though, and only that sender may change it.
+        target_id = payload.business.target_document_id or ""
+        try:
+            owner = str(check_answerable_id(target_id, "target_document_id")["sender"])
+        except ValidationError as exc:
+            raise _Refuse(RejectReason.UNKNOWN_DOCUMENT, f"{op} of {exc.message}") from None
+        if owner != envelope.sender:
             raise _Refuse(
-                RejectReason.UNKNOWN_DOCUMENT,
-                f"{op} of {payload.business.target_document_id}, which this sender "
-                "has not sent (or not on this partition's key)",
+                RejectReason.NOT_THE_SENDER,
+                f"{op} of {target_id}, a document of {owner}: only its sender may change it",
             )
     entry = _new_entry(envelope, state)
     return envelope.recipients, (StateChange.document(envelope.document_id, entry),)
@@ -305,3 +441,13 @@ _BY_TYPE: dict[PayloadType, Callable[[Envelope, Payload, PartitionView], Plan]] 
     PayloadType.PAPER_EXCHANGE_RECORD: _route_paper,
     PayloadType.STATUS_NOTICE: _route_status,
 }
+
+
+def _duration(span: timedelta) -> str:
+    """7 days, 5 minutes, 36 hours: how people say a window (timedelta says "7 days, 0:00:00")."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}" + ("s" if n != 1 else "")
+    return f"{seconds} seconds"

@@ -26,9 +26,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from consumers.router.metrics import RejectionAlarm, RouterMetrics, account
+from consumers.router.partitions import home_partition
 from consumers.router.rejections import dead_letter, rejection_notice
 from consumers.router.restore import restore_from_changelog
-from consumers.router.routing import Rejected, Routed, RoutingPolicy, route_submission
+from consumers.router.routing import (
+    Rejected,
+    Routed,
+    RoutingPolicy,
+    Submission,
+    decide,
+    parse_submission,
+)
 from consumers.router.state import PartitionMemory, StateChange
 from consumers.router.store import Checkpoint, RouterStore, StoredPartition
 from schemas.agency import AgencyDirectory
@@ -39,6 +47,9 @@ from signing.trust import TrustStore
 
 log = structlog.get_logger()
 
+# Set on a submission the router moved to its document's partition (topic/partition/offset of
+# where it arrived); a record carrying it is routed where it is, never moved twice.
+FORWARDED_HEADER = "lt-forwarded-from"
 FETCH_BYTES = 40 * 1024 * 1024  # above the largest message a topic accepts (32 MiB)
 PRUNE_EVERY_S = 600.0
 
@@ -96,6 +107,7 @@ class Router:
         self._topics: set[str] = set()
         self._topics_checked = 0.0
         self._last_prune: dict[int, float] = {}  # partition -> monotonic time
+        self._partitions = 0  # of the submissions topic, from the consumer's metadata
         self.ready = asyncio.Event()  # set once partitions are assigned and restored
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -164,6 +176,7 @@ class Router:
         batch = {tp: msgs for tp, msgs in batch.items() if tp.partition in self.states}
         if not batch:
             return
+        self._partitions = len(consumer.partitions_for_topic(self.config.topics.submissions) or ())
         delay = 0.5
         while True:
             try:
@@ -214,9 +227,14 @@ class Router:
                 state = self.states[tp.partition]
                 for record in records:
                     now = self.clock()
-                    raw = record.value or b""
-                    outcome = route_submission(
-                        raw,
+                    sub = parse_submission(record.value or b"")
+                    home = self._home(sub, record)
+                    if home is not None and home != tp.partition:
+                        pending.append(await self._forward(producer, sub, record, home))
+                        offsets[tp] = record.offset + 1
+                        continue
+                    outcome = decide(
+                        sub,
                         state=state,
                         trust=self.trust,
                         agencies=self.agencies,
@@ -253,6 +271,41 @@ class Router:
             offset, key = max((f.result().offset, key) for f, key in sent)
             checkpoints[p] = Checkpoint(offset + 1, offset, key)
         return checkpoints
+
+    def _home(self, sub: Submission, record: ConsumerRecord) -> int | None:
+        """The partition the document lives on (its memory: routed documents, statuses, message
+        ids), whatever partition the client's partitioner chose; None: route where it is (the
+        bytes do not decode, or the record was already moved once)."""
+        if sub.document_id is None or self._partitions == 0:
+            return None
+        if any(k == FORWARDED_HEADER for k, _ in record.headers or ()):
+            return None
+        return home_partition(sub.document_id, self._partitions)
+
+    async def _forward(
+        self, producer: AIOKafkaProducer, sub: Submission, record: ConsumerRecord, home: int
+    ) -> asyncio.Future[object]:
+        """Move the record, bytes unchanged, to its document's partition in this transaction:
+        it is routed there, once, against that partition's memory."""
+        assert sub.document_id is not None
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        headers = [*(record.headers or ()), (FORWARDED_HEADER, source.encode())]
+        self.metrics.forwarded.inc()
+        log.info(
+            "router.forwarded",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            to_partition=home,
+            sha256=sub.digest,
+        )
+        return await producer.send(
+            record.topic,
+            record.value,
+            key=sub.document_id.encode(),
+            partition=home,
+            headers=headers,
+        )
 
     async def _missing_topics(self, admin: AIOKafkaAdminClient, wanted: set[str]) -> set[str]:
         missing = wanted - self._topics

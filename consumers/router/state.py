@@ -67,6 +67,11 @@ class PartitionView(Protocol):
     @property
     def seen_messages(self) -> Container[str]: ...
 
+    def message_digest(self, msg_id: str, /) -> str | None:
+        """SHA-256 hex of the routed envelope's bytes with this message id ("" when the
+        changelog record predates digests), or None for a message id not seen."""
+        ...
+
 
 class PartitionMemory(PartitionView, Protocol):
     """What the router does with it: apply its changelog records, expire old message ids."""
@@ -87,6 +92,12 @@ class PartitionState:
 
     documents: dict[str, DocumentState] = field(default_factory=dict)
     seen_messages: dict[str, int] = field(default_factory=dict)  # message id -> created_at ms
+    digests: dict[str, str] = field(default_factory=dict)  # message id -> SHA-256 hex
+
+    def message_digest(self, msg_id: str, /) -> str | None:
+        if msg_id not in self.seen_messages:
+            return None
+        return self.digests.get(msg_id, "")
 
     def apply(self, change: StateChange) -> None:
         if change.key.startswith(DOC_PREFIX):
@@ -99,8 +110,12 @@ class PartitionState:
             msg_id = change.key.removeprefix(MSG_PREFIX)
             if change.value is None:
                 self.seen_messages.pop(msg_id, None)
+                self.digests.pop(msg_id, None)
             else:
-                self.seen_messages[msg_id] = int(change.value)
+                created_ms, digest = parse_message_value(change.value)
+                self.seen_messages[msg_id] = created_ms
+                if digest:
+                    self.digests[msg_id] = digest
 
     def expired_messages(self, now: datetime, window: timedelta) -> list[StateChange]:
         """Tombstones for message ids older than the replay window: envelopes that old are
@@ -123,5 +138,13 @@ class StateChange:
         return StateChange(DOC_PREFIX + doc_id, state.to_json())
 
     @staticmethod
-    def message(msg_id: str, created_at_ms: int) -> StateChange:
-        return StateChange(MSG_PREFIX + msg_id, str(created_at_ms).encode())
+    def message(msg_id: str, created_at_ms: int, digest: str = "") -> StateChange:
+        """The value is "<created_at ms> <sha256 hex>"; records written before digests were
+        kept hold the time alone, and parse_message_value reads both."""
+        value = f"{created_at_ms} {digest}" if digest else str(created_at_ms)
+        return StateChange(MSG_PREFIX + msg_id, value.encode())
+
+
+def parse_message_value(value: bytes) -> tuple[int, str]:
+    created_ms, _, digest = value.decode("ascii").partition(" ")
+    return int(created_ms), digest

@@ -25,13 +25,14 @@ from consumers.router.state import (
     MSG_PREFIX,
     DocumentState,
     StateChange,
+    parse_message_value,
     replay_cutoff_ms,
 )
 
 CACHE_DOCUMENTS = 4096  # decoded DocumentStates kept in memory, most recently used
 PAGE_CACHE_KIB = 8192  # SQLite's own page cache, per connection
 DB_FILE = "store.sqlite"
-SCHEMA_VERSION = 1  # a store of another version is dropped and restored afresh: it is a cache
+SCHEMA_VERSION = 2  # a store of another version is dropped and restored afresh: it is a cache
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS documents (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
     part INTEGER NOT NULL, msg_id TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+    digest TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (part, msg_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages (part, created_at_ms);
@@ -66,7 +68,9 @@ class Checkpoint:
 
 _PUT_DOCUMENT = "INSERT OR REPLACE INTO documents (part, doc_id, state) VALUES (?, ?, ?)"
 _DROP_DOCUMENT = "DELETE FROM documents WHERE part = ? AND doc_id = ?"
-_PUT_MESSAGE = "INSERT OR REPLACE INTO messages (part, msg_id, created_at_ms) VALUES (?, ?, ?)"
+_PUT_MESSAGE = (
+    "INSERT OR REPLACE INTO messages (part, msg_id, created_at_ms, digest) VALUES (?, ?, ?, ?)"
+)
 _DROP_MESSAGE = "DELETE FROM messages WHERE part = ? AND msg_id = ?"
 
 
@@ -176,7 +180,8 @@ class RouterStore:
             if change.value is None:
                 self.db.execute(_DROP_MESSAGE, (part, msg_id))
             else:
-                self.db.execute(_PUT_MESSAGE, (part, msg_id, int(change.value)))
+                created_ms, digest = parse_message_value(change.value)
+                self.db.execute(_PUT_MESSAGE, (part, msg_id, created_ms, digest))
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -205,8 +210,12 @@ class RouterStore:
         return self.db.execute(sql, (part, doc_id)).fetchone() is not None
 
     def has_message(self, part: int, msg_id: str) -> bool:
-        sql = "SELECT 1 FROM messages WHERE part = ? AND msg_id = ?"
-        return self.db.execute(sql, (part, msg_id)).fetchone() is not None
+        return self.message_digest(part, msg_id) is not None
+
+    def message_digest(self, part: int, msg_id: str) -> str | None:
+        sql = "SELECT digest FROM messages WHERE part = ? AND msg_id = ?"
+        row = self.db.execute(sql, (part, msg_id)).fetchone()
+        return None if row is None else str(row[0])
 
     def messages_before(self, part: int, cutoff_ms: int) -> list[str]:
         sql = "SELECT msg_id FROM messages WHERE part = ? AND created_at_ms < ?"  # messages_by_age
@@ -267,6 +276,9 @@ class StoredPartition:
 
     def apply(self, change: StateChange) -> None:
         self._store.apply(self._part, change)
+
+    def message_digest(self, msg_id: str, /) -> str | None:
+        return self._store.message_digest(self._part, msg_id)
 
     def expired_messages(self, now: datetime, window: timedelta) -> list[StateChange]:
         """Tombstones for message ids older than the replay window (by the age index)."""

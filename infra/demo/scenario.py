@@ -36,7 +36,7 @@ from infra.settings import Settings
 from producers.refusals import SendRefused
 from producers.sender import DocumentSender
 from schemas.codec import decode_envelope, decode_payload, encode_envelope, encode_payload
-from schemas.common import SecrecyMarking
+from schemas.common import AgencyRef, SecrecyMarking
 from schemas.document import OfficialDocument, document_from_record
 from schemas.envelope import Envelope, SignerRole
 from schemas.report import report_from_record
@@ -50,6 +50,7 @@ from signing.seal import Credential, load_credential
 log = structlog.get_logger()
 VN = timezone(timedelta(hours=7))
 H26 = "000.00.00.H26"
+UNKNOWN_AGENCY = "000.00.99.H26"  # a well-formed code that is in no directory
 LABOUR = "000.00.05.H26"  # Sở Lao động - Thương binh và Xã hội (closed in 2025, open in 2019)
 CHAIRMAN = "Nguyễn Văn An"
 DOCUMENTS = (
@@ -133,7 +134,8 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
         await _report_progress(settings, bootstrap, clock, documents[1], sent)
         await _submit_report(settings, bootstrap, clock, report, sent)
         refused = await _send_bad_documents(settings, bootstrap, clock, documents[1], sent)
-        await wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.REJECTED, 2)
+        await wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.REJECTED, 1)
+        await _read(bootstrap, settings.topic("deadletter"), lambda values: len(values) >= 3)
         await wait_for_statuses(bootstrap, settings.inbox(LABOUR), StatusCode.ARRIVED, 1)
     finally:
         stop.set()
@@ -277,7 +279,10 @@ async def _send_bad_documents(
     decision: OfficialDocument,
     sent: list[tuple[str, str, int, str]],
 ) -> list[tuple[str, str, str]]:
-    """A document tampered with after signing, and one marked secret (Mật)."""
+    """A document tampered with after signing, one marked secret (Mật), and one addressed to an
+    agency the directory does not know. Only the last one's sender is proven by its signature,
+    so only it hears back (a 02); the other two are recorded, and their claimed sender is not
+    told on the word of whoever published them."""
     clock.jump(datetime(2019, 10, 15, 9, 0, tzinfo=VN))
     refused: list[tuple[str, str, str]] = []
     forged_doc = dataclasses.replace(
@@ -298,6 +303,14 @@ async def _send_bad_documents(
         clock=clock,
     ) as sender:
         sealed = sender.seal(forged_doc)
+        misaddressed = sender.seal(
+            dataclasses.replace(
+                decision,
+                document_id=decision.document_id.replace("4612/", "4615/"),
+                code=dataclasses.replace(decision.code, number="4615"),
+                to=(AgencyRef(UNKNOWN_AGENCY, "Ủy ban nhân dân (không có trong danh bạ)"),),
+            )
+        )
         try:
             await sender.send_document(secret_doc)
         except SendRefused as exc:
@@ -319,9 +332,10 @@ async def _send_bad_documents(
     secret = sign_envelope(
         unsent_secret, key=agency.key, chain=agency.chain, role=SignerRole.AGENCY, at=clock()
     )
-    await _publish_raw(bootstrap, settings.topic("submissions"), [forged, secret])
+    await _publish_raw(bootstrap, settings.topic("submissions"), [forged, secret, misaddressed])
     sent.append((forged.document_id, "forged document", len(forged.recipients), forged.message_id))
     sent.append((secret.document_id, "secret document", len(secret.recipients), secret.message_id))
+    sent.append((misaddressed.document_id, "to an unknown agency", 1, misaddressed.message_id))
     return refused
 
 
@@ -453,8 +467,12 @@ async def _print_summary(
             if h.get("lt-reason") == "SECRET_DOCUMENT"
             else _document_id(value)
         )
-        kept = f"original bytes ({len(value):,} B)" if value else "digest, sender, reason only"
-        rejected.add_row(ident, "router, then 02 to the sender", h.get("lt-reason", "?"), kept)
+        kept = f"original bytes ({len(value):,} B)" if value else "digest, size, reason only"
+        proven = h.get("lt-sender-verified") == "true"
+        told = "router, 02 to the sender" if proven else "router; sender unproven, no 02"
+        if h.get("lt-reason") == "SECRET_DOCUMENT":
+            told = "router; no 02 (it would name the document)"
+        rejected.add_row(ident, told, h.get("lt-reason", "?"), kept)
     out.print(rejected)
     out.print(f"Inboxes written by the subscribers: {demo_home / 'inboxes'}")
 

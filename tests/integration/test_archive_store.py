@@ -15,6 +15,7 @@ from consumers.archive import store
 from consumers.archive.leaf import archive_time
 from consumers.archive.parse import ArchiveTopics, ParseContext, Parsed, SourceRecord, parse_record
 from consumers.archive.pool import ParsePool, ParseSource
+from consumers.archive.tree import load_right_edge
 from schemas.agency import AgencyDirectory
 from schemas.codec import encode_envelope, encode_payload
 from schemas.common import AgencyRef, SecrecyMarking
@@ -221,3 +222,62 @@ async def test_rows_parsed_by_worker_processes_write_what_the_archivers_own_pars
     assert pooled == inline
     async with fresh_database(migrated_database) as a, fresh_database(migrated_database) as b:
         assert await _write_in_batches(a, pooled, 4) == await _write_in_batches(b, inline, 4)
+
+
+async def test_delivered_wins_over_a_dead_letter_of_the_same_message_in_any_order(
+    archive_db: str,  # noqa: F811
+    ctx_and_root: tuple[ParseContext, Path],
+) -> None:
+    """A copy of a delivered envelope, resent or replayed, is dead-lettered (RESUBMITTED) with
+    the delivered message's id; the archiver meets the dead letter topic and the inbox in
+    whatever order. Whether the dead letter comes first in one batch, or in an earlier batch,
+    the document is 'routed', never 'rejected'."""
+    ctx, root = ctx_and_root
+    cred = load_credential(root, H26, SignerRole.AGENCY)
+
+    def records(number: int) -> tuple[SourceRecord, SourceRecord, SourceRecord]:
+        envelope = seal(seed_document(number, [BA_DINH]), credentials=[cred], at=NOW)
+        raw = encode_envelope(envelope)
+        headers = (
+            ("lt-reason", b"RESUBMITTED"),
+            ("lt-sender-verified", b"true"),  # the same bytes verified when routed
+            ("lt-message-id", envelope.message_id.encode()),
+        )
+        key = envelope.document_id.encode()
+        return (
+            SourceRecord(TOPICS.submissions, 0, number, key, raw, (), NOW),
+            SourceRecord(TOPICS.deadletter, 0, number, key, raw, headers, NOW),
+            SourceRecord(TOPICS.inbox_prefix + BA_DINH, 0, number, key, raw, (), NOW),
+        )
+
+    same_batch = records(51)
+    across = records(52)
+    conn = await asyncpg.connect(archive_db)
+    seq = await conn.fetchval("SELECT coalesce(max(seq) + 1, 0) FROM archive_record")
+    edge = await load_right_edge(conn, seq)
+
+    async def write(srcs: tuple[SourceRecord, ...]) -> None:
+        nonlocal seq, edge
+        parsed = [parse_record(s, ctx) for s in srcs]
+        rows = store.leaf_rows(seq, parsed, archive_time(NOW))
+        edge, nodes = append_leaves(edge, seq, [r.leaf_hash for r in rows])
+        async with conn.transaction():
+            await store.write_batch(conn, rows, nodes, {})
+        seq += len(rows)
+
+    try:
+        await write(same_batch)  # submission, dead letter, delivery: one batch
+        await write(across[:2])  # submission and dead letter ...
+        mid = await conn.fetchval(
+            "SELECT routing_outcome FROM document WHERE document_id = $1",
+            across[0].key.decode(),  # type: ignore[union-attr]
+        )
+        await write(across[2:])  # ... then, a batch later, the delivery
+        got = await conn.fetch(
+            "SELECT document_id, routing_outcome FROM document WHERE document_id = ANY($1)",
+            [r[0].key.decode() for r in (same_batch, across)],  # type: ignore[union-attr]
+        )
+    finally:
+        await conn.close()
+    assert mid == "rejected"  # all it knew then
+    assert {r["routing_outcome"] for r in got} == {"routed"} and len(got) == 2

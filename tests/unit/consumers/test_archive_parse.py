@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,11 +81,51 @@ def test_a_forged_signature_is_recorded_as_data_not_dropped(
     assert sig["valid"] is False and sig["reason"]
 
 
-def test_unparsable_bytes_are_kept_raw_with_the_reason(ctx: ParseContext) -> None:
-    parsed = parse_record(record(TOPICS.submissions, b"\x00garbage"), ctx)
-    assert parsed.record.raw == b"\x00garbage" and parsed.record.parse_error
+def test_unparsable_bytes_keep_digest_size_and_reason_not_content(ctx: ParseContext) -> None:
+    """Bytes that do not decode might be a secret document's: their digest proves what they
+    were, and neither they nor their key (a document id names number and notation) are kept."""
+    src = record(TOPICS.submissions, b"\x00garbage")
+    parsed = parse_record(replace(src, key=b"000.00.00.H26,2019/08/27,190/KH-UBND"), ctx)
+    assert parsed.record.raw is None and parsed.record.document_id is None
+    assert parsed.record.parse_error == "envelope: bad_magic: content not archived (8 bytes)"
     assert parsed.record.raw_sha256 == hashlib.sha256(b"\x00garbage").digest()
     assert parsed.document is None
+
+
+def test_a_secret_document_with_a_trailing_byte_is_not_kept_anywhere(
+    ctx: ParseContext, pki_root: Path
+) -> None:
+    doc = dataclasses.replace(seed_document(13, [BA_DINH]), secrecy=SecrecyMarking.TOI_MAT)
+    cred = load_credential(pki_root, H26, SignerRole.AGENCY)
+    ptype, identity, body = encode_payload(doc, validate=False)
+    env = Envelope("m-13", ptype, identity, body, doc.document_id, H26, (BA_DINH,), NOW)
+    signed = sign_envelope(env, key=cred.key, chain=cred.chain, role=SignerRole.AGENCY, at=NOW)
+    raw = encode_envelope(signed) + b"\x00"
+    for topic in (TOPICS.submissions, TOPICS.deadletter):
+        parsed = parse_record(record(topic, raw, {"lt-reason": "MALFORMED"}), ctx)
+        assert parsed.record.raw is None and parsed.record.document_id is None
+        assert doc.code.notation not in repr(parsed) and doc.document_id not in repr(parsed)
+        assert parsed.record.raw_sha256 == hashlib.sha256(raw).digest()
+
+
+def test_an_unproven_dead_letter_joins_no_documents_story(
+    ctx: ParseContext, pki_root: Path
+) -> None:
+    """Anyone can produce bytes naming a real document: refused before the claimed sender's
+    signature verified, they are archived but linked to no document (no message or id)."""
+    doc = seed_document(14, [BA_DINH])
+    cred = load_credential(pki_root, BA_DINH, SignerRole.AGENCY)  # not H26's key
+    raw = encode_envelope(seal(doc, credentials=[cred], at=NOW))
+    headers = {"lt-reason": "SENDER_MISMATCH", "lt-sender": H26, "lt-sender-verified": "false"}
+    letter = replace(record(TOPICS.deadletter, raw, headers), key=doc.document_id.encode())
+    parsed = parse_record(letter, ctx)
+    assert parsed.rejection is not None and parsed.rejection.document_id is None
+    assert parsed.rejection.message_id is None and parsed.rejection.reason == "SENDER_MISMATCH"
+    assert parsed.record.message_id is None and parsed.record.document_id is None
+    assert parsed.record.raw == raw  # kept: it decoded and is not secret
+    proven = {**headers, "lt-sender-verified": "true", "lt-message-id": "m-14"}
+    again = parse_record(replace(letter, headers=tuple(_h(proven))), ctx)
+    assert again.rejection is not None and again.rejection.document_id == doc.document_id
 
 
 def test_a_secret_document_keeps_digest_and_sender_only_wherever_it_is_read(
@@ -179,3 +220,7 @@ def test_the_right_edge_rebuilt_from_stored_nodes_continues_the_same_tree(
         # What the archiver does on start: log2(size) stored nodes, nothing recomputed.
         rebuilt = RightEdge(done, tuple(store[k] for k in range_keys(0, done)))
         assert rebuilt == edge and rebuilt.root() == root_of(leaves[:done])
+
+
+def _h(headers: dict[str, str]) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in headers.items()]

@@ -9,11 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from consumers.router.partitions import home_partition
+from consumers.router.rejections import dead_letter, rejection_notice
 from consumers.router.routing import Rejected, RejectReason, Routed, RoutingPolicy, route_submission
 from consumers.router.state import PartitionState
 from schemas.agency import AgencyDirectory
-from schemas.codec import decode_envelope, encode_envelope, encode_payload
+from schemas.codec import decode_envelope, decode_payload, encode_envelope, encode_payload
 from schemas.common import AgencyRef, Attachment, SecrecyMarking
 from schemas.document import BusinessOperation, BusinessOperationType, OfficialDocument
 from schemas.envelope import Envelope, SignerRole
@@ -198,7 +203,20 @@ def test_replays_duplicates_stale_and_future(pki: Path, trust: TrustStore) -> No
     state = PartitionState()
     envelope = seal(seed_document(9, [BA_DINH]), credentials=cred(pki, H26), at=NOW)
     routed_into(state, route(envelope, trust, state))
-    assert reason(route(envelope, trust, state)) == RejectReason.REPLAY
+    # The same bytes again (a send retried after a timeout, or a copy replayed): not delivered
+    # twice, and the sender is not told off for it.
+    resent = route(envelope, trust, state)
+    assert reason(resent) == RejectReason.RESUBMITTED
+    assert isinstance(resent, Rejected) and not resent.notify_sender
+    # The same message id over other bytes (signed again, a second later): a replay, answered.
+    key = cred(pki, H26)[0]
+    bare = dataclasses.replace(envelope, signatures=())
+    other = sign_envelope(
+        bare, key=key.key, chain=key.chain, role=SignerRole.AGENCY, at=NOW + timedelta(seconds=1)
+    )
+    replayed = route(other, trust, state)
+    assert reason(replayed) == RejectReason.REPLAY
+    assert isinstance(replayed, Rejected) and replayed.notify_sender
     again = seal(seed_document(9, [BA_DINH]), credentials=cred(pki, H26), at=NOW)
     assert reason(route(again, trust, state)) == RejectReason.DUPLICATE_DOCUMENT
     later = NOW + POLICY.replay_window + timedelta(minutes=1)
@@ -285,15 +303,25 @@ def test_updates_must_target_the_senders_own_document(pki: Path, trust: TrustSto
         business=BusinessOperation(BusinessOperationType.UPDATE, original.document_id, "sửa lỗi"),
     )
     routed_into(state, route(seal(update, credentials=cred(pki, H26), at=NOW), trust, state))
+    # Another agency's document: refused whatever partition either lives on (the id says whose).
     stray = dataclasses.replace(
         seed_document(17, [BA_DINH]),
         business=BusinessOperation(
-            BusinessOperationType.REVOKE, "000.00.00.H26,2019/08/28,999/QĐ-UBND", "thu hồi"
+            BusinessOperationType.REVOKE, "000.00.31.H26,2019/08/28,999/QĐ-UBND", "thu hồi"
         ),
     )
     assert reason(route(seal(stray, credentials=cred(pki, H26), at=NOW), trust, state)) == (
-        RejectReason.UNKNOWN_DOCUMENT
+        RejectReason.NOT_THE_SENDER
     )
+    # The sender's own document, routed or not, on another partition or not: the same verdict
+    # (the router's memory of a document is on that document's partition only).
+    elsewhere = dataclasses.replace(
+        seed_document(18, [BA_DINH]),
+        business=BusinessOperation(
+            BusinessOperationType.REPLACE, "000.00.00.H26,2019/08/28,999/QĐ-UBND", "thay thế"
+        ),
+    )
+    routed_into(state, route(seal(elsewhere, credentials=cred(pki, H26), at=NOW), trust))
 
 
 def test_paper_records_go_to_no_inbox(pki: Path, trust: TrustStore) -> None:
@@ -312,3 +340,142 @@ def test_a_large_attachment_within_the_limit_is_routed(pki: Path, trust: TrustSt
     outcome = route(seal(doc, credentials=cred(pki, H26), at=NOW), trust)
     assert isinstance(outcome, Routed)
     assert decode_envelope(encode_envelope(outcome.envelope)).payload == outcome.envelope.payload
+
+
+# --- refusals that hold under attack (issue [2/7]) ----------------------------------------------
+
+
+def platform_notice(outcome: Routed | Rejected, pki: Path) -> Envelope | None:
+    assert isinstance(outcome, Rejected), outcome
+    return rejection_notice(
+        outcome,
+        platform=AgencyRef(PLATFORM, "Nền tảng"),
+        credential=cred(pki, PLATFORM, SignerRole.PLATFORM)[0],
+        agencies=DIRECTORY,
+        now=NOW,
+    )
+
+
+def test_a_forgers_rejection_is_answered_to_nobody(pki: Path, trust: TrustStore) -> None:
+    """Ba Đình's key, H26 named as sender: the platform must not send H26 a signed 02 (about
+    H26's real documents, perhaps) on the word of whoever could produce."""
+    forged = seal(seed_document(21, [BA_DINH]), credentials=cred(pki, BA_DINH), at=NOW)
+    forged = dataclasses.replace(forged, sender=H26)
+    outcome = route(forged, trust)
+    assert isinstance(outcome, Rejected) and outcome.sender == H26
+    assert not outcome.sender_verified and not outcome.notify_sender
+    assert platform_notice(outcome, pki) is None
+    letter = dead_letter(encode_envelope(forged), b"k", outcome, "s/0/1", NOW)
+    assert ("lt-sender-verified", b"false") in letter.headers
+    unsigned = route(dataclasses.replace(forged, signatures=()), trust)
+    assert isinstance(unsigned, Rejected) and platform_notice(unsigned, pki) is None
+
+
+def test_a_proven_senders_refusal_gets_one_02_without_the_reason_twice(
+    pki: Path, trust: TrustStore
+) -> None:
+    late = NOW + POLICY.replay_window + timedelta(hours=1)
+    envelope = seal(seed_document(22, [BA_DINH]), credentials=cred(pki, H26), at=NOW)
+    outcome = route(envelope, trust, now=late)
+    assert isinstance(outcome, Rejected) and outcome.reason == RejectReason.STALE
+    assert "older than the 7 days replay window" in outcome.detail
+    assert "0:00:00" not in outcome.detail
+    assert outcome.sender_verified and outcome.notify_sender
+    notice = platform_notice(outcome, pki)
+    assert notice is not None and notice.recipients == (H26,)
+    description = decode_payload(notice).description  # type: ignore[union-attr]
+    assert description is not None and description.count("STALE") == 1
+    flipped = bytearray(envelope.payload)
+    flipped[-3] ^= 1
+    bad = route(dataclasses.replace(envelope, payload=bytes(flipped)), trust)
+    assert isinstance(bad, Rejected) and bad.reason == "BAD_SIGNATURE"
+    assert not bad.detail.startswith("BAD_SIGNATURE")
+    assert not bad.notify_sender  # a broken signature proves nobody
+
+
+def test_too_large_from_a_proven_sender_is_answered_and_not_kept(
+    pki: Path, trust: TrustStore
+) -> None:
+    blob = Attachment.inline("scan.pdf", "application/pdf", b"\x25" * (3 * 1024 * 1024))
+    doc = dataclasses.replace(seed_document(23, [BA_DINH]), attachments=(blob,))
+    envelope = seal(doc, credentials=cred(pki, H26), at=NOW)
+    outcome = route(envelope, trust)  # POLICY.max_bytes is 2 MiB here
+    assert isinstance(outcome, Rejected) and outcome.reason == RejectReason.TOO_LARGE
+    assert outcome.sender_verified and not outcome.keep_content
+    assert outcome.size == len(encode_envelope(envelope))
+    notice = platform_notice(outcome, pki)
+    assert notice is not None and notice.document_id == doc.document_id
+    letter = dead_letter(encode_envelope(envelope), b"k", outcome, "s/0/1", NOW)
+    assert letter.value == b"" and letter.key is None
+    assert ("lt-size", str(outcome.size).encode()) in letter.headers
+
+
+def test_a_secret_document_keeps_nothing_whatever_else_is_wrong(
+    pki: Path, trust: TrustStore
+) -> None:
+    doc = dataclasses.replace(seed_document(24, [BA_DINH]), secrecy=SecrecyMarking.MAT)
+    raw = encode_envelope(by_hand(doc, pki, H26, [BA_DINH], doc.document_id))
+    for candidate in (raw, raw + b"\x00", raw[:-1], raw + b"\x00" * (3 * 1024 * 1024)):
+        outcome = route(candidate, trust)
+        assert isinstance(outcome, Rejected) and not outcome.keep_content, outcome.reason
+        assert not outcome.notify_sender  # a 02 names the document: number and notation
+        letter = dead_letter(candidate, doc.document_id.encode(), outcome, "s/0/1", NOW)
+        assert letter.value == b"" and letter.key is None
+        names = {k for k, _ in letter.headers}
+        assert "lt-message-id" not in names and "lt-payload-type" not in names
+        assert doc.code.notation.encode() not in b"".join(v for _, v in letter.headers)
+
+
+def test_home_partition_is_kafkas_default_partitioner() -> None:
+    """Java's Utils.murmur2 known answers (Kafka's UtilsTest), made positive, modulo n."""
+    java = {"21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536}
+    for key, signed in java.items():
+        assert home_partition(key, 12) == (signed & 0x7FFFFFFF) % 12
+    doc_id = seed_document(25, [BA_DINH]).document_id
+    all_partitions = list(range(12))
+    expected = DefaultPartitioner()(doc_id.encode(), all_partitions, all_partitions)
+    assert home_partition(doc_id, 12) == expected
+    with pytest.raises(ValueError):
+        home_partition(doc_id, 0)
+
+
+def test_a_status_addressed_to_nobody_is_refused_not_a_crash(pki: Path, trust: TrustStore) -> None:
+    """Found by the conformance kit: addressing() raised out of route_submission, which would
+    stop the router on that record at every restart."""
+    state = PartitionState()
+    doc = seed_document(26, [BA_DINH])
+    routed_into(state, route(seal(doc, credentials=cred(pki, H26), at=NOW), trust, state))
+    notice = StatusNotice(doc.document_id, AgencyRef(BA_DINH, "x"), StatusCode.ARRIVED, NOW)
+    ptype, identity, body = encode_payload(notice, validate=False)
+    bare = Envelope("m-26", ptype, identity, body, doc.document_id, BA_DINH, (), NOW)
+    [c] = cred(pki, BA_DINH)
+    signed = sign_envelope(bare, key=c.key, chain=c.chain, role=SignerRole.AGENCY, at=NOW)
+    outcome = route(signed, trust, state)
+    assert reason(outcome) == RejectReason.MISADDRESSED
+
+
+@pytest.fixture(scope="module")
+def one_envelope(pki: Path) -> bytes:
+    return encode_envelope(seal(seed_document(27, [BA_DINH]), credentials=cred(pki, H26), at=NOW))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_no_bytes_make_the_decision_raise(
+    one_envelope: bytes, trust: TrustStore, data: st.DataObject
+) -> None:
+    """Truncated, extended or bit-flipped envelopes: always a verdict, never an exception."""
+    raw = bytearray(one_envelope)
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = data.draw(st.sampled_from(["flip", "cut", "add"]))
+        i = data.draw(st.integers(0, len(raw) - 1))
+        if op == "flip":
+            raw[i] ^= 1 << data.draw(st.integers(0, 7))
+        elif op == "cut":
+            del raw[i:]
+        else:
+            raw[i:i] = data.draw(st.binary(min_size=1, max_size=8))
+        if not raw:
+            raw = bytearray(b"\x00")
+    outcome = route(bytes(raw), trust)
+    assert isinstance(outcome, Routed | Rejected)

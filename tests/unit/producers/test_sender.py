@@ -177,9 +177,9 @@ async def test_attachments_over_25_mib_are_too_large_before_encoding(pki: Path) 
     assert fake.sent == []
 
 
-async def test_an_envelope_over_the_message_limit_is_too_large(pki: Path) -> None:
+async def test_an_envelope_over_the_envelope_limit_is_too_large(pki: Path) -> None:
     att = Attachment.inline("a.bin", "application/octet-stream", b"\x01" * 200_000)
-    sender, fake = make_sender(pki, H26, max_message_bytes=200_000)
+    sender, fake = make_sender(pki, H26, max_envelope_bytes=200_000)
     async with sender:
         with pytest.raises(SendRefused, match="too_large"):
             await sender.send_document(replace(decision(), attachments=(att,)))
@@ -273,3 +273,27 @@ async def test_small_documents_are_sealed_on_the_loop_and_large_ones_in_a_thread
         await sender.send_document(replace(decision(), attachments=(att,)))
     assert len(sealed_in) == 1 and len(fake.sent) == 1
     assert (sealed_in[0] != loop_thread) is in_a_thread
+
+
+async def test_publishing_an_envelope_again_returns_its_first_receipt(pki: Path) -> None:
+    """A caller retrying a send whose first attempt did go through gets the first receipt, and
+    the exchange gets no second copy (a copy that still arrives is the router's RESUBMITTED)."""
+    sender, fake = make_sender(pki, H26)
+    async with sender:
+        envelope = sender.seal(decision())
+        first = await sender.send_envelope(envelope)
+        again = await sender.send_envelope(envelope)
+        other = await sender.send_document(decision())
+    assert again == first and len(fake.sent) == 2
+    assert other.message_id != first.message_id
+
+
+async def test_the_sdk_refuses_what_the_router_would_refuse_for_size(pki: Path) -> None:
+    """One limit: the SDK's default is the router's (schemas.limits.MAX_ENVELOPE_BYTES)."""
+    from consumers.router.routing import RoutingPolicy
+    from schemas.limits import MAX_ENVELOPE_BYTES, MAX_MESSAGE_BYTES
+
+    assert RoutingPolicy(platform_agency="x").max_bytes == MAX_ENVELOPE_BYTES
+    assert MAX_ENVELOPE_BYTES < MAX_MESSAGE_BYTES
+    sender, _ = make_sender(pki, H26)
+    assert sender._max_envelope_bytes == MAX_ENVELOPE_BYTES
