@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from consumers.router.routing import RoutingPolicy
 from schemas.agency import AgencyDirectory
-from schemas.codec import decode, decode_envelope, encode_envelope, encode_payload
+from schemas.codec import decode, decode_envelope, encode_envelope, encode_payload, encode_with
 from schemas.common import AgencyRef, DocumentCode, SecrecyMarking
 from schemas.document import (
     BusinessOperation,
@@ -47,7 +47,7 @@ from schemas.paper import paper_from_record
 from schemas.registry import default_registry
 from schemas.report import PeriodicReport, report_from_record
 from schemas.samples import example_record
-from schemas.status import StatusCode, StatusNotice
+from schemas.status import StatusCode, StatusNotice, status_to_record
 from signing.algorithms import PrivateKey, sign_raw
 from signing.envelope import sign_envelope
 from signing.pki import (
@@ -770,6 +770,25 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
             "Ba Đình sends 02 with no description: 02 needs the reason (missing_reason).",
             raw(status_env("status-02-without-reason", ba_dinh, "02", [H26], description=None)),
             rejected("INVALID_PAYLOAD"),
+            state=with_history({BA_DINH: ["01"]}),
+        )
+    )
+    record = status_to_record(status(doc_id, BA_DINH, "01", directory))
+    record["code"] = "07"
+    unknown_code = dataclasses.replace(
+        bare(
+            status(doc_id, BA_DINH, "01", directory), name="status-unknown-code", recipients=[H26]
+        ),
+        payload=encode_with(default_registry().latest("status_notice"), record),
+    )
+    add(
+        Case(
+            "status-unknown-code",
+            "Ba Đình sends status code 07, which does not exist: the payload does not map to a "
+            "StatusNotice at all, so it is MALFORMED (payload: invalid_record, "
+            "unknown_status_code), not INVALID_PAYLOAD.",
+            raw(signed(unknown_code, ba_dinh)),
+            rejected("MALFORMED"),
             state=with_history({BA_DINH: ["01"]}),
         )
     )
