@@ -88,9 +88,16 @@ def _ca_extensions(
 
 
 def create_root_ca(
-    key: PrivateKey, *, now: datetime, name: str = "lienthong Root CA (dev)", days: int = 3650
+    key: PrivateKey,
+    *,
+    now: datetime,
+    name: str = "lienthong Root CA (dev)",
+    days: int = 3650,
+    serial: int | None = None,
 ) -> x509.Certificate:
-    """A self-signed root for development and tests; deployments may trust a real CA instead."""
+    """A self-signed root for development and tests; deployments may trust a real CA instead.
+    A fixed `serial` (with an Ed25519 key) gives the same bytes every time: published test
+    material such as the conformance kit is regenerated and compared byte for byte."""
     _check_key(key)
     subject = _ca_name(name)
     builder = (
@@ -98,7 +105,7 @@ def create_root_ca(
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial if serial is not None else x509.random_serial_number())
     )
     builder = _ca_extensions(_validity(builder, now, days), key, None)
     return builder.sign(key, _hash_for(key))

@@ -36,6 +36,18 @@ ROLE_EKU: dict[CertRole, x509.ObjectIdentifier] = {
 }
 
 
+MAX_COMMON_NAME_BYTES = 64
+
+
+def shorten_utf8(text: str, limit: int) -> str:
+    """`text` if its UTF-8 fits `limit` bytes, else its longest prefix that fits with "…"."""
+    if len(text.encode()) <= limit:
+        return text
+    room = limit - len("…".encode())
+    cut = text.encode()[:room].decode("utf-8", errors="ignore")
+    return cut + "…"
+
+
 def is_agency_code(code: str) -> bool:
     return AGENCY_CODE_RE.fullmatch(code) is not None
 
@@ -55,11 +67,12 @@ def subject_for(
     elif role is CertRole.ARCHIVE:
         common_name = f"Lưu trữ liên thông {agency_code}"
     else:
-        # X.520 caps CN at 64 characters; agency names run to 200 (Decree 30), so the full
-        # name lives in O and CN is a display form.
-        common_name = agency_name if len(agency_name) <= 64 else agency_name[:63] + "…"
-    if len(common_name) > 64:
-        raise ValueError(f"name longer than 64 characters: {common_name!r}")
+        # CN is capped at 64 (X.520 ub-common-name; cryptography counts UTF-8 bytes, and
+        # Vietnamese letters take two or three); agency names run to 200 characters (Decree
+        # 30), so the full name lives in O and CN is a display form.
+        common_name = shorten_utf8(agency_name, MAX_COMMON_NAME_BYTES)
+    if len(common_name.encode()) > MAX_COMMON_NAME_BYTES:
+        raise ValueError(f"name longer than {MAX_COMMON_NAME_BYTES} UTF-8 bytes: {common_name!r}")
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),

@@ -1,0 +1,1 @@
+"""The conformance kit's generator (the kit itself is conformance/ at the repository root)."""
