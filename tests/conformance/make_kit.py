@@ -50,6 +50,7 @@ from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice, status_to_record
 from signing.algorithms import PrivateKey, sign_raw
 from signing.envelope import sign_envelope
+from signing.errors import ReasonCode
 from signing.pki import (
     RevokedEntry,
     build_crl,
@@ -401,8 +402,28 @@ def routed(*inboxes: str) -> dict[str, Any]:
     return {"outcome": "routed", "inboxes": [f"inbox.{c}" for c in inboxes]}
 
 
-def rejected(reason: str, *, secret: bool = False) -> dict[str, Any]:
-    return {"outcome": "rejected", "reason": reason, "secret": secret}
+# Refusals decided before the claimed sender's AGENCY signature verified: nobody is proven,
+# so nobody is told (docs/contract.md). Bytes that did not decode whole, or too large, are
+# never kept: they may be a secret document's.
+UNPROVEN = {str(r) for r in ReasonCode} | {"NOT_FROM_AN_AGENCY"}
+NOT_KEPT = {"MALFORMED", "TOO_LARGE"}
+
+
+def rejected(
+    reason: str, *, secret: bool = False, told: bool | None = None, kept: bool | None = None
+) -> dict[str, Any]:
+    """`sender_told`: the platform sends the sender a signed 02; by default, whenever the
+    sender is proven, except for a secret document and for the same bytes resent; a case where
+    an undecodable payload or a too-large envelope still carries a good signature says so."""
+    if told is None:
+        told = not (secret or reason in UNPROVEN | NOT_KEPT or reason == "RESUBMITTED")
+    return {
+        "outcome": "rejected",
+        "reason": reason,
+        "secret": secret,
+        "sender_told": told,
+        "content_kept": not (secret or reason in NOT_KEPT) if kept is None else kept,
+    }
 
 
 def doc_state(
@@ -758,10 +779,6 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
             raw(status_env("status-without-recipients", ba_dinh, "01", [])),
             rejected("MISADDRESSED"),
             state=routed_doc,
-            known_defect=(
-                "route_submission raises ValidationError(missing_recipient) from "
-                "schemas.addressing instead of refusing: the router stops on this record"
-            ),
         )
     )
     add(
@@ -788,7 +805,7 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
             "StatusNotice at all, so it is MALFORMED (payload: invalid_record, "
             "unknown_status_code), not INVALID_PAYLOAD.",
             raw(signed(unknown_code, ba_dinh)),
-            rejected("MALFORMED"),
+            rejected("MALFORMED", told=True),  # a good signature over an unknown code
             state=with_history({BA_DINH: ["01"]}),
         )
     )
@@ -841,7 +858,7 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
             "payload_type OFFICIAL_DOCUMENT but the payload is a StatusNotice (the payload's own "
             "header disagrees with payload_type and payload_schema).",
             raw(signed(mixed, agency)),
-            rejected("MALFORMED"),
+            rejected("MALFORMED", told=True),  # signed by H26, though its payload type lies
         )
     )
     add(
@@ -861,7 +878,7 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
                 )
             )
             + b"",
-            rejected("TOO_LARGE"),
+            rejected("TOO_LARGE", told=True),  # the signature proves the sender: told why
             policy={"max_bytes": 1024},
         )
     )
@@ -1062,7 +1079,7 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
             "person-after-agency",
             "The person signs after the agency: the agency signature would not cover it.",
             raw(after),
-            rejected("MALFORMED"),
+            rejected("MALFORMED", kept=True),  # the verifier's MALFORMED: bytes decoded
         )
     )
     algo_env, _ = by_hand(
@@ -1186,6 +1203,14 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
     replay_env = signed(
         dataclasses.replace(doc_env("replay", 4642), message_id=good_env.message_id), agency
     )
+    # What the router remembers of the routed good document's message: when it was created and
+    # the SHA-256 of the exact bytes it routed.
+    routed_good = {
+        good_env.message_id: {
+            "created_at_ms": int(CREATED.timestamp() * 1000),
+            "sha256": hashlib.sha256(good_raw).hexdigest(),
+        }
+    }
     add(
         Case(
             "replay",
@@ -1193,25 +1218,18 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
             "different envelope under a routed message id is a replay.",
             raw(replay_env),
             rejected("REPLAY"),
-            state={
-                "documents": routed_doc["documents"],
-                "messages": {good_env.message_id: int(CREATED.timestamp() * 1000)},
-            },
+            state={"documents": routed_doc["documents"], "messages": routed_good},
         )
     )
     add(
         Case(
             "exact-resubmission",
-            "The good document's exact bytes again, after they were routed. Today: REPLAY (and a "
-            "02). Contract change (b) in docs/contract.md: no second delivery and no 02; update "
-            "this verdict when it lands.",
+            "The good document's exact bytes again, after they were routed (a send retried "
+            "after a timeout, or a copy replayed by anyone): not delivered a second time, and "
+            "no 02 (the sender keeps its first receipt).",
             good_raw,
-            rejected("REPLAY"),
-            state={
-                "documents": routed_doc["documents"],
-                "messages": {good_env.message_id: int(CREATED.timestamp() * 1000)},
-            },
-            notes=["changes with (b)"],
+            rejected("RESUBMITTED"),
+            state={"documents": routed_doc["documents"], "messages": routed_good},
         )
     )
     add(
@@ -1240,14 +1258,41 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
     add(
         Case(
             "update-of-unknown-document",
-            "A document that updates (business operation UPDATE) a document this sender never "
-            "sent through the router.",
+            "A document that updates (business operation UPDATE) a document of its own sender "
+            "that this partition has not seen: routed. The update carries its own id, so it "
+            "lives on its own partition, not its target's; the router checks only that the "
+            "target's id names the same sender.",
             raw(
                 signed(
                     bare(update, name="update-of-unknown-document", recipients=[BA_DINH]), agency
                 )
             ),
-            rejected("UNKNOWN_DOCUMENT"),
+            routed(BA_DINH),
+        )
+    )
+    foreign_update = document(
+        4645,
+        [BA_DINH],
+        directory,
+        business=BusinessOperation(
+            BusinessOperationType.REPLACE, f"{BA_DINH},2026/03/01,12/QĐ-UBND", "Thay thế"
+        ),
+    )
+    add(
+        Case(
+            "replacement-of-another-agencys-document",
+            "Hà Nội replaces a document whose id names Ba Đình as its sender.",
+            raw(
+                signed(
+                    bare(
+                        foreign_update,
+                        name="replacement-of-another-agencys-document",
+                        recipients=[BA_DINH],
+                    ),
+                    agency,
+                )
+            ),
+            rejected("NOT_THE_SENDER"),
         )
     )
     update_ok = document(

@@ -21,7 +21,6 @@ from consumers.router.routing import Rejected, RejectReason, Routed, RoutingPoli
 from consumers.router.state import DocumentState, PartitionState, StateChange
 from schemas.agency import AgencyDirectory
 from schemas.codec import decode_envelope
-from schemas.errors import ValidationError
 from signing.errors import ReasonCode
 from signing.trust import TrustStore
 from tests.conformance.make_kit import KIT, build_kit, committed
@@ -54,7 +53,7 @@ def test_the_committed_kit_is_exactly_what_the_generator_makes(
     assert differ == [], "stale kit files; run: python -m tests.conformance.make_kit"
     assert len(CASES) >= 60
     assert (KIT / "README.md").is_file()
-    assert DEFECTS == ["status-without-recipients"]  # each one is in the report; no more
+    assert DEFECTS == []  # status-without-recipients was the last: the router refuses it now
 
 
 def test_the_generator_is_deterministic(generated: dict[str, bytes]) -> None:
@@ -76,8 +75,9 @@ def _state(case: dict[str, Any]) -> PartitionState:
     for doc_id, value in case["state"]["documents"].items():
         entry = DocumentState.from_json(json.dumps(value).encode())
         state.apply(StateChange.document(doc_id, entry))
-    for message_id, created_ms in case["state"]["messages"].items():
-        state.apply(StateChange.message(message_id, created_ms))
+    for message_id, seen in case["state"]["messages"].items():
+        change = StateChange.message(message_id, seen["created_at_ms"], seen["sha256"])
+        state.apply(change)
     return state
 
 
@@ -123,16 +123,9 @@ def test_the_router_gives_the_committed_verdict(name: str) -> None:
     else:
         assert isinstance(outcome, Rejected), outcome
         assert (str(outcome.reason), outcome.secret) == (expect["reason"], expect["secret"])
+        assert outcome.notify_sender == expect["sender_told"]
+        assert outcome.keep_content == expect["content_kept"]
         assert outcome.digest == case["sha256"]
-
-
-@pytest.mark.parametrize("name", DEFECTS)
-def test_known_defects_still_crash_the_decision(name: str) -> None:
-    """A case whose `known_defect` says the router does not give `expect` today. When the
-    router is fixed this fails: remove `known_defect` from the case and regenerate, and
-    test_the_router_gives_the_committed_verdict then holds the router to `expect`."""
-    with pytest.raises(ValidationError):
-        _route(CASES[name])
 
 
 def test_every_reason_code_has_a_case() -> None:
@@ -235,7 +228,13 @@ def test_tbs_files_are_what_an_outside_verifier_rebuilds(name: str) -> None:
     env = _decoded_by_hand(raw)
     if "tbs" not in case:
         # Only the undecodable cases come without TBS files, and they are refused MALFORMED.
-        assert case["expect"] == {"outcome": "rejected", "reason": "MALFORMED", "secret": False}
+        assert case["expect"] == {
+            "outcome": "rejected",
+            "reason": "MALFORMED",
+            "secret": False,
+            "sender_told": False,
+            "content_kept": False,
+        }
         assert env is None or name == "unknown-schema"
         return
     assert env is not None
