@@ -172,9 +172,12 @@ class TrustFeed:
             fetch_max_bytes=FETCH_BYTES,
             fetch_max_wait_ms=300,
         )
+        # Without a group, a subscription is assigned every partition of the topic, at the
+        # earliest offset (nothing is committed), and follows the topic once it exists.
+        consumer.subscribe([self.topic])
         await consumer.start()
         try:
-            partitions = await self._assign(consumer, stop)
+            partitions = await self._assigned(consumer, stop)
             if not partitions:
                 return
             ends = await consumer.end_offsets(partitions)
@@ -199,28 +202,28 @@ class TrustFeed:
             self.ready.set()  # nobody waits forever on a feed that stopped
             await consumer.stop()
 
-    async def _assign(
+    async def _assigned(
         self, consumer: AIOKafkaConsumer, stop: asyncio.Event
     ) -> list[TopicPartition]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         warned = False
         while not stop.is_set():
-            if self.topic in await consumer.topics():
-                found = consumer.partitions_for_topic(self.topic) or set()
-                partitions = [TopicPartition(self.topic, p) for p in sorted(found)]
-                consumer.assign(partitions)
-                await consumer.seek_to_beginning(*partitions)
+            partitions = sorted(consumer.assignment())
+            if partitions:
                 return partitions
-            if not warned:
-                # Serve with trust.yaml's CRLs meanwhile, loudly: revocation is not live.
-                log.error(
-                    "trustfeed.no_topic",
-                    topic=self.topic,
-                    detail="run `lienthong topics ensure`; revocations reach this process only "
-                    "at restart until then",
-                )
+            if not warned and loop.time() - started > TOPIC_WAIT_S:
+                if self.topic not in await consumer.topics():
+                    # Serve with trust.yaml's CRLs meanwhile, loudly: revocation is not live.
+                    log.error(
+                        "trustfeed.no_topic",
+                        topic=self.topic,
+                        detail="run `lienthong topics ensure`; revocations reach this process "
+                        "only at restart until then",
+                    )
+                    self.ready.set()
                 warned = True
-                self.ready.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TOPIC_WAIT_S)
+                await asyncio.wait_for(stop.wait(), 0.2)
             self.tick(self.clock())
         return []
