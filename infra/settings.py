@@ -31,6 +31,11 @@ class Settings:
     trust_config_override: Path | None = None
     agencies_file: Path | None = None  # None: the directory shipped in schemas/data
     pki_dir_override: Path | None = None
+    # After a CRL's nextUpdate, how long it is still believed before the issuer's certificates
+    # are refused (REVOCATION_UNKNOWN); and how long before a signing certificate expires its
+    # warning starts (docs/signing.md).
+    crl_grace_hours: float = 24.0
+    cert_warn_days: float = 30.0
 
     @property
     def pki_dir(self) -> Path:
@@ -92,7 +97,22 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         trust_config_override=_path(env.get("LIENTHONG_TRUST_CONFIG")),
         agencies_file=_path(env.get("LIENTHONG_AGENCIES")),
         pki_dir_override=_path(env.get("LIENTHONG_PKI_DIR")),
+        crl_grace_hours=_number(env, "LIENTHONG_CRL_GRACE_HOURS", 24.0),
+        cert_warn_days=_number(env, "LIENTHONG_CERT_WARN_DAYS", 30.0),
     )
+
+
+def _number(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r} must not be negative")
+    return value
 
 
 def _path(raw: str | None) -> Path | None:

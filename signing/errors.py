@@ -14,6 +14,9 @@ class ReasonCode(enum.StrEnum):
     CERT_NOT_YET_VALID = "CERT_NOT_YET_VALID"
     WRONG_KEY_USAGE = "WRONG_KEY_USAGE"
     REVOKED = "REVOKED"
+    # The issuer's CRL is past its nextUpdate by more than the grace the verifier allows
+    # (signing.crl): whether the certificate is revoked cannot be known, so it is refused.
+    REVOCATION_UNKNOWN = "REVOCATION_UNKNOWN"
     SENDER_MISMATCH = "SENDER_MISMATCH"
     UNKNOWN_AGENCY = "UNKNOWN_AGENCY"
     CLOSED_AGENCY = "CLOSED_AGENCY"

@@ -201,8 +201,10 @@ def build_crl(
     revoked: Iterable[RevokedEntry],
     now: datetime,
     next_update_days: int = 7,
+    number: int | None = None,
 ) -> x509.CertificateRevocationList:
-    """A CRL listing every revoked serial with its date and reason."""
+    """A CRL listing every revoked serial with its date and reason; `number` is its CRL number
+    (RFC 5280 5.2.3), which followers use to refuse an older CRL (signing.crl)."""
     if now.tzinfo is None:
         raise SigningError("'now' must be timezone-aware")
     builder = (
@@ -211,6 +213,8 @@ def build_crl(
         .last_update(now)
         .next_update(now + timedelta(days=next_update_days))
     )
+    if number is not None:
+        builder = builder.add_extension(x509.CRLNumber(number), critical=False)
     for entry in revoked:
         revoked_cert = (
             x509.RevokedCertificateBuilder()

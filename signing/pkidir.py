@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from signing.algorithms import PrivateKey
+from signing.crl import load_crl
 from signing.errors import PkiError, SigningError
 from signing.pki import (
     RevokedEntry,
@@ -30,7 +32,7 @@ from signing.pki import (
     load_private_key,
     private_key_pem,
 )
-from signing.profile import CertRole
+from signing.profile import CertRole, organization_of
 from signing.trust import TrustStore
 
 REVOCATION_REASONS = {flag.value: flag for flag in x509.ReasonFlags} | {
@@ -168,8 +170,21 @@ class PkiDirectory:
         except (ValueError, KeyError, TypeError) as exc:
             raise PkiError(f"corrupt index {self.index}: {exc}") from exc
 
-    def _save_index(self, entries: dict[str, IndexEntry]) -> None:
-        body = {"version": 1, "certificates": {s: asdict(e) for s, e in entries.items()}}
+    def _crl_number(self) -> int:
+        """The number of the last CRL published (0: none numbered yet), kept in index.json."""
+        if not self.index.exists():
+            return 0
+        try:
+            return int(json.loads(self.index.read_text(encoding="utf-8")).get("crl_number", 0))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise PkiError(f"corrupt index {self.index}: {exc}") from exc
+
+    def _save_index(self, entries: dict[str, IndexEntry], *, crl_number: int | None = None) -> None:
+        body = {
+            "version": 1,
+            "certificates": {s: asdict(e) for s, e in entries.items()},
+            "crl_number": self._crl_number() if crl_number is None else crl_number,
+        }
         text = json.dumps(body, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
         _write(self.index, text.encode("utf-8"))
 
@@ -271,6 +286,36 @@ class PkiDirectory:
         self._save_index(entries)
         return entries[key]
 
+    def renew(
+        self,
+        serial: str,
+        *,
+        now: datetime,
+        days: int = 730,
+        algorithm: str | None = None,
+        passphrase: bytes | None = None,
+        ca_passphrase: bytes | None = None,
+    ) -> IssuedPaths:
+        """A fresh key and certificate for the same identity (agency, role, person, agency
+        name). The old certificate is left valid until it expires: signers take the newest
+        valid one (signing.credentials), so running services switch without a restart."""
+        entries = self._load_index()
+        old = entries[self._resolve_serial(entries, serial)]
+        if old.status != "valid":
+            raise PkiError(f"certificate {old.serial} is {old.status}: issue a new one instead")
+        cert = load_certificates((self.root / old.certificate).read_bytes())[0]
+        return self.issue(
+            agency_code=old.agency_code,
+            role=CertRole(old.role),
+            now=now,
+            person_name=old.person_name,
+            agency_name=organization_of(cert),
+            algorithm=algorithm or old.algorithm,
+            passphrase=passphrase,
+            ca_passphrase=ca_passphrase,
+            days=days,
+        )
+
     def _resolve_serial(self, entries: dict[str, IndexEntry], serial: str) -> str:
         # `pki list` shows 16 hex digits; a unique prefix of at least 8 is accepted.
         wanted = serial.strip().lower().removeprefix("0x")
@@ -282,7 +327,12 @@ class PkiDirectory:
         return matches[0]
 
     def _publish_crl(
-        self, entries: dict[str, IndexEntry], *, now: datetime, ca_passphrase: bytes | None
+        self,
+        entries: dict[str, IndexEntry],
+        *,
+        now: datetime,
+        ca_passphrase: bytes | None,
+        next_update_days: int = 7,
     ) -> Path:
         issuer_key, issuer_cert = self._issuer(ca_passphrase)
         revoked = [
@@ -294,9 +344,50 @@ class PkiDirectory:
             for e in entries.values()
             if e.status == "revoked" and e.revoked_at
         ]
-        crl = build_crl(issuer_key=issuer_key, issuer_cert=issuer_cert, revoked=revoked, now=now)
+        # Numbered, so that a follower never lets an older CRL replace a newer one.
+        number = self._crl_number() + 1
+        crl = build_crl(
+            issuer_key=issuer_key,
+            issuer_cert=issuer_cert,
+            revoked=revoked,
+            now=now,
+            next_update_days=next_update_days,
+            number=number,
+        )
         _write(self.crl, crl_pem(crl))
+        self._save_index(entries, crl_number=number)
         return self.crl
+
+    def publish_crl(
+        self, *, now: datetime, ca_passphrase: bytes | None = None, next_update_days: int = 7
+    ) -> Path:
+        """Sign the CRL again (same revocations, thisUpdate `now`, the next number): what an
+        operator runs before nextUpdate so that followers never hold a stale CRL."""
+        return self._publish_crl(
+            self._load_index(),
+            now=now,
+            ca_passphrase=ca_passphrase,
+            next_update_days=next_update_days,
+        )
+
+    def crl_der(self) -> bytes:
+        """The current CRL as DER (what `<prefix>crl` carries)."""
+        try:
+            return load_crl(self.crl.read_bytes()).public_bytes(Encoding.DER)
+        except OSError as exc:
+            raise PkiError(f"no CRL in {self.root}: {exc}") from exc
+
+    def crl_issuer(self) -> x509.Certificate:
+        """The CA that signs crl.pem: the issuing CA if there is one, else the root."""
+        path = self.issuing_cert if self.issuing_cert.exists() else self.root_cert
+        try:
+            return load_certificates(path.read_bytes())[0]
+        except OSError as exc:
+            raise PkiError(f"no CA in {self.root}; run 'pki init' first") from exc
+
+    def crl_issuer_chain(self) -> bytes:
+        """PEM of the CRL's issuer when it is not the root (the issuing CA), else empty."""
+        return b"".join(certificate_pem(c) for c in self.ca_chain())
 
     # --- use ------------------------------------------------------------------------------
 

@@ -82,6 +82,9 @@ class TrustStore:
 
     anchors: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...] = ()
+    # Issuers whose revocation status cannot be known (their CRL is stale beyond the grace,
+    # signing.crl.trust_at): every certificate they issued is refused, REVOCATION_UNKNOWN.
+    revocation_unknown: frozenset[x509.Name] = field(default=frozenset(), kw_only=True)
     chain_cache_size: int = field(default=CHAIN_CACHE_SIZE, kw_only=True, compare=False)
     _anchor_ders: tuple[bytes, ...] = field(init=False, repr=False)
     _anchor_set: frozenset[bytes] = field(init=False, repr=False)
@@ -342,6 +345,13 @@ class TrustStore:
     def _revocable(
         self, cert: x509.Certificate, issuer: x509.Certificate, issuer_der: bytes
     ) -> Revocable:
+        if issuer.subject in self.revocation_unknown:
+            # Checked before any use of the store's CRLs and never cached (only successes are):
+            # a store built while the CRL is stale refuses until a fresh one makes a new store.
+            raise VerificationError(
+                ReasonCode.REVOCATION_UNKNOWN,
+                f"CRL of {issuer.subject.rfc4514_string()} is stale: revocation status unknown",
+            )
         indexes = self._crls_by_issuer.get(issuer.subject, ())
         valid = [i for i in indexes if self._crl_verifies(i, issuer, issuer_der)]
         if indexes and not valid:

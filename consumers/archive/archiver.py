@@ -34,6 +34,7 @@ from consumers.archive.parse import ParseContext, Parsed, SourceRecord
 from consumers.archive.pool import ParsePool, ParseSource
 from consumers.archive.tree import HeadSigner, load_right_edge
 from signing.merkle import RightEdge, append_leaves
+from signing.trust import TrustStore
 
 log = structlog.get_logger()
 _stdlib_log = logging.getLogger(__name__)  # the logger structlog's stdlib factory uses
@@ -87,6 +88,11 @@ class Archiver:
         self._unpublished: tuple[int, str] | None = None
         self._started = clock()
         self.ready = asyncio.Event()  # set once the lock is held and partitions assigned
+
+    def update_trust(self, trust: TrustStore) -> None:
+        """A new trust store (a CRL from consumers.trustfeed): used from the next batch on."""
+        self.parser.update_trust(trust)
+        self.parse = self.parser.ctx
 
     # --- the loop ------------------------------------------------------------------------
 

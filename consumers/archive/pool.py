@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -28,6 +28,7 @@ import structlog
 from consumers.archive.parse import ParseContext, parse_record
 from consumers.archive.rows import ArchiveTopics, Parsed, SourceRecord
 from schemas.agency import AgencyDirectory
+from signing.crl import TrustMaterial
 from signing.trust import TrustStore
 
 log = structlog.get_logger()
@@ -45,6 +46,8 @@ class ParseSource:
     topics: ArchiveTopics
     trust_config: Path
     agencies_file: Path | None = None
+    # A live trust store (a CRL from the crl topic) as bytes; None: trust_config's files.
+    trust: TrustMaterial | None = None
 
     def context(self) -> ParseContext:
         agencies = (
@@ -52,7 +55,8 @@ class ParseSource:
             if self.agencies_file is None
             else AgencyDirectory.load(self.agencies_file)
         )
-        return ParseContext(self.topics, TrustStore.from_config(self.trust_config), agencies)
+        trust = self.trust.store() if self.trust else TrustStore.from_config(self.trust_config)
+        return ParseContext(self.topics, trust, agencies)
 
 
 _worker_ctx: ParseContext | None = None
@@ -104,6 +108,16 @@ class ParsePool:
         self.workers = workers
         self.restarts = 0  # pools replaced after a worker died, over this pool's life
         self._executors: list[ProcessPoolExecutor] = []
+        self._renew = False  # workers hold an older trust store: replace them before parsing
+
+    def update_trust(self, trust: TrustStore) -> None:
+        """Verify with `trust` from the next batch on (a new CRL, consumers.trustfeed). Workers
+        cannot share the object: they are replaced, before the next batch, by workers built
+        from its bytes. The payload cache is kept."""
+        self.ctx = replace(self.ctx, trust=trust)
+        if self.source is not None:
+            self.source = replace(self.source, trust=TrustMaterial.of(trust))
+            self._renew = bool(self._executors)
 
     def start(self) -> None:
         """Start the workers now (they take ~1 s to import), not at the first batch."""
@@ -122,6 +136,9 @@ class ParsePool:
     async def parse(self, records: Sequence[SourceRecord]) -> list[Parsed]:
         if not self.workers or not records:
             return await self._in_process(records)
+        if self._renew:
+            self._renew = False
+            self._shutdown(wait=True)  # idle: parse() is never run twice at once
         for attempt in range(RESTARTS + 1):
             self.start()
             try:

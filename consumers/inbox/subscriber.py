@@ -226,6 +226,10 @@ class InboxSubscriber:
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._committed: dict[TopicPartition, int] = {}
 
+    def update_trust(self, trust: TrustStore) -> None:
+        """A new trust store (a CRL from consumers.trustfeed): the next record verifies with it."""
+        self._trust = trust
+
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:

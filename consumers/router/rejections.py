@@ -6,14 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
+
 from consumers.router.routing import Rejected
 from schemas.agency import AgencyDirectory
 from schemas.common import AgencyRef
 from schemas.envelope import Envelope
 from schemas.errors import SchemaError, ValidationError
 from schemas.status import StatusCode, StatusNotice
+from signing.credentials import CredentialSource, as_source
 from signing.errors import SigningError
 from signing.seal import Credential, seal
+
+log = structlog.get_logger()
 
 Headers = list[tuple[str, bytes]]
 
@@ -59,13 +64,15 @@ def rejection_notice(
     rejected: Rejected,
     *,
     platform: AgencyRef,
-    credential: Credential,
+    credential: Credential | CredentialSource,
     agencies: AgencyDirectory,
     now: datetime,
 ) -> Envelope | None:
     """A status 02 for the sender, or None when nobody is to be told: the sender is not proven
     (anyone can claim one), the document is secret or the bytes a resent copy (see
-    Rejected.notify_sender), or the sender has no open inbox here."""
+    Rejected.notify_sender), or the sender has no open inbox here; or None, logged, when no
+    platform certificate is valid at `now` (the source counts it): never sign outside a
+    validity."""
     if not rejected.notify_sender or not rejected.sender or not rejected.document_id:
         return None
     if not agencies.is_open(rejected.sender, now) or rejected.sender == platform.code:
@@ -77,8 +84,17 @@ def rejection_notice(
         timestamp=now,
         description=f"{rejected.reason}: {rejected.detail}",
     )
+    signer = as_source(credential).credential_at(now)
+    if signer is None:
+        log.error(
+            "router.notice_unsigned",
+            document_id=rejected.document_id,
+            reason=rejected.reason,
+            detail="no PLATFORM certificate valid now; the dead letter records the refusal",
+        )
+        return None
     try:
-        return seal(notice, credentials=[credential], at=now, recipients=[rejected.sender])
+        return seal(notice, credentials=[signer], at=now, recipients=[rejected.sender])
     except (ValidationError, SchemaError, SigningError):
         # e.g. a document id that is not of the standard form: the dead letter still says why.
         return None

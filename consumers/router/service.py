@@ -42,6 +42,7 @@ from consumers.router.store import Checkpoint, RouterStore, StoredPartition
 from schemas.agency import AgencyDirectory
 from schemas.codec import encode_envelope
 from schemas.common import AgencyRef
+from signing.credentials import CredentialSource
 from signing.seal import Credential
 from signing.trust import TrustStore
 
@@ -89,7 +90,7 @@ class Router:
         *,
         trust: TrustStore,
         agencies: AgencyDirectory,
-        platform_credential: Credential,
+        platform_credential: Credential | CredentialSource,  # chosen at each signing time
         clock: Callable[[], datetime],
         metrics: RouterMetrics | None = None,
     ) -> None:

@@ -12,7 +12,7 @@ from prometheus_client import start_http_server
 from consumers.archive import ArchiveLockedError
 from infra import services
 from infra.cli.common import clean_errors
-from infra.compose.archive import PARSE_WORKERS_ENV, build_archiver
+from infra.compose.archive import PARSE_WORKERS_ENV, build_archiver, run_archiver
 from infra.settings import load_settings
 
 
@@ -33,9 +33,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Archive submissions, inboxes and dead letters into PostgreSQL until SIGTERM."""
         settings = load_settings()
+        bootstrap = services.kafka_bootstrap(settings)
         archiver = build_archiver(
             settings,
-            services.kafka_bootstrap(settings),
+            bootstrap,
             services.database_url(settings),
             max_batch=max_batch,
             checkpoint_seconds=checkpoint_seconds,
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await archiver.run(stop)
+            await run_archiver(settings, bootstrap, archiver, stop)
 
         try:
             asyncio.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sys
 from collections.abc import Callable
@@ -10,10 +11,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
+from infra import services
 from infra.cli.common import passphrase_from_env
+from infra.compose.trust import publish_pki_crl
+from infra.errors import InfraError
 from infra.settings import load_settings
 from signing.errors import PkiError, SigningError
 from signing.pki import KEY_ALGORITHMS
@@ -21,7 +26,8 @@ from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 
 app = typer.Typer(
-    help="Agency PKI: root CA, agency/person/platform/archive certificates, revocation, CRL.",
+    help="Agency PKI: root CA, agency/person/platform/archive certificates, revocation, CRL, "
+    "renewal.",
     no_args_is_help=True,
 )
 out = Console()
@@ -141,27 +147,135 @@ def revoke(
     ca_passphrase_env: str | None = typer.Option(
         None, help="Environment variable with the CA key passphrase."
     ),
+    publish: bool | None = typer.Option(
+        None,
+        "--publish/--no-publish",
+        help="Publish the new CRL to the crl topic (default: when Kafka is configured or running).",
+    ),
 ) -> None:
-    """Revoke one certificate, update the index and republish crl.pem."""
+    """Revoke one certificate, update the index, republish crl.pem and the crl topic."""
     pki = PkiDirectory(pki_dir())
-    if (serial is None) == (agency is None):
-        raise PkiError("give exactly one of --serial or --agency")
-    if agency is not None:
-        role = _role(person, platform, archive)
-        matches = pki.find(agency_code=agency, role=role, person_name=person)
-        if len(matches) != 1:
-            found = ", ".join(m.serial for m in matches) or "none"
-            raise PkiError(
-                f"{len(matches)} valid {role} certificates match ({found}); use --serial"
-            )
-        serial = matches[0].serial
-    if serial is None:  # unreachable: exactly one of the two was given
-        raise PkiError("give --serial")
+    serial = _one_serial(pki, serial, agency, person, platform, archive)
     entry = pki.revoke(
         serial, reason=reason, now=_now(), ca_passphrase=passphrase_from_env(ca_passphrase_env)
     )
     typer.echo(f"revoked {entry.serial} ({entry.subject}): {entry.reason}")
     typer.echo(str(pki.crl))
+    _publish(pki, publish)
+
+
+def _publish(pki: PkiDirectory, publish: bool | None) -> None:
+    """Put crl.pem on `<prefix>crl`, where running services pick it up within seconds.
+
+    publish=None: when a broker is configured or running here; without one, a warning (the
+    CRL is still in crl.pem, which processes read at start). True: a failure is an error.
+    """
+    if publish is False:
+        return
+    settings = load_settings()
+    try:
+        bootstrap = services.kafka_bootstrap(settings)
+    except InfraError as exc:
+        if publish:
+            raise PkiError(f"CRL not published: {exc}") from None
+        print(
+            f"warning: CRL not published to {settings.topic('crl')} ({exc}); running services "
+            "see it at restart, or run `lienthong pki publish-crl` once Kafka is up",
+            file=sys.stderr,
+        )
+        return
+    try:
+        offset = asyncio.run(publish_pki_crl(settings, bootstrap, pki))
+    except KafkaError as exc:
+        raise PkiError(
+            f"CRL written to {pki.crl} but NOT published to {settings.topic('crl')}: "
+            f"{type(exc).__name__}: {exc}; run `lienthong pki publish-crl --as-is`"
+        ) from None
+    typer.echo(f"published to {settings.topic('crl')} at offset {offset}")
+
+
+@app.command("publish-crl")
+@_clean_errors
+def publish_crl(
+    as_is: bool = typer.Option(
+        False, "--as-is", help="Publish crl.pem unchanged instead of signing a fresh one."
+    ),
+    next_update_days: int = typer.Option(7, min=1, help="Days until the fresh CRL's nextUpdate."),
+    ca_passphrase_env: str | None = typer.Option(
+        None, help="Environment variable with the CA key passphrase."
+    ),
+) -> None:
+    """Sign the CRL again (new thisUpdate, nextUpdate and number) and publish it to the crl
+    topic; run it well before nextUpdate (services fail closed after nextUpdate + the grace)."""
+    pki = PkiDirectory(pki_dir())
+    if not as_is:
+        pki.publish_crl(
+            now=_now(),
+            ca_passphrase=passphrase_from_env(ca_passphrase_env),
+            next_update_days=next_update_days,
+        )
+    typer.echo(str(pki.crl))
+    _publish(pki, True)
+
+
+@app.command("renew")
+@_clean_errors
+def renew(
+    serial: str | None = typer.Option(None, help="Serial number (hex) of the certificate."),
+    agency: str | None = typer.Option(None, help="Renew this agency's certificate instead."),
+    person: str | None = typer.Option(None, help="With --agency: the person's certificate."),
+    platform: bool = typer.Option(False, "--platform", help="With --agency: the platform's."),
+    archive: bool = typer.Option(False, "--archive", help="With --agency: the archive's."),
+    algorithm: str | None = typer.Option(None, help="Key algorithm (default: the old one's)."),
+    days: int = typer.Option(730, min=1, help="Validity in days."),
+    passphrase_env: str | None = typer.Option(
+        None, help="Environment variable with a passphrase to encrypt the new key."
+    ),
+    ca_passphrase_env: str | None = typer.Option(
+        None, help="Environment variable with the CA key passphrase."
+    ),
+) -> None:
+    """Issue a fresh key and certificate for the same identity. The old one stays valid until
+    it expires; running services sign with the newest valid one from their next signature."""
+    pki = PkiDirectory(pki_dir())
+    serial = _one_serial(pki, serial, agency, person, platform, archive, newest=True)
+    paths = pki.renew(
+        serial,
+        now=_now(),
+        days=days,
+        algorithm=_check_algorithm(algorithm) if algorithm else None,
+        passphrase=passphrase_from_env(passphrase_env),
+        ca_passphrase=passphrase_from_env(ca_passphrase_env),
+    )
+    typer.echo(f"renewed {serial[:16]} as serial {paths.serial}")
+    for path in (paths.certificate, paths.chain, paths.key):
+        typer.echo(str(path))
+
+
+def _one_serial(
+    pki: PkiDirectory,
+    serial: str | None,
+    agency: str | None,
+    person: str | None,
+    platform: bool,
+    archive: bool,
+    *,
+    newest: bool = False,
+) -> str:
+    if (serial is None) == (agency is None):
+        raise PkiError("give exactly one of --serial or --agency")
+    if serial is not None:
+        return serial
+    assert agency is not None
+    role = _role(person, platform, archive)
+    matches = pki.find(agency_code=agency, role=role, person_name=person)
+    if newest and matches:
+        # Renewing an identity means renewing its newest certificate.
+        matches = matches[-1:]
+    if len(matches) != 1:
+        found = ", ".join(m.serial for m in matches) or "none"
+        raise PkiError(f"{len(matches)} valid {role} certificates match ({found}); use --serial")
+    return matches[0].serial
 
 
 @app.command("list")

@@ -10,7 +10,7 @@ from prometheus_client import start_http_server
 
 from infra import services
 from infra.cli.common import clean_errors
-from infra.compose.router import build_router
+from infra.compose.router import build_router, run_router
 from infra.settings import load_settings
 
 
@@ -36,6 +36,6 @@ def register(app: typer.Typer) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await router.run(stop)
+            await run_router(settings, bootstrap, router, stop)
 
         asyncio.run(main())

@@ -94,6 +94,7 @@ def subscribe(
                 idle_timeout=idle_timeout,
                 answer=not no_answer,
                 stop=stop,
+                live_trust=True,
             )
         finally:
             for sig in handled_signals:

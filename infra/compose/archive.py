@@ -1,7 +1,11 @@
-"""The archiver built from settings: topics, trust, agency directory and the tree-head signer."""
+"""The archiver built from settings: topics, trust, agency directory and the tree-head signer;
+`run_archiver` runs it with live trust (the crl topic followed, the ARCHIVE certificate watched)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import os
 from datetime import UTC, datetime
 
@@ -14,8 +18,11 @@ from consumers.archive import (
     ParseSource,
     archive_signer,
 )
+from consumers.trustfeed import MonitoredCredentials
 from infra import context
+from infra.compose.trust import monitored_credentials, run_with_trust, trust_feed, trust_metrics
 from infra.settings import Settings
+from signing.profile import CertRole
 
 
 def utcnow() -> datetime:
@@ -76,3 +83,46 @@ def build_archiver(
         clock=utcnow,
         metrics=ArchiverMetrics(),
     )
+
+
+async def run_archiver(
+    settings: Settings, bootstrap: str, archiver: Archiver, stop: asyncio.Event
+) -> None:
+    """The archiver with the crl topic followed beside it (each new trust store verifies the
+    next batch) and its ARCHIVE certificate watched: a renewed one signs the next tree head."""
+    metrics = trust_metrics(archiver.metrics.registry)
+    credentials = monitored_credentials(
+        settings, settings.platform_agency, CertRole.ARCHIVE, metrics
+    )
+    feed = trust_feed(
+        settings,
+        bootstrap,
+        clock=lambda: archiver.clock(),
+        owners=[archiver.update_trust],
+        metrics=metrics,
+        base=archiver.parse.trust,
+    )
+
+    async def archive(stop: asyncio.Event) -> None:
+        follow = asyncio.create_task(_follow_credential(archiver, credentials, stop))
+        try:
+            await archiver.run(stop)
+        finally:
+            follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follow
+
+    await run_with_trust(archive, feed, stop, clock=lambda: archiver.clock(), watches=[credentials])
+
+
+async def _follow_credential(
+    archiver: Archiver, credentials: MonitoredCredentials, stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        held = credentials.held_at(archiver.clock())
+        if held is not None and held.credential.chain != archiver.signer.chain:
+            archiver.signer = dataclasses.replace(
+                archiver.signer, key=held.credential.key, chain=held.credential.chain
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 60.0)

@@ -1,15 +1,19 @@
-"""One router instance built from settings: topics, policy, trust and the platform's credential."""
+"""One router instance built from settings: topics, policy, trust and the platform's credential;
+`run_router` runs it with live trust (the crl topic followed, the platform certificate watched)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from consumers.router import Router, RouterConfig, RouterMetrics, RouterTopics, RoutingPolicy
+from consumers.trustfeed import MonitoredCredentials
 from infra import context
+from infra.compose.trust import monitored_credentials, run_with_trust, trust_feed, trust_metrics
 from infra.settings import Settings
 from schemas.common import AgencyRef
 from schemas.envelope import SignerRole
-from signing.seal import load_credential
+from signing.trust import TrustStore
 
 
 def build_router(
@@ -34,14 +38,41 @@ def build_router(
         platform=AgencyRef(settings.platform_agency, platform_name),
         state_dir=settings.home / "router-state" / settings.topic("router"),
     )
+    metrics = RouterMetrics()
     return Router(
         bootstrap,
         config,
         trust=context.trust_store(settings),
         agencies=agencies,
-        platform_credential=load_credential(
-            settings.pki_dir, settings.platform_agency, SignerRole.PLATFORM
+        # Chosen at each signing time among the PKI directory's PLATFORM certificates, re-read
+        # when it changes: never an expired one, a renewed one at once.
+        platform_credential=monitored_credentials(
+            settings,
+            settings.platform_agency,
+            SignerRole.PLATFORM,
+            trust_metrics(metrics.registry),
         ),
         clock=lambda: datetime.now(UTC),
-        metrics=RouterMetrics(),
+        metrics=metrics,
     )
+
+
+async def run_router(
+    settings: Settings, bootstrap: str, router: Router, stop: asyncio.Event
+) -> None:
+    """The router with the crl topic followed beside it: each new trust store is swapped in
+    (`router.trust`, read per submission), and its platform certificate watched."""
+
+    def swap(store: TrustStore) -> None:
+        router.trust = store
+
+    feed = trust_feed(
+        settings,
+        bootstrap,
+        clock=lambda: router.clock(),
+        owners=[swap],
+        metrics=trust_metrics(router.metrics.registry),
+        base=router.trust,
+    )
+    watches = [router.credential] if isinstance(router.credential, MonitoredCredentials) else []
+    await run_with_trust(router.run, feed, stop, clock=lambda: router.clock(), watches=watches)

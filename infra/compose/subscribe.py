@@ -23,6 +23,7 @@ from consumers.inbox import (
     write_delivery,
     write_refusal,
 )
+from infra.compose.trust import run_with_trust, trust_feed, trust_metrics
 from infra.context import agency_directory, trust_store
 from infra.settings import Settings
 from producers.refusals import SendRefused
@@ -176,18 +177,23 @@ async def run_subscribe(
     stop: asyncio.Event,
     clock: Callable[[], datetime] = _now,
     echo: Callable[[str], None] = _echo,
+    live_trust: bool = False,
 ) -> int:
-    """Wire subscriber, files and sender; returns how many items were handled."""
+    """Wire subscriber, files and sender; returns how many items were handled.
+
+    `live_trust` follows the crl topic beside the subscriber (what `lienthong subscribe` does);
+    the demo, which runs in 2019 on a scenario clock, verifies with trust.yaml as it is."""
     agencies = agency_directory(settings)
     known = agencies.lookup(agency)
     if known is None:
         raise ValueError(f"agency {agency} is not in the agency directory")
+    subscriber_trust = trust_store(settings)
     subscriber = InboxSubscriber(
         bootstrap,
         agency,
         topic=settings.inbox(agency),
         group_id=group_id,
-        trust=trust_store(settings),
+        trust=subscriber_trust,
         agencies=agencies,
         clock=clock,
         from_beginning=from_beginning,
@@ -196,12 +202,28 @@ async def run_subscribe(
     )
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     me = AgencyRef(agency, known.name)
+
+    async def serve(clerk: InboxClerk) -> int:
+        if not live_trust:
+            return await subscriber.run(clerk.on_delivery, clerk.on_refusal, max_items=max_messages)
+
+        async def read(stop: asyncio.Event) -> int:
+            return await subscriber.run(clerk.on_delivery, clerk.on_refusal, max_items=max_messages)
+
+        feed = trust_feed(
+            settings,
+            bootstrap,
+            clock=clock,
+            owners=[subscriber.update_trust],
+            metrics=trust_metrics(),
+            base=subscriber_trust,
+        )
+        return await run_with_trust(read, feed, stop, clock=clock)
+
     if not answer:
-        clerk = InboxClerk(out_dir, me, None, clock, echo)
-        return await subscriber.run(clerk.on_delivery, clerk.on_refusal, max_items=max_messages)
+        return await serve(InboxClerk(out_dir, me, None, clock, echo))
     credential = load_credential(settings.pki_dir, agency, SignerRole.AGENCY)
     async with DocumentSender(
         bootstrap, credentials=[credential], topic=settings.topic("submissions"), clock=clock
     ) as sender:
-        clerk = InboxClerk(out_dir, me, sender.send_status, clock, echo)
-        return await subscriber.run(clerk.on_delivery, clerk.on_refusal, max_items=max_messages)
+        return await serve(InboxClerk(out_dir, me, sender.send_status, clock, echo))

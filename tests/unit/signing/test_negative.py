@@ -368,6 +368,16 @@ def test_revoked_intermediate(pki: TestPki, agencies: FakeAgencies) -> None:
     assert _reason(_signed(pki.issue()), trust, agencies) is ReasonCode.REVOKED
 
 
+def test_revocation_unknown_when_the_issuer_crl_is_stale(
+    pki: TestPki, agencies: FakeAgencies
+) -> None:
+    """A store built after the CRL's nextUpdate + grace (signing.crl) refuses the issuer's
+    certificates: whether they are revoked cannot be known."""
+    crl = build_crl(issuer_key=pki.ca_key, issuer_cert=pki.ca, revoked=[], now=ISSUED_AT)
+    trust = TrustStore((pki.root,), (crl,), revocation_unknown=frozenset({pki.ca.subject}))
+    assert _reason(_signed(pki.issue()), trust, agencies) is ReasonCode.REVOCATION_UNKNOWN
+
+
 # --- sender and agency ---------------------------------------------------------------------
 
 
