@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ from signing.seal import seal
 from tests.conftest import BA_DINH, H26, PKI_AGENCIES
 from tests.integration.test_archive import archive_db, archive_pki, wait_for_records
 from tests.integration.test_archive_exactly_once import assert_exactly_once, fill
-from tests.integration.test_router import creds
+from tests.integration.test_router import creds, running_router
 from tests.support import ensure_exchange_topics, publish, read_topic, seed_document, utcnow
 
 __all__ = ["archive_db", "archive_pki"]  # fixtures used by name below
@@ -109,18 +109,38 @@ async def _stopped_within(task: asyncio.Task[object], stop: asyncio.Event) -> fl
     return time.monotonic() - started
 
 
-async def test_the_router_stops_within_seconds_while_the_broker_is_down(
-    outage: tuple[PrivateBroker, Settings],
+async def test_the_router_stops_within_seconds_when_the_broker_dies_mid_transaction(
+    outage: tuple[PrivateBroker, Settings], pki_dir: Path
 ) -> None:
     broker, exchange = outage
     router = build_router(exchange, broker.bootstrap)
+    pid = (await asyncio.to_thread(kafka_service.status, broker.settings)).pid
+    assert pid is not None
+    killed = asyncio.Event()
+
+    def clock() -> datetime:
+        # Read once per record, inside the transaction: the broker dies under the first one.
+        if not killed.is_set():
+            os.kill(pid, signal.SIGKILL)
+            killed.set()
+        return utcnow()
+
     stop = asyncio.Event()
     task = asyncio.create_task(router.run(stop))
     await asyncio.wait_for(router.ready.wait(), timeout=60)
-    await asyncio.to_thread(broker.kill)
-    await asyncio.sleep(3)  # the clients notice and start retrying
+    router.clock = clock
+    envelope = seal(seed_document(9100, [BA_DINH]), credentials=creds(pki_dir, H26), at=utcnow())
+    await publish(broker.bootstrap, exchange.topic("submissions"), [envelope])
+    await asyncio.wait_for(killed.wait(), timeout=60)
+    await asyncio.sleep(3)  # the transaction's requests wait on a broker that is gone
+    assert not task.done(), task.exception()
     assert await _stopped_within(task, stop) < PROMPT_S
     task.result()
+    # Nothing of the abandoned transaction is visible, and the next router delivers it once.
+    await asyncio.to_thread(broker.start)
+    async with running_router(exchange, broker.bootstrap):
+        delivered = await read_topic(broker.bootstrap, exchange.inbox(BA_DINH), expect=1)
+    assert [r.key for r in delivered] == [envelope.document_id.encode()]
 
 
 async def test_the_router_started_while_the_broker_is_down_waits_then_routes(
