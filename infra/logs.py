@@ -6,6 +6,16 @@ import logging
 import sys
 
 import structlog
+from aiokafka import errors as kafka_errors
+
+# While a fresh broker elects the coordinator of a consumer group (or of offsets) the clients
+# ask again every 100 ms and log each answer at ERROR: over 200 lines in the first `make demo`.
+# These answers are retried by the client itself and say nothing an operator can act on.
+COORDINATOR_ELECTION_ERRORS: tuple[type[BaseException], ...] = (
+    kafka_errors.GroupCoordinatorNotAvailableError,
+    kafka_errors.NotCoordinatorForGroupError,
+    kafka_errors.GroupLoadInProgressError,
+)
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
@@ -37,6 +47,20 @@ class _StderrLogger:
 
     log = debug = info = warn = warning = msg
     err = error = critical = exception = fatal = msg
+
+
+class DemoteCoordinatorElection(logging.Filter):
+    """A Kafka client's record about a coordinator being elected (an election error among its
+    arguments) is demoted to DEBUG, and kept only where its logger lets DEBUG through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not record.name.startswith(("aiokafka", "kafka")):
+            return True
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        if not any(isinstance(a, COORDINATOR_ELECTION_ERRORS) for a in args):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 def _logger_factory(*args: object) -> _StderrLogger:
@@ -87,6 +111,7 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         cache_logger_on_first_use=False,
     )
     handler = _CurrentStderr()
+    handler.addFilter(DemoteCoordinatorElection())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=chain(structlog.stdlib.add_logger_name),

@@ -33,6 +33,7 @@ from consumers.archive.leaf import archive_time
 from consumers.archive.parse import ParseContext, Parsed, SourceRecord
 from consumers.archive.pool import ParsePool, ParseSource
 from consumers.archive.tree import HeadSigner, load_right_edge
+from consumers.lifecycle import Backoff, Stopped, close_all, pause, unless_stopped
 from signing.merkle import RightEdge, append_leaves
 from signing.trust import TrustStore
 
@@ -46,6 +47,7 @@ FETCH_BYTES = 40 * 1024 * 1024  # above the largest message a topic accepts (32 
 # a steady 200 documents/s, docs/benchmarks.md). Catching up, fetches are full at once.
 FETCH_MIN_BYTES = 256 * 1024
 FETCH_MAX_WAIT_MS = 250
+KAFKA_CALL_TIMEOUT_S = 10.0  # a metadata request or a tree-head publication, at most
 
 __all__ = [  # defined in archive_config; the command line imports them from here
     "TRANSIENT_DB_ERRORS",
@@ -86,6 +88,8 @@ class Archiver:
         self._assigned: set[TopicPartition] = set()
         self._refreshed = 0.0
         self._unpublished: tuple[int, str] | None = None
+        self._kafka_backoff = Backoff()
+        self._kafka_retry_at = 0.0  # monotonic time before which the broker is not asked again
         self._started = clock()
         self.ready = asyncio.Event()  # set once the lock is held and partitions assigned
 
@@ -99,30 +103,15 @@ class Archiver:
     async def run(self, stop: asyncio.Event) -> None:
         self._started = self.clock()
         await self._open(stop)
-        if stop.is_set():
+        # Started while the broker is away, the archiver holds its lock and waits for it.
+        clients = None if stop.is_set() else await self._start_clients(stop)
+        if clients is None:
             await self._close()
             return
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,  # partitions are assigned by hand; offsets live in the database
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=FETCH_BYTES,
-            fetch_max_bytes=FETCH_BYTES,
-            fetch_min_bytes=FETCH_MIN_BYTES,
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
-        )
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
+        consumer, producer, admin = clients
         writing: asyncio.Task[bool] | None = None
         try:
             self.parser.start()
-            await consumer.start()
-            await producer.start()
             log.info("archive.started", size=self.size, partitions=len(self.offsets))
             # Batch N is written (a task: its round trips wait on PostgreSQL) while batch N+1 is
             # fetched and parsed, so the database's share and ours overlap instead of adding up.
@@ -135,12 +124,18 @@ class Archiver:
                     if not await _settle(writing):
                         break  # stopped while the database was away: nothing of it was stored
                     writing = None
-                    await self._refresh_assignment(consumer, admin)
-                self.ready.set()
+                    await self._refresh_assignment(consumer, admin, stop)
                 if not self._assigned:
-                    await asyncio.sleep(0.3)
+                    await pause(stop, 0.3)
                     continue
-                batch = await consumer.getmany(timeout_ms=300, max_records=self.config.max_batch)
+                try:
+                    # While the broker is away the consumer's fetches come back empty, and it
+                    # resumes from its positions when the broker is back.
+                    batch = await unless_stopped(
+                        consumer.getmany(timeout_ms=300, max_records=self.config.max_batch), stop
+                    )
+                except Stopped:
+                    break
                 records = [r for tp in sorted(batch) for r in batch[tp]]
                 parsed = await self.parser.parse([_source(r) for r in records])
                 if not await _settle(writing):
@@ -165,13 +160,54 @@ class Archiver:
                 with contextlib.suppress(asyncio.CancelledError, *TRANSIENT_DB_ERRORS):
                     await writing
             self.parser.close()  # waits for a chunk still running if cancelled mid-parse: ms
-            await consumer.stop()
-            await producer.stop()
-            await admin.close()
+            await close_all(consumer.stop(), producer.stop(), admin.close(), what="archive")
             await self._close()
             log.info("archive.stopped", size=self.size)
 
+    async def _start_clients(
+        self, stop: asyncio.Event
+    ) -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient] | None:
+        """The three clients, started; tried again with back-off while the broker does not
+        answer. None when stopped first."""
+        backoff = Backoff()
+        while not stop.is_set():
+            consumer, producer, admin = self._clients()
+            try:
+                await unless_stopped(admin.start(), stop)
+                await unless_stopped(consumer.start(), stop)
+                await unless_stopped(producer.start(), stop)
+                return consumer, producer, admin
+            except Stopped:
+                pass
+            except (KafkaError, OSError) as exc:
+                delay = backoff.next()
+                log.warning("archive.kafka_unavailable", error=repr(exc), retry_in_s=delay)
+                await close_all(consumer.stop(), producer.stop(), admin.close(), what="archive")
+                await pause(stop, delay)
+                continue
+            await close_all(consumer.stop(), producer.stop(), admin.close(), what="archive")
+        return None
+
+    def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,  # partitions are assigned by hand; offsets live in the database
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=FETCH_BYTES,
+            fetch_max_bytes=FETCH_BYTES,
+            fetch_min_bytes=FETCH_MIN_BYTES,
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
+        )
+        return consumer, producer, AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+
     def _refresh_due(self) -> bool:
+        if time.monotonic() < self._kafka_retry_at:
+            return False  # the broker did not answer the last time: back off
         return (
             not self._assigned or time.monotonic() - self._refreshed >= self.config.refresh_seconds
         )
@@ -182,20 +218,31 @@ class Archiver:
         return (self.size > self.head_size and due) or self._unpublished is not None
 
     async def _refresh_assignment(
-        self, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient
+        self,
+        consumer: AIOKafkaConsumer,
+        admin: AIOKafkaAdminClient,
+        stop: asyncio.Event | None = None,
     ) -> None:
         """Manual assignment of every matching topic: a new inbox is picked up within
-        refresh_seconds, and each partition starts where the database says."""
+        refresh_seconds, and each partition starts where the database says. While the broker
+        does not answer, the assignment stays as it is and the next look waits longer."""
         if not self._refresh_due():
             return
         self._refreshed = time.monotonic()
-        pattern = self.config.topics.pattern
-        topics = sorted(t for t in await admin.list_topics() if pattern.match(t))
-        wanted: set[TopicPartition] = set()
-        if topics:
-            for desc in await admin.describe_topics(topics):
-                for part in desc.get("partitions") or ():
-                    wanted.add(TopicPartition(desc["topic"], part["partition"]))
+        try:
+            wanted = await unless_stopped(
+                asyncio.wait_for(self._partitions(admin), KAFKA_CALL_TIMEOUT_S),
+                stop or asyncio.Event(),
+            )
+        except Stopped:
+            return
+        except (KafkaError, OSError, TimeoutError) as exc:
+            delay = self._kafka_backoff.next()
+            self._kafka_retry_at = time.monotonic() + delay
+            log.warning("archive.kafka_unavailable", error=repr(exc), retry_in_s=delay)
+            return
+        self._kafka_backoff.reset()
+        self.ready.set()  # below: the partitions every matching topic has now, assigned
         if wanted == self._assigned:
             return
         # assign() forgets every position: put them all back from the database's offsets
@@ -212,6 +259,16 @@ class Archiver:
             await consumer.seek_to_beginning(*fresh)
         log.info("archive.assigned", partitions=len(wanted), new=len(wanted - self._assigned))
         self._assigned = wanted
+
+    async def _partitions(self, admin: AIOKafkaAdminClient) -> set[TopicPartition]:
+        pattern = self.config.topics.pattern
+        topics = sorted(t for t in await admin.list_topics() if pattern.match(t))
+        wanted: set[TopicPartition] = set()
+        if topics:
+            for desc in await admin.describe_topics(topics):
+                for part in desc.get("partitions") or ():
+                    wanted.add(TopicPartition(desc["topic"], part["partition"]))
+        return wanted
 
     def _observe(self, consumer: AIOKafkaConsumer) -> None:
         lag = 0
@@ -326,16 +383,25 @@ class Archiver:
             self.head_size, self.head_at = self.size, signed.head.timestamp
             self._unpublished = (self.size, text)
             log.info("archive.tree_head", size=self.size, root=self.edge.root().hex())
-        if self._unpublished is not None:
+        if self._unpublished is not None and (force or time.monotonic() >= self._kafka_retry_at):
+            # The head is in the database already; publishing it can wait for the broker.
             size, text = self._unpublished
             try:
-                await producer.send_and_wait(
-                    self.config.checkpoints_topic,
-                    text.encode(),
-                    key=self.signer.log_id.encode(),
+                await unless_stopped(
+                    asyncio.wait_for(
+                        producer.send_and_wait(
+                            self.config.checkpoints_topic,
+                            text.encode(),
+                            key=self.signer.log_id.encode(),
+                        ),
+                        KAFKA_CALL_TIMEOUT_S,
+                    ),
+                    stop,
                 )
                 self._unpublished = None
-            except KafkaError as exc:
+            except (KafkaError, TimeoutError, Stopped) as exc:
+                if not isinstance(exc, Stopped):
+                    self._kafka_retry_at = time.monotonic() + self._kafka_backoff.next()
                 log.warning("archive.checkpoint_unpublished", size=size, error=repr(exc))
 
     # --- connection, lock and state ------------------------------------------------------

@@ -14,6 +14,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from consumers.lifecycle import Stopped, close_all, unless_stopped
 from schemas.addressing import addressing
 from schemas.codec import Payload, decode_envelope, decode_payload
 from schemas.envelope import Envelope
@@ -244,9 +245,13 @@ class InboxSubscriber:
             return
         self._started = False
         try:
-            await self._commit_done()
+            # Stopping while the broker is away: what was handled but not committed comes again
+            # (at-least-once), rather than waiting for a coordinator that does not answer.
+            await unless_stopped(self._commit_done(), self._stop)
+        except Stopped:
+            log.warning("inbox.commit_abandoned", topic=self.topic)
         finally:
-            await self._consumer.stop()
+            await close_all(self._consumer.stop(), what="inbox")
 
     async def __aenter__(self) -> InboxSubscriber:
         await self.start()
@@ -299,17 +304,24 @@ class InboxSubscriber:
                     break
                 self._hand_out(item)
                 try:
-                    if isinstance(item, Delivery):
-                        outcome = await handler(item)
-                    else:
-                        outcome = await refusal_handler(item)
+                    # A handler that answers waits on the broker: a stop request cuts it short.
+                    handling = (
+                        handler(item) if isinstance(item, Delivery) else refusal_handler(item)
+                    )
+                    outcome = await unless_stopped(handling, self._stop)
+                except Stopped:
+                    self._abandon(item, "stopped")
+                    break
                 except BaseException:
                     # Not committed: the record comes again on the next run (at-least-once).
                     self._abandon(item)
                     raise
                 self._finish(item, outcome)
-                await self._commit_done()
                 handled += 1
+                try:
+                    await unless_stopped(self._commit_done(), self._stop)
+                except Stopped:
+                    break  # handled, not committed: it comes again, and is answered once
         finally:
             if own_lifecycle:
                 await self.stop()
@@ -362,9 +374,12 @@ class InboxSubscriber:
             )
         structlog.contextvars.unbind_contextvars(*_context(item))
 
-    def _abandon(self, item: Item) -> None:
+    def _abandon(self, item: Item, outcome: str = "handler_failed") -> None:
         self._in_hand = None
-        log.error("inbox.message", outcome="handler_failed")
+        if outcome == "handler_failed":
+            log.error("inbox.message", outcome=outcome)
+        else:
+            log.warning("inbox.message", outcome=outcome)
         structlog.contextvars.unbind_contextvars(*_context(item))
 
     async def _commit_done(self, only: set[TopicPartition] | None = None) -> None:

@@ -25,6 +25,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from consumers.lifecycle import Backoff, Stopped, close_all, pause, unless_stopped
 from consumers.router.metrics import RejectionAlarm, RouterMetrics, account
 from consumers.router.partitions import home_partition
 from consumers.router.rejections import dead_letter, rejection_notice
@@ -110,8 +111,79 @@ class Router:
         self._last_prune: dict[int, float] = {}  # partition -> monotonic time
         self._partitions = 0  # of the submissions topic, from the consumer's metadata
         self.ready = asyncio.Event()  # set once partitions are assigned and restored
+        self.stopping = asyncio.Event()  # run()'s stop event, for the rebalance listener
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.stopping = stop
+        scratch = None
+        if self.config.state_dir is None:
+            scratch = tempfile.TemporaryDirectory(prefix="router-state-")
+        self.store = RouterStore.open(
+            self.config.state_dir or Path(scratch.name if scratch else ".")
+        )
+        clients = None
+        try:
+            # Started while the broker is away, the router waits for it (and for a stop request).
+            clients = await self._start_clients(stop)
+            if clients is None:
+                return
+            consumer, producer, admin = clients
+            log.info(
+                "router.started",
+                group=self.config.group_id,
+                transactional_id=self.config.transactional_id,
+            )
+            while not stop.is_set():
+                try:
+                    batch = await unless_stopped(
+                        consumer.getmany(timeout_ms=300, max_records=self.config.max_batch), stop
+                    )
+                    if not batch:
+                        continue
+                    # A revocation may hold the lock while it waits on an absent broker.
+                    await unless_stopped(self.lock.acquire(), stop)
+                except Stopped:
+                    break
+                try:
+                    await self._route_with_retry(consumer, producer, admin, batch, stop)
+                finally:
+                    self.lock.release()
+        finally:
+            if clients is not None:
+                consumer, producer, admin = clients
+                await close_all(consumer.stop(), producer.stop(), admin.close(), what="router")
+            self._close_store(scratch)
+            log.info("router.stopped")
+
+    async def _start_clients(
+        self, stop: asyncio.Event
+    ) -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient] | None:
+        """The three clients, started; tried again with back-off while the broker does not
+        answer. None when stopped first."""
+        backoff = Backoff()
+        while not stop.is_set():
+            consumer, producer, admin = self._clients()
+            try:
+                # The producer starts first: its init_transactions fences this instance's
+                # predecessor, which releases the state partitions' last stable offset before
+                # we restore from them.
+                await unless_stopped(producer.start(), stop)
+                await unless_stopped(admin.start(), stop)
+                consumer.subscribe([self.config.topics.submissions], listener=_Rebalance(self))
+                await unless_stopped(consumer.start(), stop)
+                return consumer, producer, admin
+            except Stopped:
+                pass
+            except (KafkaError, OSError) as exc:
+                delay = backoff.next()
+                log.warning("router.kafka_unavailable", error=repr(exc), retry_in_s=delay)
+                await close_all(consumer.stop(), producer.stop(), admin.close(), what="router")
+                await pause(stop, delay)
+                continue
+            await close_all(consumer.stop(), producer.stop(), admin.close(), what="router")
+        return None
+
+    def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient]:
         cfg = self.config
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
@@ -129,34 +201,7 @@ class Router:
             max_partition_fetch_bytes=FETCH_BYTES,
             fetch_max_bytes=FETCH_BYTES,
         )
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        scratch = None
-        if cfg.state_dir is None:
-            scratch = tempfile.TemporaryDirectory(prefix="router-state-")
-        self.store = RouterStore.open(cfg.state_dir or Path(scratch.name if scratch else "."))
-        # The producer starts first: its init_transactions fences this instance's predecessor,
-        # which releases the state partitions' last stable offset before we restore from them.
-        try:
-            await producer.start()
-        except BaseException:
-            self._close_store(scratch)
-            raise
-        try:
-            await admin.start()
-            consumer.subscribe([cfg.topics.submissions], listener=_Rebalance(self))
-            await consumer.start()
-            log.info("router.started", group=cfg.group_id, transactional_id=cfg.transactional_id)
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=300, max_records=cfg.max_batch)
-                if batch:
-                    async with self.lock:
-                        await self._route_with_retry(consumer, producer, admin, batch)
-        finally:
-            await consumer.stop()
-            await producer.stop()
-            await admin.close()
-            self._close_store(scratch)
-            log.info("router.stopped")
+        return consumer, producer, AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
 
     def _close_store(self, scratch: tempfile.TemporaryDirectory[str] | None) -> None:
         self.states.clear()
@@ -172,27 +217,52 @@ class Router:
         producer: AIOKafkaProducer,
         admin: AIOKafkaAdminClient,
         batch: dict[TopicPartition, list[ConsumerRecord]],
+        stop: asyncio.Event | None = None,
     ) -> None:
         # A partition revoked while this batch waited for the lock belongs to someone else now.
         batch = {tp: msgs for tp, msgs in batch.items() if tp.partition in self.states}
         if not batch:
             return
         self._partitions = len(consumer.partitions_for_topic(self.config.topics.submissions) or ())
-        delay = 0.5
+        stop = stop or asyncio.Event()
+        backoff = Backoff(first=0.5, most=10.0)
         while True:
             try:
-                await self._route_batch(producer, admin, batch)
+                # Stopped mid-batch (the broker away): the transaction is abandoned, so its
+                # offsets are not committed and whoever owns the partitions next routes it.
+                await unless_stopped(self._route_batch(producer, admin, batch), stop)
+                return
+            except Stopped:
+                log.info("router.stopped_mid_batch", records=sum(map(len, batch.values())))
                 return
             except KafkaError as exc:
                 if not getattr(exc, "retriable", False) and not _abortable(exc):
                     raise  # e.g. fenced by a newer instance: crash loudly
                 self.metrics.retries.inc()
-                log.warning("router.retry", error=repr(exc), delay_s=delay)
+                log.warning("router.retry", error=repr(exc))
                 # The store rolled back with Kafka; should the commit have gone through after
                 # all, the changelog's tail since the checkpoint says so.
-                await self._restore(sorted(tp.partition for tp in batch))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                partitions = sorted(tp.partition for tp in batch)
+                if not await self._restore_retrying(partitions, stop, backoff):
+                    return
+
+    async def _restore_retrying(
+        self, partitions: list[int], stop: asyncio.Event, backoff: Backoff
+    ) -> bool:
+        """Restore these partitions, after a pause, again and again while the broker is away:
+        routing on a memory that missed a committed batch would refuse its records as replays.
+        False when stopped first."""
+        while True:
+            delay = backoff.next()
+            if await pause(stop, delay):
+                return False
+            try:
+                await unless_stopped(self._restore(partitions), stop)
+                return True
+            except Stopped:
+                return False
+            except (KafkaError, OSError) as exc:
+                log.warning("router.restore_retry", error=repr(exc), delay_s=backoff.delay)
 
     async def _route_batch(
         self,
@@ -454,6 +524,16 @@ class _Rebalance(ConsumerRebalanceListener):
                 log.info("router.revoked", partitions=sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        partitions = sorted(tp.partition for tp in assigned)
         async with self.router.lock:
-            await self.router._restore(sorted(tp.partition for tp in assigned))
+            try:
+                await self.router._restore(partitions)
+            except (KafkaError, OSError) as exc:
+                # The client would log and drop this error, leaving the partitions assigned
+                # but unrouted: keep trying while the broker comes back.
+                log.warning("router.restore_retry", error=repr(exc), partitions=partitions)
+                if not await self.router._restore_retrying(
+                    partitions, self.router.stopping, Backoff()
+                ):
+                    return
         self.router.ready.set()

@@ -11,6 +11,7 @@ import typer
 from infra.cli import (
     archive,
     audit,
+    decode,
     demo,
     kpi,
     pki,
@@ -22,7 +23,7 @@ from infra.cli import (
 from infra.logs import configure_logging
 
 # In the order `lienthong --help` lists them.
-GROUPS = (services, pki, route, send, subscribe, archive, audit, kpi, demo)
+GROUPS = (services, pki, route, send, subscribe, archive, audit, kpi, decode, demo)
 
 
 def build_app() -> typer.Typer:

@@ -19,7 +19,13 @@ def free_port() -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """True when something listens on (or holds) 127.0.0.1:port.
+
+    SO_REUSEADDR, as the broker and PostgreSQL set on their own listening sockets: without it a
+    port whose old connections sit in TIME_WAIT (for a minute after a crash or a kill) looks
+    taken, and `infra up` moved the services to new ports the clients did not know."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -71,6 +71,9 @@ async def live_router(settings: Settings, bootstrap: str) -> AsyncIterator[Route
         await asyncio.wait_for(task, timeout=30)
 
 
+UNKNOWN = "000.00.99.H26"  # a well-formed code in no directory
+
+
 def _document(pki_root: Path, number: int, credential: Credential | None = None) -> Envelope:
     credential = credential or load_credential(pki_root, H26, SignerRole.AGENCY)
     return seal(seed_document(number, [BA_DINH]), credentials=[credential], at=utcnow())
@@ -188,10 +191,9 @@ async def test_no_02_with_an_expired_platform_certificate_and_a_renewal_is_taken
     (expired,) = pki.find(agency_code=live.platform_agency, role=CertRole.PLATFORM)
 
     def tampered(number: int) -> Envelope:
-        envelope = _document(pki_root, number)
-        body = bytearray(envelope.payload)
-        body[-5] ^= 0x01
-        return dataclasses.replace(envelope, payload=bytes(body))
+        """Refused after H26's signature verified (a 02 is due): to an agency in no directory."""
+        credential = load_credential(pki_root, H26, SignerRole.AGENCY)
+        return seal(seed_document(number, [UNKNOWN]), credentials=[credential], at=utcnow())
 
     async with live_router(live, bootstrap) as router:
         labels = {"role": "PLATFORM", "agency": live.platform_agency}
@@ -199,7 +201,7 @@ async def test_no_02_with_an_expired_platform_certificate_and_a_renewal_is_taken
         await publish(bootstrap, live.topic("submissions"), [tampered(9301)])
         dead = await read_topic(bootstrap, live.topic("deadletter"), expect=1)
         notices = await read_topic(bootstrap, live.inbox(H26), expect=0, settle_s=1.5)
-        assert [header(r, "lt-reason") for r in dead] == ["BAD_SIGNATURE"]
+        assert [header(r, "lt-reason") for r in dead] == ["UNKNOWN_RECIPIENT"]
         assert notices == []  # no 02 signed with the expired certificate
         assert registry.get_sample_value("lienthong_credential_unavailable_total", labels) == 1
 
@@ -208,7 +210,7 @@ async def test_no_02_with_an_expired_platform_certificate_and_a_renewal_is_taken
         await publish(bootstrap, live.topic("submissions"), [tampered(9302)])
         dead = await read_topic(bootstrap, live.topic("deadletter"), expect=2)
         notices = await read_topic(bootstrap, live.inbox(H26), expect=1)
-    assert [header(r, "lt-reason") for r in dead] == ["BAD_SIGNATURE", "BAD_SIGNATURE"]
+    assert [header(r, "lt-reason") for r in dead] == ["UNKNOWN_RECIPIENT"] * 2
     (notice_record,) = notices
     notice = decode_envelope(notice_record.value)
     status = decode_payload(notice)

@@ -49,3 +49,59 @@ def test_structlog_lines_below_the_level_are_dropped_and_name_their_logger(
     assert [(e["event"], e["level"], e["logger"]) for e in lines] == [
         ("router.retry", "warning", "consumers.router.service")
     ]
+
+
+def test_coordinator_election_errors_of_the_clients_are_demoted_to_debug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aiokafka import errors
+
+    configure_logging("INFO", json=True)
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    # What a fresh broker answers, 200 times over, while it elects the group's coordinator.
+    for _ in range(200):
+        coordinator.error(
+            "Group Coordinator Request failed: %s", errors.GroupCoordinatorNotAvailableError()
+        )
+    coordinator.error(
+        "Heartbeat send request failed: %s. Will retry.", errors.NotCoordinatorError()
+    )
+    coordinator.error("OffsetCommit failed: %s", errors.CoordinatorLoadInProgressError())
+    # Not an election: still an error.
+    coordinator.error(
+        "Group Coordinator Request failed: %s", errors.GroupAuthorizationFailedError()
+    )
+    logging.getLogger("aiokafka.client").error(
+        'Unable connect to "%s:%s": %s', "127.0.0.1", 9, errors.KafkaConnectionError("refused")
+    )
+    # Our own lines are never demoted, whatever they carry.
+    logging.getLogger("lienthong.own").error("odd: %s", errors.GroupCoordinatorNotAvailableError())
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e["logger"], e["level"]) for e in lines] == [
+        ("aiokafka.consumer.group_coordinator", "error"),
+        ("aiokafka.client", "error"),
+        ("lienthong.own", "error"),
+    ]
+    assert "GroupAuthorizationFailedError" in lines[0]["event"]
+
+
+def test_demoted_election_errors_show_where_the_client_logs_at_debug(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from aiokafka import errors
+
+    configure_logging("DEBUG", json=True)
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+    coordinator.error("Group Coordinator Request failed: %s", errors.CoordinatorNotAvailableError())
+    assert capsys.readouterr().err == ""  # the clients stay at WARNING even at DEBUG
+    logging.getLogger("aiokafka").setLevel(logging.DEBUG)
+    try:
+        coordinator.error(
+            "Group Coordinator Request failed: %s", errors.CoordinatorNotAvailableError()
+        )
+    finally:
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(e["level"], e["event"].split(":")[0]) for e in lines] == [
+        ("debug", "Group Coordinator Request failed")
+    ]
