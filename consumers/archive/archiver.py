@@ -33,7 +33,7 @@ from consumers.archive.leaf import archive_time
 from consumers.archive.parse import ParseContext, Parsed, SourceRecord
 from consumers.archive.pool import ParsePool, ParseSource
 from consumers.archive.tree import HeadSigner, load_right_edge
-from consumers.lifecycle import Backoff, Stopped, close_all, pause, unless_stopped
+from consumers.lifecycle import Backoff, Stopped, close_all, keep_starting, pause, unless_stopped
 from signing.merkle import RightEdge, append_leaves
 from signing.trust import TrustStore
 
@@ -169,24 +169,19 @@ class Archiver:
     ) -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient] | None:
         """The three clients, started; tried again with back-off while the broker does not
         answer. None when stopped first."""
-        backoff = Backoff()
-        while not stop.is_set():
+
+        async def attempt() -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient]:
             consumer, producer, admin = self._clients()
             try:
                 await unless_stopped(admin.start(), stop)
                 await unless_stopped(consumer.start(), stop)
                 await unless_stopped(producer.start(), stop)
                 return consumer, producer, admin
-            except Stopped:
-                pass
-            except (KafkaError, OSError) as exc:
-                delay = backoff.next()
-                log.warning("archive.kafka_unavailable", error=repr(exc), retry_in_s=delay)
+            except BaseException:
                 await close_all(consumer.stop(), producer.stop(), admin.close(), what="archive")
-                await pause(stop, delay)
-                continue
-            await close_all(consumer.stop(), producer.stop(), admin.close(), what="archive")
-        return None
+                raise
+
+        return await keep_starting(attempt, stop, what="archive")
 
     def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient]:
         consumer = AIOKafkaConsumer(

@@ -3,9 +3,16 @@
 
 Modules: stopping.
 
-Public names: Backoff, Stopped, close_all, pause, unless_stopped.
+Public names: Backoff, Stopped, close_all, keep_starting, pause, unless_stopped.
 """
 
-from consumers.lifecycle.stopping import Backoff, Stopped, close_all, pause, unless_stopped
+from consumers.lifecycle.stopping import (
+    Backoff,
+    Stopped,
+    close_all,
+    keep_starting,
+    pause,
+    unless_stopped,
+)
 
-__all__ = ["Backoff", "Stopped", "close_all", "pause", "unless_stopped"]
+__all__ = ["Backoff", "Stopped", "close_all", "keep_starting", "pause", "unless_stopped"]

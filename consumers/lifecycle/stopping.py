@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
+from aiokafka.errors import KafkaError
 
 log = structlog.get_logger()
 T = TypeVar("T")
@@ -100,3 +101,21 @@ async def close_all(*closing: Awaitable[object], seconds: float = CLOSE_S, what:
             timed_out=len(pending),
             errors=[repr(e) for e in errors],
         )
+
+
+async def keep_starting(
+    attempt: Callable[[], Awaitable[T]], stop: asyncio.Event, *, what: str
+) -> T | None:
+    """`attempt()` until it returns, backing off while the broker does not answer; None when
+    stop comes first. An attempt that fails closes what it opened before it raises."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            return await attempt()
+        except Stopped:
+            return None
+        except (KafkaError, OSError) as exc:
+            delay = backoff.next()
+            log.warning(f"{what}.kafka_unavailable", error=repr(exc), retry_in_s=delay)
+            await pause(stop, delay)
+    return None

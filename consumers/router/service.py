@@ -25,7 +25,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from consumers.lifecycle import Backoff, Stopped, close_all, pause, unless_stopped
+from consumers.lifecycle import Backoff, Stopped, close_all, keep_starting, pause, unless_stopped
 from consumers.router.metrics import RejectionAlarm, RouterMetrics, account
 from consumers.router.partitions import home_partition
 from consumers.router.rejections import dead_letter, rejection_notice
@@ -160,8 +160,8 @@ class Router:
     ) -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient] | None:
         """The three clients, started; tried again with back-off while the broker does not
         answer. None when stopped first."""
-        backoff = Backoff()
-        while not stop.is_set():
+
+        async def attempt() -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient]:
             consumer, producer, admin = self._clients()
             try:
                 # The producer starts first: its init_transactions fences this instance's
@@ -172,16 +172,11 @@ class Router:
                 consumer.subscribe([self.config.topics.submissions], listener=_Rebalance(self))
                 await unless_stopped(consumer.start(), stop)
                 return consumer, producer, admin
-            except Stopped:
-                pass
-            except (KafkaError, OSError) as exc:
-                delay = backoff.next()
-                log.warning("router.kafka_unavailable", error=repr(exc), retry_in_s=delay)
+            except BaseException:
                 await close_all(consumer.stop(), producer.stop(), admin.close(), what="router")
-                await pause(stop, delay)
-                continue
-            await close_all(consumer.stop(), producer.stop(), admin.close(), what="router")
-        return None
+                raise
+
+        return await keep_starting(attempt, stop, what="router")
 
     def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaProducer, AIOKafkaAdminClient]:
         cfg = self.config
