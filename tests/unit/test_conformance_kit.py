@@ -35,6 +35,9 @@ NOT_IN_THE_KIT = {
     # Unreachable: a document without To fails the payload rules first (INVALID_PAYLOAD),
     # and the envelope's recipients must equal the payload's.
     RejectReason.NO_RECIPIENTS: "unreachable",
+    # Decided by the platform's own CRL freshness (the trust feed fails closed on a CRL past
+    # nextUpdate plus its grace), not by anything in an envelope: tests/unit/signing/test_crl.py.
+    ReasonCode.REVOCATION_UNKNOWN: "platform",
 }
 
 

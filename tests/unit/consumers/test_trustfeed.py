@@ -186,14 +186,17 @@ def test_the_expiry_gauge_and_the_warning_before_expiry(pki: PkiDirectory) -> No
 
 
 def _rejected() -> Rejected:
+    """A refusal the platform answers: the sender's signature verified (a 02 is due)."""
     return Rejected(
-        "BAD_SIGNATURE",
-        "tampered",
+        "UNKNOWN_RECIPIENT",
+        "recipient 000.00.99.H26 is not in the directory",
         "00" * 32,
         message_id="m-1",
         document_id="000.00.00.H26,2019/08/28,4612/QĐ-UBND",
         sender=H26,
         payload_type="OFFICIAL_DOCUMENT",
+        sender_verified=True,
+        keep_content=True,
     )
 
 
