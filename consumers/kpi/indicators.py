@@ -25,6 +25,22 @@ DOCS_TARGET = 90.0  # Plan 190: >= 90% of documents between state agencies are e
 CONNECTED_TARGET = 100.0  # Plan 190: every unit sends and receives electronically
 SAME_DAY_TARGET = 100.0  # Decree 30/2020: the receipt notice (01) is due the same day
 
+# Where each target comes from: the plan (or decree) and its item, as a reader checks it.
+PLAN_190 = "Kế hoạch 190/KH-UBND ngày 27/8/2019 của UBND thành phố Hà Nội"
+SOURCES = {
+    "docs": f"{PLAN_190}, chỉ tiêu: ít nhất 90% văn bản trao đổi giữa các cơ quan nhà nước "
+    "dưới dạng điện tử (trừ văn bản mật)",
+    "connected": f"{PLAN_190}, chỉ tiêu: 100% phần mềm quản lý văn bản của các sở, ngành, "
+    "quận, huyện gửi, nhận văn bản điện tử qua Trục liên thông của Thành phố",
+    "reports_30": f"{PLAN_190}, chỉ tiêu: ít nhất 30% báo cáo định kỳ (không mật) gửi, nhận "
+    "qua Hệ thống thông tin báo cáo quốc gia",
+    "reports_100": "Mục tiêu quốc gia năm 2025: 100% báo cáo định kỳ (không mật) gửi bằng "
+    "phương thức điện tử",
+    "same_day": "Nghị định 30/2020/NĐ-CP về công tác văn thư: văn bản điện tử đến được "
+    "tiếp nhận, báo đã nhận (01) trong ngày",
+    "overdue": "Hạn xử lý ghi trên văn bản (hạn giải quyết): không văn bản quá hạn",
+}
+
 PeriodKind = Literal["month", "quarter", "year", "range"]
 _PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})|-Q([1-4]))?$")
 
@@ -113,6 +129,10 @@ def report_target(period: Period) -> float:
     return 100.0 if period.start.year >= 2025 else 30.0
 
 
+def report_source(period: Period) -> str:
+    return SOURCES["reports_100" if report_target(period) == 100.0 else "reports_30"]
+
+
 @dataclass(frozen=True, slots=True)
 class Counts:
     """One agency's own figures (or a roll-up). e = electronic, p = paper; secret excluded.
@@ -153,7 +173,10 @@ class Timeliness:
     """Deliveries to an agency's subtree in a period, rolled up by SQL. Hours are decimals."""
 
     delivered: int = 0
-    arrived_same_day: int = 0  # 01 dated the same Vietnam calendar day as the delivery
+    arrived_same_day: int = 0  # 01 dated the same Vietnam calendar day as the delivery, not before
+    # Statuses dated before the delivery they answer: flagged, left out of every other figure.
+    early_01: int = 0
+    early_06: int = 0
     median_01_h: float | None = None
     p90_01_h: float | None = None
     median_06_h: float | None = None
@@ -249,10 +272,20 @@ def connected(code: str, own: Mapping[str, Counts], tree: Tree, period: Period) 
 
 
 class Status(enum.StrEnum):
+    """Machine codes (JSON, CSV); people read STATUS_LABEL."""
+
     MET = "met"
     BELOW = "below target"
     NO_DATA = "no data"
     INFO = "info"
+
+
+STATUS_LABEL = {
+    Status.MET: "đạt",
+    Status.BELOW: "chưa đạt",
+    Status.NO_DATA: "chưa có số liệu",
+    Status.INFO: "tham khảo",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +298,7 @@ class Indicator:
     numerator: int | None = None
     denominator: int | None = None
     higher_is_better: bool = True
+    source: str | None = None  # where the target comes from (plan and item)
 
     @property
     def gap(self) -> float | None:
@@ -283,9 +317,11 @@ class Indicator:
         return Status.MET if self.gap == 0 else Status.BELOW
 
 
-def share(code: str, name: str, num: int, den: int, target: float | None) -> Indicator:
+def share(
+    code: str, name: str, num: int, den: int, target: float | None, source: str | None = None
+) -> Indicator:
     value = None if den == 0 else round(100.0 * num / den, 6)
-    return Indicator(code, name, "%", value, target, num, den)
+    return Indicator(code, name, "%", value, target, num, den, source=source)
 
 
 def hours(code: str, name: str, value: float | None) -> Indicator:
@@ -321,6 +357,7 @@ def evaluate(
             c.docs_sent_e,
             c.docs_sent_e + c.docs_sent_p,
             DOCS_TARGET,
+            SOURCES["docs"],
         ),
         share(
             "docs_received",
@@ -328,6 +365,7 @@ def evaluate(
             c.docs_recv_e,
             c.docs_recv_e + c.docs_recv_p,
             DOCS_TARGET,
+            SOURCES["docs"],
         ),
         share(
             "reports_sent",
@@ -335,19 +373,37 @@ def evaluate(
             c.reports_sent_e,
             c.reports_sent_e + c.reports_sent_p,
             report_target(period),
+            report_source(period),
         ),
-        share("connected", "Đơn vị kết nối liên thông", conn_num, conn_den, CONNECTED_TARGET),
+        share(
+            "connected",
+            "Đơn vị kết nối liên thông",
+            conn_num,
+            conn_den,
+            CONNECTED_TARGET,
+            SOURCES["connected"],
+        ),
         share(
             "arrived_same_day",
             "Báo đã nhận (01) trong ngày",
             t.arrived_same_day,
-            t.delivered,
+            t.delivered - t.early_01,
             SAME_DAY_TARGET,
+            SOURCES["same_day"],
         ),
         hours("median_01_h", "Trung vị đến 01 (giờ)", t.median_01_h),
         hours("p90_01_h", "P90 đến 01 (giờ)", t.p90_01_h),
         hours("median_06_h", "Trung vị đến 06 (giờ)", t.median_06_h),
         hours("p90_06_h", "P90 đến 06 (giờ)", t.p90_06_h),
+        Indicator(
+            "status_before_delivery",
+            "Trạng thái ghi trước lúc nhận (cần kiểm tra, không tính)",
+            "n",
+            None if t.delivered == 0 else float(t.early_01 + t.early_06),
+            None,
+            t.early_01 + t.early_06,
+            t.delivered,
+        ),
         # Overdue is a count judged against zero; with nothing delivered there is nothing to judge.
         Indicator(
             "overdue",
@@ -358,6 +414,7 @@ def evaluate(
             t.overdue,
             None,
             higher_is_better=False,
+            source=SOURCES["overdue"],
         ),
     ]
     return AgencyKpi(code, tree.name(code), period, indicators)

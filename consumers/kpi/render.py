@@ -1,4 +1,8 @@
-"""KPI outputs for the terminal and for machines: a rich table, JSON and CSV of one KpiView."""
+"""KPI outputs for the terminal and for machines: a rich table, JSON and CSV of one KpiView.
+
+People read Vietnamese (labels, "chưa có số liệu"); machines read the stable codes (JSON keys,
+`status` values, indicator codes). The CSV starts with a UTF-8 BOM so that Excel reads its
+Vietnamese text as UTF-8."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from rich.text import Text
 from consumers.kpi.indicators import Indicator, Status, trend
 from consumers.kpi.sql import KpiView
 
-NO_DATA = "no data"
+NO_DATA = "chưa có số liệu"
+CSV_BOM = "\ufeff"
 _STYLE = {Status.MET: "green", Status.BELOW: "bold red", Status.NO_DATA: "dim", Status.INFO: ""}
 
 
@@ -54,11 +59,12 @@ def kpi_table(view: KpiView) -> Table:
     """Agency, indicator, value (with numerator/denominator), target, gap, trend."""
     prev_label = view.period.previous().label
     table = Table(
-        title=f"Paperless share — {view.period.label} (trend vs {prev_label})",
+        title=f"Tỷ lệ trao đổi văn bản điện tử — kỳ {view.period.label} (so với {prev_label})",
         show_lines=False,
     )
-    for col in ("agency", "indicator", "value", "n/d", "target", "gap", "trend"):
-        table.add_column(col, justify="right" if col in {"value", "n/d", "gap"} else "left")
+    columns = ("đơn vị", "chỉ tiêu", "giá trị", "tử/mẫu", "mục tiêu", "khoảng cách", "xu hướng")
+    for col in columns:
+        table.add_column(col, justify="right" if col in columns[2:4] + columns[5:6] else "left")
     for k in view.current:
         prev = view.previous.get(k.agency)
         for n, i in enumerate(k.indicators):
@@ -89,6 +95,7 @@ def indicator_dict(i: Indicator, previous: Indicator | None) -> dict[str, Any]:
         "numerator": i.numerator,
         "denominator": i.denominator,
         "target": i.target,
+        "target_source": i.source,
         "gap": i.gap,
         "status": str(i.status),
         "previous": None if previous is None else previous.value,
@@ -130,6 +137,7 @@ CSV_COLUMNS = (
     "numerator",
     "denominator",
     "target",
+    "target_source",
     "gap",
     "status",
     "previous",
@@ -138,15 +146,20 @@ CSV_COLUMNS = (
 
 
 def view_csv(view: KpiView) -> str:
-    """One row per (agency, indicator); empty value cells mean "no data" (status says so)."""
+    """One row per (agency, indicator); empty value cells mean "no data" (status says so).
+    Starts with a BOM: Excel then opens the Vietnamese names as UTF-8, not as ANSI."""
     buf = io.StringIO()
+    buf.write(CSV_BOM)
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     doc = view_dict(view)
     for a in doc["agencies"]:
         for i in a["indicators"]:
             row = [doc["period"], a["agency"], a["name"], i["code"]]
-            row += [i[c] for c in ("value", "numerator", "denominator", "target", "gap")]
+            row += [
+                i[c]
+                for c in ("value", "numerator", "denominator", "target", "target_source", "gap")
+            ]
             row += [i["status"], i["previous"], i["trend"]]
             w.writerow(["" if v is None else v for v in row])
     return buf.getvalue()

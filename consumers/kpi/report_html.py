@@ -16,21 +16,24 @@ import asyncpg
 
 from consumers.kpi.indicators import (
     ALL,
-    DOCS_TARGET,
+    STATUS_LABEL,
     AgencyKpi,
     Indicator,
     Period,
+    Status,
     Timeliness,
     Tree,
     evaluate,
     own_counts,
     rollup_reasons,
 )
-from consumers.kpi.render import fmt_gap, fmt_ratio, fmt_target, fmt_value
-from consumers.kpi.sql import monthly_counts, rejections, timeliness
+from consumers.kpi.render import NO_DATA, fmt_gap, fmt_ratio, fmt_target, fmt_value
+from consumers.kpi.sql import VN, monthly_counts, rejections, timeliness
 
 SERIES = (("docs_sent", "#1f6feb"), ("docs_received", "#8250df"), ("reports_sent", "#bf8700"))
 SUMMARY_CODES = ("docs_sent", "docs_received", "reports_sent", "connected", "arrived_same_day")
+# What a unit is ranked on: the shares with a target, and the overdue count.
+RANKED_CODES = (*SUMMARY_CODES, "overdue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ class ReportData:
     name: str
     whole: AgencyKpi  # the whole range, rolled up
     monthly: list[AgencyKpi]
-    ranking: list[AgencyKpi]  # units of the subtree over the whole range, largest gap first
+    ranking: list[AgencyKpi]  # units over the whole range, most targets missed first
     reasons: dict[str, int]
     generated_at: datetime
 
@@ -59,19 +62,31 @@ async def load_report(
     else:
         units = tree.children(code)
     ranked = [evaluate(c, whole, own, t.get(c, Timeliness()), tree) for c in units]
-    ranked = [k for k in ranked if k.get("docs_sent").denominator]
-    ranked.sort(key=lambda k: (-(k.get("docs_sent").gap or 0.0), k.agency))
+    ranked = [k for k in ranked if any(k.get(c).value is not None for c in RANKED_CODES)]
+    ranked.sort(key=lambda k: (-len(missed(k)), -total_gap(k), k.agency))
+    # Timeliness per month too (percentiles do not add up over months: one query each).
+    per_month = [await timeliness(conn, m, tree, now) for m in months]
     return ReportData(
         agency=code,
         name=tree.name(code),
         whole=evaluate(code, whole, own, t.get(code, Timeliness()), tree),
         monthly=[
-            evaluate(code, m, own_counts(monthly_rows, m), Timeliness(), tree) for m in months
+            evaluate(code, m, own_counts(monthly_rows, m), tm.get(code, Timeliness()), tree)
+            for m, tm in zip(months, per_month, strict=True)
         ],
         ranking=ranked,
         reasons=rollup_reasons(await rejections(conn, whole.start, whole.end), code, whole, tree),
         generated_at=now,
     )
+
+
+def missed(k: AgencyKpi) -> list[Indicator]:
+    """The unit's ranked indicators that are below their target."""
+    return [k.get(c) for c in RANKED_CODES if k.get(c).status == Status.BELOW]
+
+
+def total_gap(k: AgencyKpi) -> float:
+    return round(sum(i.gap or 0.0 for i in missed(k)), 6)
 
 
 def _attrs(i: Indicator) -> str:
@@ -106,13 +121,22 @@ def share_chart(monthly: Sequence[AgencyKpi]) -> str:
             f'<line x1="{left}" x2="{w - 8}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
             f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{v}%</text>'
         )
-    parts.append(
-        f'<line id="target-line" data-target="{DOCS_TARGET:g}" x1="{left}" x2="{w - 8}" '
-        f'y1="{y(DOCS_TARGET):.1f}" y2="{y(DOCS_TARGET):.1f}" stroke="#cf222e" '
-        f'stroke-dasharray="6 4" stroke-width="2"/>'
-        f'<text x="{w - 10}" y="{y(DOCS_TARGET) + 14:.1f}" text-anchor="end" font-size="11" '
-        f'fill="#cf222e">mục tiêu {DOCS_TARGET:g}%</text>'
-    )
+    # One target line per series, in its colour: documents and reports have different targets,
+    # and a report target can change within the range (30% before 2025, 100% from 2025).
+    for n, (code, colour) in enumerate(SERIES):
+        targets = [m.get(code).target for m in monthly]
+        if any(v is None for v in targets):
+            continue
+        path = " ".join(f"{x(k):.1f},{y(v or 0):.1f}" for k, v in enumerate(targets))
+        label = " / ".join(sorted({f"{v:g}%" for v in targets if v is not None}))
+        parts.append(
+            f'<polyline id="target-{code}" class="target" data-series="{code}" '
+            f'data-targets="{",".join(f"{v:g}" for v in targets if v is not None)}" '
+            f'points="{path}" fill="none" stroke="{colour}" stroke-dasharray="6 4" '
+            f'stroke-width="1.5" opacity="0.8"/>'
+            f'<text x="{w - 10}" y="{y(targets[-1] or 0) - 4 - 12 * n:.1f}" text-anchor="end" '
+            f'font-size="11" fill="{colour}">mục tiêu {escape(label)}</text>'
+        )
     for k, m in enumerate(monthly):
         parts.append(
             f'<text x="{x(k):.1f}" y="{h - bottom + 16}" text-anchor="middle" '
@@ -147,35 +171,33 @@ def share_chart(monthly: Sequence[AgencyKpi]) -> str:
 
 
 def ranking_chart(ranking: Sequence[AgencyKpi], limit: int = 30) -> str:
-    """Horizontal bars: each unit's electronic share (sent) and its gap to the target."""
+    """Horizontal bars: how many targets each unit misses, and which (most missed first)."""
     rows = list(ranking[:limit])
-    bar_h, label_w, w = 22, 330, 720
+    bar_h, label_w, w = 22, 300, 720
     h = max(len(rows), 1) * bar_h + 24
-    scale = (w - label_w - 120) / 100  # room for "100.0% (đạt)" after the longest bar
+    scale = 28.0  # per missed target; at most len(RANKED_CODES) of them
     parts = [
         f'<svg id="chart-ranking" role="img" viewBox="0 0 {w} {h}" width="100%" '
-        f'xmlns="http://www.w3.org/2000/svg" aria-label="Xếp hạng đơn vị theo khoảng cách">'
+        f'xmlns="http://www.w3.org/2000/svg" aria-label="Xếp hạng đơn vị theo chỉ tiêu chưa đạt">'
     ]
-    tx = label_w + DOCS_TARGET * scale
-    parts.append(
-        f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="0" y2="{h - 20}" stroke="#cf222e" '
-        f'stroke-dasharray="4 3"/>'
-    )
     for r, k in enumerate(rows):
-        i = k.get("docs_sent")
+        below = missed(k)
         yy = r * bar_h + 4
-        colour = "#2da44e" if i.gap == 0 else "#cf222e"
+        names = ", ".join(i.name for i in below) or STATUS_LABEL[Status.MET]
+        colour = "#2da44e" if not below else "#cf222e"
         parts.append(
-            f'<g class="rank" data-agency="{k.agency}" data-rank="{r + 1}" {_attrs(i)}>'
+            f'<g class="rank" data-agency="{k.agency}" data-rank="{r + 1}" '
+            f'data-missed="{len(below)}" data-gap-total="{total_gap(k):g}" '
+            f'data-missed-codes="{",".join(i.code for i in below)}">'
             f'<text x="{label_w - 6}" y="{yy + 14}" text-anchor="end" font-size="12">'
-            f"{escape(k.name[:48])}</text>"
-            f'<rect x="{label_w}" y="{yy}" width="{(i.value or 0) * scale:.1f}" '
+            f"{escape(k.name[:44])}</text>"
+            f'<rect x="{label_w}" y="{yy}" width="{max(len(below), 0.15) * scale:.1f}" '
             f'height="{bar_h - 6}" fill="{colour}"/>'
-            f'<text x="{label_w + (i.value or 0) * scale + 4:.1f}" y="{yy + 14}" font-size="11">'
-            f"{fmt_value(i)} ({fmt_gap(i)})</text></g>"
+            f'<text x="{label_w + max(len(below), 0.15) * scale + 4:.1f}" y="{yy + 14}" '
+            f'font-size="11">{escape(names[:70])}</text></g>'
         )
     if not rows:
-        parts.append('<text x="10" y="20" font-size="13">no data</text>')
+        parts.append(f'<text x="10" y="20" font-size="13">{NO_DATA}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -200,7 +222,7 @@ def reasons_chart(reasons: dict[str, int]) -> str:
             f'font-size="11">{n}</text></g>'
         )
     if not reasons:
-        parts.append('<text x="10" y="20" font-size="13">no data</text>')
+        parts.append(f'<text x="10" y="20" font-size="13">{NO_DATA}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -212,7 +234,8 @@ def _figure_rows(k: AgencyKpi) -> str:
             f'<tr id="fig-{i.code}" class="figure {i.status.name.lower()}" {_attrs(i)}>'
             f"<td>{escape(i.name)}</td><td class=num>{fmt_value(i)}</td>"
             f"<td class=num>{fmt_ratio(i)}</td><td>{escape(fmt_target(i))}</td>"
-            f"<td class=num>{escape(fmt_gap(i))}</td></tr>"
+            f"<td class=num>{escape(fmt_gap(i))}</td>"
+            f'<td class="source">{escape(i.source or "")}</td></tr>'
         )
     return "".join(rows)
 
@@ -238,6 +261,7 @@ td,th{border-bottom:1px solid #eaeef2;padding:.3rem .5rem;text-align:left;vertic
 .num{text-align:right;font-variant-numeric:tabular-nums}.below td:nth-child(2){color:#cf222e}
 .met td:nth-child(2){color:#1a7f37}.no_data td:nth-child(2){color:#6e7781}
 .legend span{display:inline-block;margin-right:1rem}.note{color:#57606a;font-size:.85rem}
+.source{color:#57606a;font-size:.75rem;max-width:18rem}
 """
 
 
@@ -255,18 +279,20 @@ def render_report(data: ReportData) -> str:
 <body data-agency="{escape(data.agency)}" data-from="{first}" data-to="{last}">
 <h1>Tỷ lệ trao đổi văn bản điện tử — {escape(data.name)}</h1>
 <p class="note">Phạm vi: {escape(scope)}; kỳ {first} – {last}. Số liệu từ kho lưu trữ liên thông
-và sổ đăng ký văn bản giấy; không tính văn bản mật. "no data": mẫu số rỗng.
-Lập lúc {data.generated_at:%Y-%m-%d %H:%M} UTC.</p>
+và sổ đăng ký văn bản giấy; không tính văn bản mật. "{NO_DATA}": mẫu số rỗng.
+Trạng thái ghi trước lúc nhận văn bản được đếm riêng để kiểm tra, không tính vào thời gian.
+Lập lúc {data.generated_at.astimezone(VN):%d/%m/%Y %H:%M} (giờ Việt Nam).</p>
 <h2>Chỉ tiêu cả kỳ</h2>
 <table id="figures"><thead><tr><th>Chỉ tiêu</th><th class=num>Giá trị</th>
-<th class=num>Tử/mẫu</th><th>Mục tiêu</th><th class=num>Khoảng cách</th></tr></thead>
+<th class=num>Tử/mẫu</th><th>Mục tiêu</th><th class=num>Khoảng cách</th>
+<th>Căn cứ</th></tr></thead>
 <tbody>{_figure_rows(data.whole)}</tbody></table>
 <h2>Tỷ lệ điện tử theo tháng</h2><div class="legend">{legend}</div>
 <figure id="figure-share">{share_chart(data.monthly)}</figure>
 <table id="table-monthly"><thead><tr><th>Tháng</th>{
         "".join(f"<th class=num>{escape(data.monthly[0].get(c).name)}</th>" for c in SUMMARY_CODES)
     }</tr></thead><tbody>{_monthly_rows(data.monthly)}</tbody></table>
-<h2>Xếp hạng đơn vị theo khoảng cách tới mục tiêu (văn bản gửi)</h2>
+<h2>Xếp hạng đơn vị theo số chỉ tiêu chưa đạt</h2>
 <figure id="figure-ranking">{ranking_chart(data.ranking)}</figure>
 <h2>Lý do từ chối</h2>
 <figure id="figure-rejections">{reasons_chart(data.reasons)}</figure>

@@ -126,17 +126,22 @@ TIMELINESS = (
     + """
 SELECT ancestor,
        count(*) AS delivered,
-       count(*) FILTER (WHERE (at01 AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+       -- A status dated before the delivery it answers is data to check (a clock, a copy made
+       -- by hand), never a negative duration: it is counted here and left out of every figure.
+       count(*) FILTER (WHERE at01 < delivered_at) AS early_01,
+       count(*) FILTER (WHERE at06 < delivered_at) AS early_06,
+       count(*) FILTER (WHERE at01 >= delivered_at
+                          AND (at01 AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
                             = (delivered_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)
            AS arrived_same_day,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at01 - delivered_at))
-           / 3600 AS median_01_h,
+           FILTER (WHERE at01 >= delivered_at) / 3600 AS median_01_h,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM at01 - delivered_at))
-           / 3600 AS p90_01_h,
+           FILTER (WHERE at01 >= delivered_at) / 3600 AS p90_01_h,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at06 - delivered_at))
-           / 3600 AS median_06_h,
+           FILTER (WHERE at06 >= delivered_at) / 3600 AS median_06_h,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM at06 - delivered_at))
-           / 3600 AS p90_06_h
+           FILTER (WHERE at06 >= delivered_at) / 3600 AS p90_06_h
 FROM up GROUP BY ancestor
 """
 )

@@ -217,12 +217,19 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
                         clock=clock,
                     )
                 )
+            published = 0
             for e in events:
+                if isinstance(e.payload, StatusNotice):
+                    # Causality: the router stamps a delivery with its clock when it routes, so
+                    # it must have routed what was sent before the clock jumps to the answer
+                    # (else a 01 would predate its delivery).
+                    await _until_routed(router, published)
                 clock.jump(e.at)
                 if isinstance(e.payload, StatusNotice):
                     await senders[e.actor].send_status(e.payload, to=e.to)
                 else:
                     await senders[e.actor].send(e.payload)
+                published += 1
         hub_arrivals = sum(
             isinstance(e.payload, StatusNotice)
             and e.payload.code is StatusCode.ARRIVED
@@ -235,3 +242,19 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
     finally:
         stop.set()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def _until_routed(router: Any, count: int, timeout_s: float = 60.0) -> None:
+    """Wait until the router has handled (routed or refused) `count` submissions."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while handled_by(router.metrics.registry) < count:
+        if loop.time() > deadline:
+            raise TimeoutError(f"the router handled fewer than {count} submissions in time")
+        await asyncio.sleep(0.02)
+
+
+def handled_by(registry: Any) -> int:
+    """Submissions the router routed or refused, from its own counters."""
+    names = {"lienthong_router_routed_total", "lienthong_router_rejected_total"}
+    return int(sum(s.value for m in registry.collect() for s in m.samples if s.name in names))

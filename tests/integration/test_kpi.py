@@ -73,6 +73,8 @@ STATUSES = [
     ("e2", BA_DINH, "01", at(10, 4)),  # 2 h
     ("e2", BA_DINH, "06", at(11, 2)),  # 24 h
     ("e3", H26, "01", at(12, 3.5)),  # 0.5 h
+    # Dated 2 h before its delivery (a wrong clock): flagged, never a negative duration.
+    ("e3", H26, "06", at(12, 1)),
 ]
 REJECTIONS = [
     (BA_DINH, "SIGNATURE_INVALID", False),
@@ -134,7 +136,12 @@ async def test_monthly_counts_dedupe_paper_and_exclude_secret_and_refused(kpi_db
     # notices: Ba Đình's four, Đống Đa's 01 (01:00 on 4 October in Hà Nội), H26's 01.
     assert rows == {
         (H26, "2026-10"): Counts(
-            docs_sent_e=2, docs_sent_p=1, docs_recv_e=1, notices_sent_e=1, deliveries_recv_e=1
+            # H26 answered e3 with 01 and (wrongly dated) 06: two notices sent.
+            docs_sent_e=2,
+            docs_sent_p=1,
+            docs_recv_e=1,
+            notices_sent_e=2,
+            deliveries_recv_e=1,
         ),
         (BA_DINH, "2026-10"): Counts(
             docs_sent_e=1,
@@ -163,7 +170,8 @@ async def test_timeliness_rolls_up_percentiles(kpi_db: str) -> None:
         await conn.close()
     city = t[H26]
     assert (city.delivered, city.arrived_same_day, city.overdue) == (4, 3, 1)
-    # 01 after [0.5, 1, 2, 16] h; 06 after [24, 48] h (percentile_cont interpolates).
+    assert (city.early_01, city.early_06) == (0, 1)  # e3's 06, dated before its delivery
+    # 01 after [0.5, 1, 2, 16] h; 06 after [24, 48] h, not -2 (percentile_cont interpolates).
     assert (city.median_01_h, city.p90_01_h) == pytest.approx((1.5, 11.8))
     assert (city.median_06_h, city.p90_06_h) == pytest.approx((36.0, 45.6))
     assert (t[DONG_DA].delivered, t[DONG_DA].arrived_same_day, t[DONG_DA].overdue) == (1, 0, 1)
@@ -204,6 +212,10 @@ def test_kpi_json_states_numerator_denominator_target_gap_trend(
     assert city["connected"]["numerator"] == 3
     assert city["arrived_same_day"]["value"] == 75.0
     assert city["overdue"]["value"] == 1
+    flagged = city["status_before_delivery"]
+    assert (flagged["value"], flagged["status"], flagged["target"]) == (1.0, "info", None)
+    assert sent["target_source"].startswith("Kế hoạch 190/KH-UBND ngày 27/8/2019")
+    assert "2025" in city["reports_sent"]["target_source"]  # 100%: the national 2025 target
     dong_da = figures(answer, DONG_DA)
     assert dong_da["docs_sent"]["status"] == "no data" and dong_da["docs_sent"]["value"] is None
     assert dong_da["docs_received"]["value"] == 50.0
@@ -219,11 +231,14 @@ def test_kpi_table_and_csv(cli: CliRunner, kpi_db: str) -> None:
     table = cli.invoke(app, ["kpi", "--period", "2026-10", "--agency", BA_DINH], env=env)
     assert table.exit_code == 0, table.output
     assert "Ủy ban nhân dân quận Ba Đình" in table.stdout and "75.0%" not in table.stdout
-    assert "no data" in table.stdout and "100.0%" in table.stdout
+    assert "chưa có số liệu" in table.stdout and "100.0%" in table.stdout
+    assert "no data" not in table.stdout  # people read Vietnamese
     csv_out = cli.invoke(app, ["kpi", "--period", "2026-10", "--format", "csv"], env=env)
     assert csv_out.exit_code == 0, csv_out.output
-    lines = csv_out.stdout.splitlines()
-    assert lines[0].startswith("period,agency,name,indicator,value")
+    # A UTF-8 BOM first, so that Excel opens the Vietnamese names as UTF-8.
+    assert csv_out.stdout.startswith("\ufeffperiod,agency,name,indicator,value")
+    lines = csv_out.stdout.removeprefix("\ufeff").splitlines()
+    assert "Kế hoạch 190/KH-UBND" in csv_out.stdout  # each target names its source
     assert any(
         line.startswith(f"2026-10,{H26},") and ",docs_sent,75.0,3,4," in line for line in lines
     )
@@ -263,7 +278,14 @@ def check_report_dom(html: str, answer_by_month: dict[str, Any]) -> None:
     """The charts are there, self-contained, and every point equals the JSON figure."""
     p = DataAttrs()
     p.feed(html)
-    assert {"chart-share", "chart-ranking", "chart-rejections", "target-line"} <= p.ids
+    series = ("docs_sent", "docs_received", "reports_sent")
+    assert {"chart-share", "chart-ranking", "chart-rejections"} <= p.ids
+    # One target line per series, month by month the target the JSON states.
+    lines = {a["data-series"]: a for _, a in p.items if "target" in a.get("class", "").split()}
+    assert set(lines) == set(series)
+    for code in series:
+        want = [figures(answer_by_month[m], "*")[code]["target"] for m in answer_by_month]
+        assert [float(v) for v in lines[code]["data-targets"].split(",")] == want
     assert p.external == []
     points = [a for tag, a in p.items if tag == "circle" and a.get("data-series")]
     gaps = [a for _, a in p.items if "no-data" in a.get("class", "")]
@@ -288,9 +310,11 @@ def check_report_dom(html: str, answer_by_month: dict[str, Any]) -> None:
         "UNKNOWN_RECIPIENT": 1,
         "UNPARSEABLE": 1,
     }
+    # Units ranked by how many targets they miss, then by how far.
     ranks = [a for _, a in p.items if "data-rank" in a]
-    gaps_ranked = [float(a["data-gap"]) for a in ranks]
-    assert gaps_ranked == sorted(gaps_ranked, reverse=True) and ranks
+    order = [(int(a["data-missed"]), float(a["data-gap-total"])) for a in ranks]
+    assert ranks and order == sorted(order, reverse=True)
+    assert any(int(a["data-missed"]) > 0 for a in ranks)
 
 
 def report_and_json(cli: CliRunner, url: str, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
