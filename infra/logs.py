@@ -11,10 +11,14 @@ from aiokafka import errors as kafka_errors
 # While a fresh broker elects the coordinator of a consumer group (or of offsets) the clients
 # ask again every 100 ms and log each answer at ERROR: over 200 lines in the first `make demo`.
 # These answers are retried by the client itself and say nothing an operator can act on.
+# The same for a new topic's partitions electing their leaders (`lienthong generate` creates its
+# topics and reads them at once): "Failed fetch offsets ...: NotLeaderForPartitionError".
 COORDINATOR_ELECTION_ERRORS: tuple[type[BaseException], ...] = (
     kafka_errors.GroupCoordinatorNotAvailableError,
     kafka_errors.NotCoordinatorForGroupError,
     kafka_errors.GroupLoadInProgressError,
+    kafka_errors.NotLeaderForPartitionError,
+    kafka_errors.LeaderNotAvailableError,
 )
 
 

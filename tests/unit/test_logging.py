@@ -67,6 +67,10 @@ def test_coordinator_election_errors_of_the_clients_are_demoted_to_debug(
         "Heartbeat send request failed: %s. Will retry.", errors.NotCoordinatorError()
     )
     coordinator.error("OffsetCommit failed: %s", errors.CoordinatorLoadInProgressError())
+    # A new topic's partitions electing their leaders (lienthong generate reads at once).
+    logging.getLogger("aiokafka.consumer.fetcher").error(
+        "Failed fetch offsets from %s: %s", 1, errors.NotLeaderForPartitionError()
+    )
     # Not an election: still an error.
     coordinator.error(
         "Group Coordinator Request failed: %s", errors.GroupAuthorizationFailedError()
