@@ -8,10 +8,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import asyncpg
 import typer
 from rich.console import Console
 
-from infra.errors import InfraError
+from infra.errors import InfraError, unmigrated
 from signing.errors import PkiError
 
 # sysexits.h EX_TEMPFAIL: the broker was unreachable or busy; running again may succeed.
@@ -22,7 +23,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def clean_errors(fn: F) -> F:
-    """Expected failures end in one line on stderr and exit code 2, never a stack trace."""
+    """Expected failures end in one line on stderr and exit code 2, never a stack trace; the
+    common mistakes name their fix."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -30,6 +32,13 @@ def clean_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (InfraError, ValueError, PkiError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except (
+            asyncpg.UndefinedTableError,
+            asyncpg.UndefinedFunctionError,
+            asyncpg.InvalidCatalogNameError,
+        ) as exc:
+            print(f"error: {unmigrated(exc)}", file=sys.stderr)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -10,6 +10,13 @@ from typing import Any, Literal
 
 import asyncpg
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from consumers.kpi import (
     ALL,
@@ -132,11 +139,15 @@ def generate(
     end: archive them with `LIENTHONG_TOPIC_PREFIX=... LIENTHONG_PKI_DIR=... lienthong archive`.
     """
     import dataclasses
+    import os
     import time as _time
 
     from consumers.kpi import plan_exchange
+    from infra.logs import configure_logging
     from schemas.common import AgencyRef
 
+    # A line per message would bury the progress bar: warnings only, unless asked otherwise.
+    configure_logging(os.environ.get("LIENTHONG_LOG_LEVEL", "WARNING"))
     settings = load_settings()
     ep = services.up(settings)
     run = f"gen{int(_time.time())}"
@@ -161,11 +172,12 @@ def generate(
     ][:agencies]
     events = plan_exchange(units, AgencyRef(hub.code, hub.name), first, months, seed)
     asyncio.run(_publish_plan(settings, ep.bootstrap, events, first))
-    out.print(
-        f"generated {len(events)} messages for {len(units) + 1} agencies from {first:%Y-%m}\n"
-        f"export LIENTHONG_TOPIC_PREFIX={settings.topic_prefix} "
-        f"LIENTHONG_PKI_DIR={settings.pki_dir}\nthen: lienthong archive"
-    )
+    out.print(f"generated {len(events)} messages for {len(units) + 1} agencies from {first:%Y-%m}")
+    # Plain print, one line each: the console would wrap a long path, and a pasted half sets
+    # one variable. `export` lines, then the command.
+    print(f"export LIENTHONG_TOPIC_PREFIX={settings.topic_prefix}")
+    print(f"export LIENTHONG_PKI_DIR={settings.pki_dir}")
+    print("lienthong archive")
 
 
 async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first: Any) -> None:
@@ -218,6 +230,16 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
                     )
                 )
             published = 0
+            progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=out,
+                transient=True,
+            )
+            stack.enter_context(progress)
+            task_id = progress.add_task("gửi theo kế hoạch", total=len(events))
             for e in events:
                 if isinstance(e.payload, StatusNotice):
                     # Causality: the router stamps a delivery with its clock when it routes, so
@@ -230,6 +252,7 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
                 else:
                     await senders[e.actor].send(e.payload)
                 published += 1
+                progress.advance(task_id)
         hub_arrivals = sum(
             isinstance(e.payload, StatusNotice)
             and e.payload.code is StatusCode.ARRIVED

@@ -6,6 +6,8 @@ this module, so the app is built in one direction only.
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import typer
 
 from infra.cli import (
@@ -36,6 +38,13 @@ def build_app() -> typer.Typer:
 
     @app.callback()
     def main_options(
+        version: bool = typer.Option(
+            False,
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print lienthong's version and exit.",
+        ),
         log_level: str = typer.Option("INFO", envvar="LIENTHONG_LOG_LEVEL", help="Log level."),
         log_json: bool | None = typer.Option(
             None,
@@ -48,6 +57,15 @@ def build_app() -> typer.Typer:
     for group in GROUPS:
         group.register(app)
     return app
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        try:
+            print(f"lienthong {metadata.version('lienthong')}")
+        except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+            print("lienthong (not installed)")
+        raise typer.Exit(0)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from consumers.audit import (
     record_access,
 )
 from infra import services
-from infra.errors import InfraError
+from infra.errors import InfraError, unmigrated
 from infra.settings import load_settings
 
 AUDITOR_ROLE = "lienthong_auditor"
@@ -66,6 +66,8 @@ def run_audited(
         try:
             await record_access(conn, who=who or _default_who(), command=command, args=args)
             return await work(conn)
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedFunctionError) as exc:
+            raise InfraError(unmigrated(exc)) from None
         except asyncpg.PostgresError as exc:
             raise InfraError(f"archive refused: {exc}") from None
         finally:

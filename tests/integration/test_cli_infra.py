@@ -159,3 +159,28 @@ def test_a_taken_port_is_reported(service_env: dict[str, str]) -> None:
     finally:
         holder.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_version_prints_and_exits(service_env: dict[str, str]) -> None:
+    done = lienthong(service_env, "--version")
+    assert done.returncode == 0 and done.stdout.startswith("lienthong ")
+
+
+async def test_an_unmigrated_database_names_the_fix_in_one_line(
+    service_env: dict[str, str], database_url: str
+) -> None:
+    import asyncpg
+
+    name = f"empty_{os.getpid()}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    empty = database_url.rsplit("/", 1)[0] + f"/{name}"
+    env = {**service_env, "LIENTHONG_DATABASE_URL": empty, "LIENTHONG_AUDIT_DATABASE_URL": empty}
+    for args in (("kpi", "--period", "2026-10"), ("audit", "search", "--text", "ke hoach")):
+        done = lienthong(env, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "run `lienthong db migrate`" in lines[0], done.stderr
