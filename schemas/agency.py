@@ -22,6 +22,10 @@ _LENIENT = re.compile(
     re.ASCII,
 )
 
+# Three groups only (level 3, level 2, level 1), as some national systems write a code whose
+# level-4 group is "the unit itself": 28.22.H17 is 000.28.22.H17.
+_THREE_GROUPS = re.compile(r"^\s*(\d{1,2})[.\-_ ](\d{1,2})[.\-_ ]([A-Za-z])(\d{1,2})\s*$", re.ASCII)
+
 MAX_AGENCY_NAME = 200  # Decree 30, appendix VI
 
 
@@ -51,7 +55,12 @@ class AgencyCode:
             return LenientAgencyCode(raw=s, code=cls(s), problem=None)
         m = _LENIENT.fullmatch(s) if isinstance(s, str) else None
         if m is None:
-            return LenientAgencyCode(raw=str(s), code=None, problem="unparseable")
+            three = _THREE_GROUPS.fullmatch(s) if isinstance(s, str) else None
+            if three is None:
+                return LenientAgencyCode(raw=str(s), code=None, problem="unparseable")
+            g3, g2, letter, l1 = three.groups()
+            normal = f"000.{g3.zfill(2)}.{g2.zfill(2)}.{letter.upper()}{l1.zfill(2)}"
+            return LenientAgencyCode(raw=s, code=cls(normal), problem="three_groups")
         g4, g3, g2, letter, l1 = m.groups()
         normal = f"{g4.zfill(3)}.{g3.zfill(2)}.{g2.zfill(2)}.{letter.upper()}{l1.zfill(2)}"
         return LenientAgencyCode(raw=s, code=cls(normal), problem="normalised")
@@ -103,7 +112,8 @@ class LenientAgencyCode:
     """Result of a lenient parse: ``code`` is None when unusable; ``problem`` flags legacy input.
 
     problem is None (the raw string was strictly valid), "normalised" (fixed up; keep ``raw``
-    for the record) or "unparseable" (record and flag the message, do not drop it).
+    for the record), "three_groups" (the level-4 group was missing and is read as 000, e.g.
+    28.22.H17 -> 000.28.22.H17) or "unparseable" (record and flag the message, do not drop it).
     """
 
     raw: str

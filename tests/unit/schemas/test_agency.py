@@ -141,3 +141,14 @@ def test_load_from_path(tmp_path: Path) -> None:
     f.write_text("agencies: {}\n", encoding="utf-8")
     with pytest.raises(ValueError):
         AgencyDirectory.load(f)
+
+
+def test_lenient_parse_reads_a_three_group_code_as_level_4_zero() -> None:
+    # The national sample's recipient 28.22.H17: level 3 '28', level 2 '22', level 1 'H17'.
+    three = AgencyCode.parse_lenient("28.22.H17")
+    assert three.code == AgencyCode("000.28.22.H17") and three.problem == "three_groups"
+    assert three.raw == "28.22.H17" and not three.is_strict
+    assert AgencyCode.parse_lenient("1.2.h5").code == AgencyCode("000.01.02.H05")
+    # Two groups, or letters in the wrong group, are not codes at all.
+    assert AgencyCode.parse_lenient("22.H17").problem == "unparseable"
+    assert AgencyCode.parse_lenient("28.H2.17").problem == "unparseable"
