@@ -211,6 +211,16 @@ class AgencyDirectory:
         text = resources.files("schemas").joinpath("data/agencies.yaml").read_text("utf-8")
         return cls.from_yaml_text(text)
 
+    @classmethod
+    def national(cls) -> AgencyDirectory:
+        """The national agencies shipped beside Hà Nội's (schemas/data/national_agencies.yaml)."""
+        path = "data/national_agencies.yaml"
+        return cls.from_yaml_text(resources.files("schemas").joinpath(path).read_text("utf-8"))
+
+    def merged(self, other: AgencyDirectory) -> AgencyDirectory:
+        """Both directories' agencies (a code in both is an error: two truths about one code)."""
+        return AgencyDirectory.from_agencies([*self, *other])
+
     def lookup(self, code: str) -> Agency | None:
         return self._by_code.get(code)
 
@@ -240,6 +250,18 @@ class AgencyDirectory:
 
     def __contains__(self, code: object) -> bool:
         return code in self._by_code
+
+
+def load_legacy_codes(text: str) -> dict[str, str]:
+    """The ``legacy_codes`` mapping of an agency file (raw code as written -> today's code)."""
+    doc = yaml.safe_load(text) or {}
+    table = doc.get("legacy_codes") or {} if isinstance(doc, dict) else {}
+    if not isinstance(table, dict):
+        raise ValueError("legacy_codes must be a mapping of raw code -> agency code")
+    out = {}
+    for raw, code in table.items():
+        out[str(raw)] = str(AgencyCode.parse(str(code)))
+    return out
 
 
 def _agency_from_yaml(item: Any) -> Agency:
