@@ -22,6 +22,10 @@ _LENIENT = re.compile(
     re.ASCII,
 )
 
+# Three groups only (level 3, level 2, level 1), as some national systems write a code whose
+# level-4 group is "the unit itself": 28.22.H17 is 000.28.22.H17.
+_THREE_GROUPS = re.compile(r"^\s*(\d{1,2})[.\-_ ](\d{1,2})[.\-_ ]([A-Za-z])(\d{1,2})\s*$", re.ASCII)
+
 MAX_AGENCY_NAME = 200  # Decree 30, appendix VI
 
 
@@ -51,7 +55,12 @@ class AgencyCode:
             return LenientAgencyCode(raw=s, code=cls(s), problem=None)
         m = _LENIENT.fullmatch(s) if isinstance(s, str) else None
         if m is None:
-            return LenientAgencyCode(raw=str(s), code=None, problem="unparseable")
+            three = _THREE_GROUPS.fullmatch(s) if isinstance(s, str) else None
+            if three is None:
+                return LenientAgencyCode(raw=str(s), code=None, problem="unparseable")
+            g3, g2, letter, l1 = three.groups()
+            normal = f"000.{g3.zfill(2)}.{g2.zfill(2)}.{letter.upper()}{l1.zfill(2)}"
+            return LenientAgencyCode(raw=s, code=cls(normal), problem="three_groups")
         g4, g3, g2, letter, l1 = m.groups()
         normal = f"{g4.zfill(3)}.{g3.zfill(2)}.{g2.zfill(2)}.{letter.upper()}{l1.zfill(2)}"
         return LenientAgencyCode(raw=s, code=cls(normal), problem="normalised")
@@ -103,7 +112,8 @@ class LenientAgencyCode:
     """Result of a lenient parse: ``code`` is None when unusable; ``problem`` flags legacy input.
 
     problem is None (the raw string was strictly valid), "normalised" (fixed up; keep ``raw``
-    for the record) or "unparseable" (record and flag the message, do not drop it).
+    for the record), "three_groups" (the level-4 group was missing and is read as 000, e.g.
+    28.22.H17 -> 000.28.22.H17) or "unparseable" (record and flag the message, do not drop it).
     """
 
     raw: str
@@ -201,6 +211,16 @@ class AgencyDirectory:
         text = resources.files("schemas").joinpath("data/agencies.yaml").read_text("utf-8")
         return cls.from_yaml_text(text)
 
+    @classmethod
+    def national(cls) -> AgencyDirectory:
+        """The national agencies shipped beside Hà Nội's (schemas/data/national_agencies.yaml)."""
+        path = "data/national_agencies.yaml"
+        return cls.from_yaml_text(resources.files("schemas").joinpath(path).read_text("utf-8"))
+
+    def merged(self, other: AgencyDirectory) -> AgencyDirectory:
+        """Both directories' agencies (a code in both is an error: two truths about one code)."""
+        return AgencyDirectory.from_agencies([*self, *other])
+
     def lookup(self, code: str) -> Agency | None:
         return self._by_code.get(code)
 
@@ -230,6 +250,18 @@ class AgencyDirectory:
 
     def __contains__(self, code: object) -> bool:
         return code in self._by_code
+
+
+def load_legacy_codes(text: str) -> dict[str, str]:
+    """The ``legacy_codes`` mapping of an agency file (raw code as written -> today's code)."""
+    doc = yaml.safe_load(text) or {}
+    table = doc.get("legacy_codes") or {} if isinstance(doc, dict) else {}
+    if not isinstance(table, dict):
+        raise ValueError("legacy_codes must be a mapping of raw code -> agency code")
+    out = {}
+    for raw, code in table.items():
+        out[str(raw)] = str(AgencyCode.parse(str(code)))
+    return out
 
 
 def _agency_from_yaml(item: Any) -> Agency:

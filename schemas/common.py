@@ -51,6 +51,13 @@ DOCUMENT_TYPES: dict[str, str] = {
     "GNP": "Giấy nghỉ phép", "PG": "Phiếu gửi", "PC": "Phiếu chuyển", "PB": "Phiếu báo",
 }  # fmt: skip
 CONG_VAN = "Công văn"
+# Legal normative documents (Law on Promulgation of Legal Documents 2015, art. 4): name ->
+# the abbreviation their notations use. edXML DocumentType/Type 1 marks them.
+LEGAL_NORMATIVE_TYPES: dict[str, str] = {
+    "Hiến pháp": "HP", "Luật": "L", "Bộ luật": "BL", "Pháp lệnh": "PL", "Lệnh": "L-CTN",
+    "Nghị định": "NĐ", "Thông tư": "TT", "Thông tư liên tịch": "TTLT", "Nghị quyết": "NQ",
+    "Nghị quyết liên tịch": "NQLT", "Quyết định": "QĐ", "Chỉ thị": "CT",
+}  # fmt: skip
 
 
 def require(ok: bool, reason: str, message: str, field: str | None = None) -> None:
@@ -121,17 +128,42 @@ def check_not_secret(marking: SecrecyMarking, field: str = "secrecy") -> None:
 class AgencyRef:
     code: str
     name: str
+    # Contact (edXML To/From); carried by OfficialDocument v3 and StatusNotice v2.
+    organization_in_charge: str | None = None
+    address: str | None = None
+    email: str | None = None
+    telephone: str | None = None
+    fax: str | None = None
+    website: str | None = None
 
     def validate(self, field: str) -> None:
         check_agency_code(self.code, f"{field}.code")
         check_text(self.name, MAX_AGENCY_NAME, f"{field}.name")
 
     def to_record(self) -> dict[str, Any]:
-        return {"code": self.code, "name": self.name}
+        return {
+            "code": self.code,
+            "name": self.name,
+            "organization_in_charge": self.organization_in_charge,
+            "address": self.address,
+            "email": self.email,
+            "telephone": self.telephone,
+            "fax": self.fax,
+            "website": self.website,
+        }
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> AgencyRef:
-        return cls(code=rec["code"], name=rec["name"])
+        return cls(
+            code=rec["code"],
+            name=rec["name"],
+            organization_in_charge=rec.get("organization_in_charge"),
+            address=rec.get("address"),
+            email=rec.get("email"),
+            telephone=rec.get("telephone"),
+            fax=rec.get("fax"),
+            website=rec.get("website"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +185,8 @@ class DocumentType:
     abbreviation: str | None  # None for Công văn
     name: str
     category: DocumentCategory = DocumentCategory.ADMINISTRATIVE
+    type_code: str | None = None  # edXML DocumentType/Type as received (OfficialDocument v3)
+    type_detail: str | None = None  # edXML DocumentType/TypeDetail
 
     @classmethod
     def of(cls, abbreviation: str | None) -> DocumentType:
@@ -164,6 +198,15 @@ class DocumentType:
         return cls(abbreviation, DOCUMENT_TYPES[abbreviation])
 
     def validate(self, field: str = "document_type") -> None:
+        if self.category is DocumentCategory.LEGAL_NORMATIVE and self.name in LEGAL_NORMATIVE_TYPES:
+            known_abbr = LEGAL_NORMATIVE_TYPES[self.name]
+            require(
+                self.abbreviation in (None, known_abbr),
+                "unknown_document_type",
+                f"{self.name} is {known_abbr}, not {self.abbreviation}",
+                field,
+            )
+            return
         if self.abbreviation is None:
             require(self.name == CONG_VAN, "unknown_document_type", self.name, field)
         else:
@@ -171,11 +214,23 @@ class DocumentType:
             require(known == self.name, "unknown_document_type", f"{self.abbreviation}", field)
 
     def to_record(self) -> dict[str, Any]:
-        return {"abbreviation": self.abbreviation, "name": self.name, "category": self.category}
+        return {
+            "abbreviation": self.abbreviation,
+            "name": self.name,
+            "category": self.category,
+            "type_code": self.type_code,
+            "type_detail": self.type_detail,
+        }
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> DocumentType:
-        return cls(rec["abbreviation"], rec["name"], DocumentCategory(rec["category"]))
+        return cls(
+            rec["abbreviation"],
+            rec["name"],
+            DocumentCategory(rec["category"]),
+            rec.get("type_code"),
+            rec.get("type_detail"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +244,7 @@ class Attachment:
     data: bytes | None = None
     uri: str | None = None
     description: str | None = None
+    content_id: str | None = None  # edXML ContentId (OfficialDocument v3)
 
     @classmethod
     def inline(cls, name: str, media_type: str, data: bytes) -> Attachment:
@@ -227,6 +283,7 @@ class Attachment:
             "sha256": self.sha256,
             "content": content,
             "description": self.description,
+            "content_id": self.content_id,
         }
 
     @classmethod
@@ -242,4 +299,5 @@ class Attachment:
             data=content.get("data"),
             uri=content.get("uri"),
             description=rec.get("description"),
+            content_id=rec.get("content_id"),
         )

@@ -9,6 +9,7 @@ from typing import Any
 
 from schemas.agency import MAX_AGENCY_NAME
 from schemas.common import (
+    DOCUMENT_ID,
     MAX_PAGE_COUNT,
     MAX_SUBJECT,
     AgencyRef,
@@ -25,6 +26,7 @@ from schemas.common import (
     require,
 )
 from schemas.errors import ValidationError
+from schemas.national import NationalOrigin, ResponseForRef
 
 
 class Priority(enum.IntEnum):
@@ -76,10 +78,50 @@ class Signer:
 
 
 @dataclass(frozen=True, slots=True)
+class BusinessStaff:
+    """edXML Bussiness/StaffInfo: the clerk who sent the document."""
+
+    department: str | None = None
+    department_id: str | None = None
+    staff: str | None = None
+    staff_id: str | None = None
+    email: str | None = None
+    mobile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessReceiver:
+    organ_id: str | None = None
+    receiver_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessDocumentInfo:
+    """edXML BussinessDocumentInfo: what an update changes, and for which receivers."""
+
+    document_info: str | None = None
+    document_receiver: str | None = None
+    receivers: tuple[BusinessReceiver, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """edXML ReplacementInfo: a replaced document and the agencies it had gone to."""
+
+    document_id: str
+    organ_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class BusinessOperation:
     operation: BusinessOperationType = BusinessOperationType.NEW
     target_document_id: str | None = None
     reason: str | None = None
+    # Added in OfficialDocument v3 (edXML Bussiness).
+    paper: str | None = None
+    staff: BusinessStaff | None = None
+    document_info: BusinessDocumentInfo | None = None
+    replacements: tuple[Replacement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +156,14 @@ class OfficialDocument:
     # Added in OfficialDocument v2; v1 data reads as the defaults.
     keywords: tuple[str, ...] = ()
     procedure_code: str | None = None
+    # Added in OfficialDocument v3: the rest of the national model, and the national origin.
+    direction: bool | None = None
+    reference_codes: tuple[str, ...] = ()
+    response_for_refs: tuple[ResponseForRef, ...] = ()
+    reply_fors: tuple[ResponseForRef, ...] = ()
+    task_codes: tuple[str, ...] = ()
+    application_type: str | None = None
+    national: NationalOrigin | None = None
 
     @property
     def recipient_codes(self) -> tuple[str, ...]:
@@ -144,7 +194,8 @@ def validate_document(doc: OfficialDocument, *, allow_secret: bool = False) -> N
         if place.code is not None:
             check_agency_code(place.code, f"to_places[{i}].code")
     doc.code.validate("code")
-    doc.document_type.validate("document_type")
+    if not _waives(doc, "unknown_document_type"):
+        doc.document_type.validate("document_type")
     check_text(doc.subject, MAX_SUBJECT, "subject")
     check_text(doc.promulgation_place, 200, "promulgation_place")
     check_text(doc.signer.full_name, 200, "signer.full_name")
@@ -169,7 +220,7 @@ def validate_document(doc: OfficialDocument, *, allow_secret: bool = False) -> N
         require(1 <= doc.page_count <= MAX_PAGE_COUNT, "bad_page_count", "1..999", "page_count")
     if doc.number_of_copies is not None:
         require(doc.number_of_copies >= 1, "bad_copies", ">= 1", "number_of_copies")
-    if doc.due_date is not None:
+    if doc.due_date is not None and not _waives(doc, "bad_due_date"):
         require(
             doc.due_date >= doc.promulgation_date,
             "bad_due_date",
@@ -177,15 +228,30 @@ def validate_document(doc: OfficialDocument, *, allow_secret: bool = False) -> N
             "due_date",
         )
     for i, answered in enumerate(doc.response_for):
-        check_document_id(answered, f"response_for[{i}]")
-    _validate_business(doc.business)
+        _check_reference(doc, answered, f"response_for[{i}]")
+    _validate_business(doc, doc.business)
     for i, att in enumerate(doc.attachments):
         att.validate(f"attachments[{i}]")
     if not allow_secret:
         check_not_secret(doc.secrecy)
 
 
-def _validate_business(op: BusinessOperation) -> None:
+def _waives(doc: OfficialDocument, reason: str) -> bool:
+    """The receipt profile: an imported document may carry a flagged, recorded departure."""
+    return doc.national is not None and doc.national.waives(reason)
+
+
+def _check_reference(doc: OfficialDocument, value: str | None, field: str) -> None:
+    """A referenced document id; an impossible date inside it is taken when flagged on
+    receipt (the national axis names documents by such ids), a wrong shape never."""
+    try:
+        check_document_id(value, field)
+    except ValidationError:
+        if not (_waives(doc, "impossible_date_in_id") and DOCUMENT_ID.fullmatch(value or "")):
+            raise
+
+
+def _validate_business(doc: OfficialDocument, op: BusinessOperation) -> None:
     if op.operation is BusinessOperationType.NEW:
         require(
             op.target_document_id is None,
@@ -200,8 +266,10 @@ def _validate_business(op: BusinessOperation) -> None:
             f"{op.operation.value} needs the target document id",
             "business.target_document_id",
         )
-    check_document_id(op.target_document_id, "business.target_document_id")
+    _check_reference(doc, op.target_document_id, "business.target_document_id")
     check_text(op.reason, MAX_SUBJECT, "business.reason")
+    for i, rep in enumerate(op.replacements):
+        _check_reference(doc, rep.document_id, f"business.replacements[{i}].document_id")
 
 
 def document_to_record(doc: OfficialDocument) -> dict[str, Any]:
@@ -241,20 +309,77 @@ def document_to_record(doc: OfficialDocument) -> dict[str, Any]:
         "page_count": doc.page_count,
         "appendixes": list(doc.appendixes),
         "response_for": list(doc.response_for),
-        "business": {
-            "operation": doc.business.operation.value,
-            "target_document_id": doc.business.target_document_id,
-            "reason": doc.business.reason,
-        },
+        "business": _business_to_record(doc.business),
         "secrecy": doc.secrecy.value,
         "attachments": [a.to_record() for a in doc.attachments],
         "keywords": list(doc.keywords),
         "procedure_code": doc.procedure_code,
+        "direction": doc.direction,
+        "reference_codes": list(doc.reference_codes),
+        "response_for_refs": [r.to_record() for r in doc.response_for_refs],
+        "reply_fors": [r.to_record() for r in doc.reply_fors],
+        "task_codes": list(doc.task_codes),
+        "application_type": doc.application_type,
+        "national": None if doc.national is None else doc.national.to_record(),
     }
 
 
+def _business_to_record(op: BusinessOperation) -> dict[str, Any]:
+    staff, info = op.staff, op.document_info
+    return {
+        "operation": op.operation.value,
+        "target_document_id": op.target_document_id,
+        "reason": op.reason,
+        "paper": op.paper,
+        "staff": None
+        if staff is None
+        else {
+            "department": staff.department,
+            "department_id": staff.department_id,
+            "staff": staff.staff,
+            "staff_id": staff.staff_id,
+            "email": staff.email,
+            "mobile": staff.mobile,
+        },
+        "document_info": None
+        if info is None
+        else {
+            "document_info": info.document_info,
+            "document_receiver": info.document_receiver,
+            "receivers": [
+                {"organ_id": r.organ_id, "receiver_type": r.receiver_type} for r in info.receivers
+            ],
+        },
+        "replacements": [
+            {"document_id": r.document_id, "organ_ids": list(r.organ_ids)} for r in op.replacements
+        ],
+    }
+
+
+def _business_from_record(bus: dict[str, Any]) -> BusinessOperation:
+    staff, info = bus.get("staff"), bus.get("document_info")
+    return BusinessOperation(
+        operation=BusinessOperationType(bus["operation"]),
+        target_document_id=bus["target_document_id"],
+        reason=bus["reason"],
+        paper=bus.get("paper"),
+        staff=None if staff is None else BusinessStaff(**staff),
+        document_info=None
+        if info is None
+        else BusinessDocumentInfo(
+            info["document_info"],
+            info["document_receiver"],
+            tuple(BusinessReceiver(r["organ_id"], r["receiver_type"]) for r in info["receivers"]),
+        ),
+        replacements=tuple(
+            Replacement(r["document_id"], tuple(r["organ_ids"]))
+            for r in bus.get("replacements", ())
+        ),
+    )
+
+
 def document_from_record(rec: dict[str, Any]) -> OfficialDocument:
-    """Inverse of document_to_record; v1 records (no v2 fields) get the v2 defaults."""
+    """Inverse of document_to_record; older records get the newer fields' defaults."""
     s = rec["sender"]
     sig = rec["signer"]
     bus = rec["business"]
@@ -291,13 +416,18 @@ def document_from_record(rec: dict[str, Any]) -> OfficialDocument:
         page_count=rec["page_count"],
         appendixes=tuple(rec["appendixes"]),
         response_for=tuple(rec["response_for"]),
-        business=BusinessOperation(
-            operation=BusinessOperationType(bus["operation"]),
-            target_document_id=bus["target_document_id"],
-            reason=bus["reason"],
-        ),
+        business=_business_from_record(bus),
         secrecy=SecrecyMarking(rec["secrecy"]),
         attachments=tuple(Attachment.from_record(a) for a in rec["attachments"]),
         keywords=tuple(rec.get("keywords", ())),
         procedure_code=rec.get("procedure_code"),
+        direction=rec.get("direction"),
+        reference_codes=tuple(rec.get("reference_codes", ())),
+        response_for_refs=tuple(
+            ResponseForRef.from_record(r) for r in rec.get("response_for_refs", ())
+        ),
+        reply_fors=tuple(ResponseForRef.from_record(r) for r in rec.get("reply_fors", ())),
+        task_codes=tuple(rec.get("task_codes", ())),
+        application_type=rec.get("application_type"),
+        national=NationalOrigin.from_record(rec.get("national")),
     )

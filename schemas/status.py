@@ -10,6 +10,7 @@ from typing import Any
 
 from schemas.common import AgencyRef, check_answerable_id, check_aware, check_text, require
 from schemas.errors import ValidationError
+from schemas.national import NationalOrigin, ResponseForRef
 
 MAX_DESCRIPTION = 2000  # not fixed by Decree 30; generous, bounded so rows stay small
 
@@ -106,6 +107,10 @@ class Staff:
     department: str | None = None
     email: str | None = None
     telephone: str | None = None
+    # Added in StatusNotice v2 (edXML StaffInfo).
+    department_id: str | None = None
+    staff_id: str | None = None
+    mobile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,9 @@ class StatusNotice:
     timestamp: datetime
     description: str | None = None
     staff: Staff | None = None
+    # Added in StatusNotice v2: edXML ResponseFor as received, and the national origin.
+    response_for: ResponseForRef | None = None
+    national: NationalOrigin | None = None
 
 
 def validate_status(notice: StatusNotice) -> None:
@@ -149,8 +157,13 @@ def status_to_record(notice: StatusNotice) -> dict[str, Any]:
             "name": staff.name,
             "email": staff.email,
             "telephone": staff.telephone,
+            "department_id": staff.department_id,
+            "staff_id": staff.staff_id,
+            "mobile": staff.mobile,
         },
         "timestamp": notice.timestamp,
+        "response_for": None if notice.response_for is None else notice.response_for.to_record(),
+        "national": None if notice.national is None else notice.national.to_record(),
     }
 
 
@@ -169,5 +182,12 @@ def status_from_record(rec: dict[str, Any]) -> StatusNotice:
             department=staff["department"],
             email=staff["email"],
             telephone=staff["telephone"],
+            department_id=staff.get("department_id"),
+            staff_id=staff.get("staff_id"),
+            mobile=staff.get("mobile"),
         ),
+        response_for=None
+        if rec.get("response_for") is None
+        else ResponseForRef.from_record(rec["response_for"]),
+        national=NationalOrigin.from_record(rec.get("national")),
     )

@@ -12,7 +12,7 @@ from consumers.router.state import DocumentState, PartitionView, StateChange
 from schemas.addressing import Payload, addressing
 from schemas.agency import AgencyDirectory
 from schemas.codec import PAYLOADS, decode_envelope, decode_payload
-from schemas.common import SecrecyMarking, check_answerable_id
+from schemas.common import DOCUMENT_ID, REPORT_ID, SecrecyMarking
 from schemas.document import BusinessOperationType, OfficialDocument
 from schemas.envelope import Envelope, PayloadType, TraceHop
 from schemas.errors import SchemaError, ValidationError
@@ -359,19 +359,55 @@ def _route_document(envelope: Envelope, payload: Payload, state: PartitionView) 
     if op is not BusinessOperationType.NEW:
         # An update, replacement or revocation carries its own id, so it lives on its own
         # partition, not its target's: whether the target was routed is not known here. Its
-        # id names its sender, though, and only that sender may change it.
+        # id names its sender, though, and only that sender may change it. The id's shape is
+        # enough to name it: validation already refused an impossible date, unless the
+        # receipt profile took one from the national axis (flagged in the payload).
         target_id = payload.business.target_document_id or ""
-        try:
-            owner = str(check_answerable_id(target_id, "target_document_id")["sender"])
-        except ValidationError as exc:
-            raise _Refuse(RejectReason.UNKNOWN_DOCUMENT, f"{op} of {exc.message}") from None
+        match = DOCUMENT_ID.fullmatch(target_id) or REPORT_ID.fullmatch(target_id)
+        if match is None:
+            raise _Refuse(RejectReason.UNKNOWN_DOCUMENT, f"{op} of {target_id!r}: not an id")
+        owner = match["sender"]
         if owner != envelope.sender:
             raise _Refuse(
                 RejectReason.NOT_THE_SENDER,
                 f"{op} of {target_id}, a document of {owner}: only its sender may change it",
             )
+        if envelope.document_id in state.documents:
+            return _next_version(envelope, op, state)
     entry = _new_entry(envelope, state)
     return envelope.recipients, (StateChange.document(envelope.document_id, entry),)
+
+
+def _next_version(envelope: Envelope, op: BusinessOperationType, state: PartitionView) -> Plan:
+    """An update, replacement or revocation whose id was already routed (the national axis
+    sends all of a document's operations under one id) is the next version of that document,
+    from the same sender: kept under (id, operation, version), never DUPLICATE_DOCUMENT. The
+    document's own entry (its recipients and statuses) stays as it is. A comma cannot occur
+    in a notation, so the key can never be another document's id."""
+    first = state.documents.get(envelope.document_id)
+    assert first is not None
+    if first.sender != envelope.sender:
+        raise _Refuse(
+            RejectReason.NOT_THE_SENDER,
+            f"{op} under {envelope.document_id}, a document of {first.sender}: "
+            "only its sender may change it",
+        )
+    version = 1
+    while version_key(envelope.document_id, op, version) in state.documents:
+        version += 1
+    entry = DocumentState(
+        envelope.sender,
+        envelope.recipients,
+        str(envelope.payload_type),
+        int(envelope.created_at.timestamp() * 1000),
+    )
+    key = version_key(envelope.document_id, op, version)
+    return envelope.recipients, (StateChange.document(key, entry),)
+
+
+def version_key(document_id: str, op: BusinessOperationType, version: int) -> str:
+    """The router's key of the n-th UPDATE/REPLACE/REVOKE routed under an existing id."""
+    return f"{document_id},{op.value},{version}"
 
 
 def _route_report(envelope: Envelope, payload: Payload, state: PartitionView) -> Plan:

@@ -1316,6 +1316,32 @@ def build_cases(pki: Pki, directory: AgencyDirectory) -> list[Case]:
             state=routed_doc,
         )
     )
+    same_id_update = document(
+        4612,
+        [BA_DINH],
+        directory,
+        business=BusinessOperation(
+            BusinessOperationType.UPDATE, f"{H26},2026/03/01,4500/QĐ-UBND", "Cập nhật"
+        ),
+    )
+    assert same_id_update.document_id == doc_id
+    add(
+        Case(
+            "update-under-a-routed-id",
+            "An UPDATE whose own document id is the routed good document's (the national axis "
+            "sends a document's update, replacement and revocation under one id): routed as "
+            "the next version, kept under '<id>,UPDATE,1', not DUPLICATE_DOCUMENT; see "
+            "docs/contract.md.",
+            raw(
+                signed(
+                    bare(same_id_update, name="update-under-a-routed-id", recipients=[BA_DINH]),
+                    agency,
+                )
+            ),
+            routed(BA_DINH),
+            state=routed_doc,
+        )
+    )
     add(
         Case(
             "misaddressed",

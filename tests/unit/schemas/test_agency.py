@@ -141,3 +141,30 @@ def test_load_from_path(tmp_path: Path) -> None:
     f.write_text("agencies: {}\n", encoding="utf-8")
     with pytest.raises(ValueError):
         AgencyDirectory.load(f)
+
+
+def test_lenient_parse_reads_a_three_group_code_as_level_4_zero() -> None:
+    # The national sample's recipient 28.22.H17: level 3 '28', level 2 '22', level 1 'H17'.
+    three = AgencyCode.parse_lenient("28.22.H17")
+    assert three.code == AgencyCode("000.28.22.H17") and three.problem == "three_groups"
+    assert three.raw == "28.22.H17" and not three.is_strict
+    assert AgencyCode.parse_lenient("1.2.h5").code == AgencyCode("000.01.02.H05")
+    # Two groups, or letters in the wrong group, are not codes at all.
+    assert AgencyCode.parse_lenient("22.H17").problem == "unparseable"
+    assert AgencyCode.parse_lenient("28.H2.17").problem == "unparseable"
+
+
+def test_the_national_directory_loads_beside_hanois_and_resolves_national_codes() -> None:
+    from schemas.agency import load_legacy_codes
+
+    national = AgencyDirectory.national()
+    both = AgencyDirectory.default().merged(national)
+    assert len(both) == len(AgencyDirectory.default()) + len(national)
+    assert both.is_open("000.28.22.H17", date(2019, 1, 16))  # the sample's 28.22.H17
+    assert both.lookup("000.28.22.H17").parent == "000.00.22.H17"  # type: ignore[union-attr]
+    with pytest.raises(ValueError):  # one code, two truths
+        both.merged(national)
+    table = load_legacy_codes("legacy_codes:\n  H41-OLD: 000.00.00.H41\n")
+    assert table == {"H41-OLD": "000.00.00.H41"}
+    with pytest.raises(ValueError):
+        load_legacy_codes("legacy_codes:\n  X: not-a-code\n")
