@@ -21,6 +21,10 @@ runner = CliRunner()
 @pytest.fixture
 def pki_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LIENTHONG_PKI_DIR", str(tmp_path / "pki"))
+    # A home of its own, and no broker named: `pki revoke` must not find (and publish to) a
+    # broker someone left running in the checkout (it then only warns that it did not publish).
+    monkeypatch.setenv("LIENTHONG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LIENTHONG_KAFKA_BOOTSTRAP", raising=False)
     return tmp_path / "pki"
 
 
