@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from schemas.agency import Agency, AgencyDirectory
 from schemas.codec import decode_envelope
@@ -88,8 +89,19 @@ _UNPINNED = (
     "anchors come from the bundle: this proves consistency, not authenticity;"
     " pass the archive's anchor obtained independently (trust_override)"
 )
+# anchor-pinned is core: anchors taken from the bundle prove only that the bundle agrees with
+# itself (anyone can make a root), so a bundle is never "ok" unless the auditor pinned them.
 CORE_CHECKS = frozenset(
-    {"container", "manifest", "leaf", "envelope-digest", "inclusion", "tree-head-signature"}
+    {
+        "container",
+        "manifest",
+        "leaf",
+        "envelope-digest",
+        "document",
+        "inclusion",
+        "anchor-pinned",
+        "tree-head-signature",
+    }
 )
 
 
@@ -132,6 +144,34 @@ def _load_trust(anchors_pem: bytes, crls_pem: bytes) -> TrustStore:
     if _PEM_CRL.sub(b"", crls_pem).strip():
         raise PkiError("trust/crls.pem holds something other than PEM CRLs")
     return TrustStore(anchors, crls)
+
+
+def pinned_trust(pinned: TrustStore, crls_pem: bytes) -> tuple[TrustStore, str]:
+    """The auditor's anchors with their own CRLs, plus every CRL in the bundle that an issuer
+    under those anchors signed (a revocation counts whoever carried it; the bundle cannot add
+    an anchor). A bundle CRL issued by a pinned anchor whose signature does not verify is
+    dropped and named; one from an intermediate is checked when a chain brings that CA."""
+    try:
+        carried = [x509.load_pem_x509_crl(m.group()) for m in _PEM_CRL.finditer(crls_pem)]
+    except ValueError as exc:
+        raise PkiError(f"cannot read trust/crls.pem: {exc}") from exc
+    own = {crl.public_bytes(serialization.Encoding.DER) for crl in pinned.crls}
+    kept, dropped = [], []
+    for crl in carried:
+        if crl.public_bytes(serialization.Encoding.DER) in own:
+            continue
+        issuers = [a for a in pinned.anchors if a.subject == crl.issuer]
+        if issuers and not any(crl.is_signature_valid(a.public_key()) for a in issuers):  # type: ignore[arg-type]
+            dropped.append(crl.issuer.rfc4514_string())
+            continue
+        kept.append(crl)
+    note = f"; {len(kept)} CRL(s) from the bundle" if kept else ""
+    if dropped:
+        note += f"; ignored bundle CRL(s) with a bad signature: {', '.join(dropped)}"
+    trust = TrustStore(
+        pinned.anchors, (*pinned.crls, *kept), revocation_unknown=pinned.revocation_unknown
+    )
+    return trust, note
 
 
 def build_bundle(
@@ -267,11 +307,14 @@ def verify_bundle(
     at: datetime | None = None,
     trust_override: TrustStore | None = None,
     agencies: AgencyRegistry | None = None,
+    document_id: str | None = None,
 ) -> BundleReport:
-    """Check a bundle offline; `trust_override` pins the auditor's own anchors and CRLs.
+    """Check a bundle offline; `trust_override` pins the auditor's own anchors and CRLs (the
+    bundle's CRLs signed under those anchors count too, see pinned_trust).
 
     `agencies` is the auditor's agency directory; without it the sender's validity comes
     from metadata.json, and without that the envelope's signatures are not checked.
+    `document_id`, when given, is the document the auditor expects the bundle to prove.
     """
     now = at or datetime.now(UTC)
     v = _Verifier()
@@ -302,6 +345,8 @@ def verify_bundle(
         return f"seq {record.seq}: {record.topic}/{record.partition}@{record.offset}"
 
     def envelope_digest() -> str:
+        if box["leaf"].withheld:
+            raise _Failed("the leaf says the archive withheld the bytes; a bundle carries them")
         if box["leaf"].sha256 != _sha256_hex(m[ENVELOPE]):
             raise _Failed("SHA-256 of envelope.avro is not the one the leaf names")
         return f"sha256 {box['leaf'].sha256}"
@@ -334,9 +379,37 @@ def verify_bundle(
         return f"leaf {index} is in the tree of size {size} ({len(path)} hashes)"
 
     def trust() -> str:
-        box["trust"] = trust_override or _load_trust(m[ANCHORS], m[CRLS])
+        note = ""
+        if trust_override is not None:
+            box["trust"], note = pinned_trust(trust_override, m[CRLS])
+        else:
+            box["trust"] = _load_trust(m[ANCHORS], m[CRLS])
         names = "; ".join(a.subject.rfc4514_string() for a in box["trust"].anchors)
-        return f"{'auditor' if trust_override else 'bundle'} anchors: {names}"
+        return f"{'auditor' if trust_override else 'bundle'} anchors: {names}{note}"
+
+    def document() -> str:
+        # metadata.json is the platform's word, but it is the bundle's label: the envelope
+        # must be the document it names (and the record it names), or the bundle is refused.
+        try:
+            env = decode_envelope(m[ENVELOPE])
+        except SchemaError as exc:
+            raise _Failed(f"envelope.avro does not decode: {exc}") from exc
+        if env.message_id != box["leaf"].message_id:
+            raise _Failed(f"envelope is {env.message_id}, the leaf names {box['leaf'].message_id}")
+        meta = _canonical(m[METADATA], METADATA)
+        labelled = meta.get("document_id") if isinstance(meta, dict) else None
+        if labelled != env.document_id:
+            raise _Failed(
+                f"metadata.json labels the bundle {labelled!r}; the envelope is document "
+                f"{env.document_id!r}"
+            )
+        if isinstance(meta, dict) and meta.get("seq") != box["leaf"].seq:
+            raise _Failed(
+                f"metadata.json names seq {meta.get('seq')!r}, the leaf {box['leaf'].seq}"
+            )
+        if document_id is not None and env.document_id != document_id:
+            raise _Failed(f"the bundle proves document {env.document_id!r}, not {document_id!r}")
+        return f"envelope of {env.document_id}, as metadata.json labels it"
 
     def tree_head_signature() -> str:
         signer = verify_tree_head_signer(box["sth"], trust=box["trust"], at=now)
@@ -370,6 +443,7 @@ def verify_bundle(
     has_leaf = v.run("leaf", leaf)
     if has_leaf:
         v.run("envelope-digest", envelope_digest)
+        v.run("document", document)
     has_head = v.run("tree-head", tree_head)
     if has_leaf and has_head:
         v.run("inclusion", inclusion)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
+from consumers.archive.derived import check_derived
 from consumers.archive.leaf import record_leaf
+from consumers.archive.parse import ParseContext
 from consumers.archive.store import fetch_nodes
 from signing.errors import VerificationError
 from signing.merkle import (
@@ -61,13 +63,15 @@ class CheckReport:
     records: int = 0
     nodes: int = 0
     heads: int = 0
+    derived: int | None = None  # records whose derived rows were parsed again (None: not asked)
     findings: list[Finding] = field(default_factory=list)
 
     def summary(self) -> str:
         verdict = "TAMPERED" if self.findings else "intact"
+        derived = "" if self.derived is None else f", {self.derived} re-derived"
         return (
             f"{verdict}: {self.records} records, {self.nodes} Merkle nodes, "
-            f"{self.heads} signed tree heads checked; {len(self.findings)} findings"
+            f"{self.heads} signed tree heads checked{derived}; {len(self.findings)} findings"
         )
 
 
@@ -78,19 +82,56 @@ class _Head:
     signed: str
 
 
+# How long a record may wait for a signed tree head before its absence is a finding: the
+# archiver signs every checkpoint_seconds (60 by default) and on shutdown.
+HEAD_GRACE = timedelta(minutes=10)
+
+# The archiver stores each partition's next offset in the same transaction as the records it
+# read: the record just below it must exist, and no record may be at or above it.
+OFFSETS_WITHOUT_RECORDS = """
+SELECT o.topic, o.partition, o.next_offset FROM archive_offset o
+WHERE NOT EXISTS (SELECT 1 FROM archive_record r WHERE r.topic = o.topic
+                  AND r.partition = o.partition AND r."offset" = o.next_offset - 1)
+ORDER BY o.topic, o.partition
+"""
+RECORDS_WITHOUT_OFFSETS = """
+SELECT r.topic, r.partition, max(r."offset") AS last, min(r.seq) AS seq FROM archive_record r
+LEFT JOIN archive_offset o ON o.topic = r.topic AND o.partition = r.partition
+GROUP BY r.topic, r.partition, o.next_offset
+HAVING o.next_offset IS NULL OR max(r."offset") >= o.next_offset
+"""
+
+
 async def run_check(
-    database_url: str, *, trust: TrustStore, at: datetime, chunk: int = 2000
+    database_url: str,
+    *,
+    trust: TrustStore,
+    at: datetime,
+    chunk: int = 2000,
+    derive: ParseContext | None = None,
+    head_grace: timedelta = HEAD_GRACE,
 ) -> CheckReport:
     conn = await asyncpg.connect(database_url)
     try:
-        return await check_archive(conn, trust=trust, at=at, chunk=chunk)
+        return await check_archive(
+            conn, trust=trust, at=at, chunk=chunk, derive=derive, head_grace=head_grace
+        )
     finally:
         await conn.close()
 
 
 async def check_archive(
-    conn: asyncpg.Connection, *, trust: TrustStore, at: datetime, chunk: int = 2000
+    conn: asyncpg.Connection,
+    *,
+    trust: TrustStore,
+    at: datetime,
+    chunk: int = 2000,
+    derive: ParseContext | None = None,
+    head_grace: timedelta = HEAD_GRACE,
 ) -> CheckReport:
+    """Everything the database can say against itself. `derive` (the archiver's parse context)
+    also re-derives every document, delivery and status row from the signed bytes; records
+    older than `head_grace` (before `at`) must be covered by a signed tree head."""
     checker = _Checker(conn, trust)
     # One snapshot for rows, nodes and heads: a running archiver cannot make them disagree.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -105,6 +146,11 @@ async def check_archive(
                 buffer = []
         await checker.feed(buffer)
         await checker.finish()
+        await checker.check_offsets()
+        await checker.check_coverage(at - head_grace)
+        if derive is not None:
+            checker.sources = {}
+            checker.report.derived = await check_derived(conn, derive, checker.find)
     return checker.report
 
 
@@ -151,6 +197,17 @@ class _Checker:
         digest = stored_digest if row["secret"] else bytes(row["raw_digest"])
         if digest != stored_digest:
             self.find("its bytes do not match their recorded SHA-256 (raw was altered)", seq)
+        stored = bytes(row["leaf_data"])
+        withheld = bool(row["secret"])
+        if withheld and _says_kept(stored):
+            # NULL raw is how the archive withholds bytes, so erasing evidence looks the same
+            # in the row: only the signed leaf tells them apart.
+            self.find(
+                "its bytes were erased: raw is NULL, but its signed leaf says the archive kept "
+                'them (no "content":"withheld")',
+                seq,
+            )
+            withheld = False  # as signed: the tree below is then checked on its own merits
         data, recomputed = record_leaf(
             seq=seq,
             topic=row["topic"],
@@ -159,8 +216,8 @@ class _Checker:
             message_id=row["message_id"],
             sha256=digest,
             archived_at=row["archived_at"],
+            withheld=withheld,
         )
-        stored = bytes(row["leaf_data"])
         if stored != data:
             self.find(f"leaf_data disagrees with the record: {_leaf_difference(stored, data)}", seq)
         if leaf_hash(stored) != bytes(row["leaf_hash"]):
@@ -252,6 +309,36 @@ class _Checker:
                 self.find(f"tree head of size {head.size}, but only {count} records remain")
         await self._check_consistency()
 
+    async def check_offsets(self) -> None:
+        """Records removed from the tail (or all of them) leave the offsets that read them."""
+        self.sources = {}
+        for row in await self.conn.fetch(OFFSETS_WITHOUT_RECORDS):
+            self.find(
+                f"archive_offset says {row['topic']}/{row['partition']} was archived up to offset "
+                f"{row['next_offset'] - 1}, but that record is missing (records were removed)"
+            )
+        for row in await self.conn.fetch(RECORDS_WITHOUT_OFFSETS):
+            self.find(
+                f"records of {row['topic']}/{row['partition']} (up to offset {row['last']}) lie "
+                "beyond what archive_offset says was read (archive_offset was altered)",
+                row["seq"],
+            )
+
+    async def check_coverage(self, before: datetime) -> None:
+        """Every record archived before `before` is in a signed tree head that remains."""
+        covered = max((h.size for h in self.heads), default=0)
+        if self.edge.size <= covered:
+            return
+        oldest = await self.conn.fetchval(
+            "SELECT min(archived_at) FROM archive_record WHERE seq >= $1", covered
+        )
+        if oldest is not None and oldest < before:
+            self.find(
+                f"records seq {covered}..{self.edge.size - 1} are covered by no signed tree head "
+                f"(the oldest archived {oldest.isoformat()}): signed heads were deleted, or the "
+                "archiver stopped signing"
+            )
+
     async def _check_consistency(self) -> None:
         for old, new in zip(self.heads, self.heads[1:], strict=False):
             plan = plan_consistency(old.size, new.size)
@@ -262,12 +349,21 @@ class _Checker:
                 self.find(f"tree heads {old.size} and {new.size} are not consistent: {exc}")
 
 
+def _says_kept(leaf_data: bytes) -> bool:
+    try:
+        return not decode_leaf(leaf_data).withheld
+    except LeafFormatError:
+        return False  # reported as malformed by the leaf comparison
+
+
 def _leaf_difference(stored: bytes, recomputed: bytes) -> str:
     try:
         was, now = decode_leaf(stored), decode_leaf(recomputed)
     except LeafFormatError as exc:
         return f"stored leaf is malformed ({exc})"
-    fields = ("seq", "topic", "partition", "offset", "message_id", "sha256", "archived_at")
+    fields = (
+        "seq", "topic", "partition", "offset", "message_id", "sha256", "archived_at", "withheld",
+    )  # fmt: skip
     diffs = [
         f"{f} {getattr(was, f)!r} -> {getattr(now, f)!r}"
         for f in fields

@@ -35,7 +35,7 @@ def leaf_rows(first_seq: int, parsed: Sequence[Parsed], archived_at: datetime) -
         first_seq,
         [
             (p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
-             p.record.raw_sha256)
+             p.record.raw_sha256, p.record.raw is None)
             for p in parsed
         ],
         archived_at,

@@ -156,7 +156,8 @@ FROM rejection WHERE document_id = $1 ORDER BY at, seq"""
 # --- verify ---------------------------------------------------------------------------------
 
 SUBMISSION_RECORD = """
-SELECT a.seq, a.kind, a.raw, a.raw_sha256, a.leaf_data, a.leaf_hash, a.archived_at
+SELECT a.seq, a.kind, a.raw, a.raw_sha256, a.leaf_data, a.leaf_hash, a.archived_at,
+       a.parse_error
 FROM document d JOIN archive_record a ON a.seq = d.submission_seq
 WHERE d.document_id = $1"""
 

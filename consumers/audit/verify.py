@@ -50,9 +50,10 @@ class PgNodeStore:
 class Evidence:
     """What the archive holds for one submission, as read; nothing here is trusted yet."""
 
-    document_id: str
+    document_id: str  # the document asked for: the envelope must be this one
     seq: int
-    raw: bytes
+    kind: str
+    raw: bytes | None  # None: erased, though the signed leaf says the bytes were kept
     raw_sha256: bytes
     leaf_data: bytes
     leaf_hash: bytes
@@ -75,8 +76,12 @@ async def load_evidence(conn: asyncpg.Connection, document_id: str) -> Evidence:
     row = await conn.fetchrow(sql.SUBMISSION_RECORD, document_id)
     if row is None:
         raise EvidenceMissing(f"no archived submission for document {document_id!r}")
-    if row["raw"] is None:
-        raise EvidenceMissing(f"the archive keeps no bytes for {document_id!r} (secret document)")
+    if row["raw"] is None and _leaf_withheld(bytes(row["leaf_data"])):
+        # The signed leaf says so; parse_error (unsigned) says why.
+        raise EvidenceMissing(
+            f"the archive keeps no bytes for {document_id!r}: its signed leaf says they were "
+            f"withheld ({row['parse_error'] or 'no reason recorded'})"
+        )
     head_row = await conn.fetchrow(sql.LATEST_TREE_HEAD)
     if head_row is None or head_row["size"] <= row["seq"]:
         raise EvidenceMissing(
@@ -91,7 +96,8 @@ async def load_evidence(conn: asyncpg.Connection, document_id: str) -> Evidence:
     return Evidence(
         document_id=document_id,
         seq=row["seq"],
-        raw=bytes(row["raw"]),
+        kind=row["kind"],
+        raw=None if row["raw"] is None else bytes(row["raw"]),
         raw_sha256=bytes(row["raw_sha256"]),
         leaf_data=bytes(row["leaf_data"]),
         leaf_hash=bytes(row["leaf_hash"]),
@@ -100,6 +106,13 @@ async def load_evidence(conn: asyncpg.Connection, document_id: str) -> Evidence:
         tree_head=tree_head,
         summary=_summary(await conn.fetchrow(sql.DOCUMENT_BY_ID, document_id)),
     )
+
+
+def _leaf_withheld(leaf_data: bytes) -> bool:
+    try:
+        return decode_leaf(leaf_data).withheld
+    except LeafFormatError:
+        return False  # then the bytes are expected, and the leaf check reports the leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,26 +145,57 @@ def verify_evidence(
 ) -> list[CheckResult]:
     """Every check, each with its result; a failure does not stop the checks after it."""
     results: list[CheckResult] = []
-    digest = hashlib.sha256(ev.raw).digest()
+    raw = ev.raw if ev.raw is not None else b""
+    digest = hashlib.sha256(raw).digest()
+
+    def stored() -> bytes:
+        if ev.raw is None:
+            raise ValueError(
+                "the stored bytes were erased (raw is NULL), but the signed leaf says the "
+                "archive kept them"
+            )
+        return ev.raw
 
     def raw_bytes() -> str:
+        stored()
         if digest != ev.raw_sha256:
             raise ValueError("SHA-256 of the stored bytes differs from archive_record.raw_sha256")
-        return f"{len(ev.raw)} bytes, sha256 {digest.hex()}"
+        return f"{len(raw)} bytes, sha256 {digest.hex()}"
 
     def leaf() -> str:
         record = decode_leaf(ev.leaf_data)
         if record.seq != ev.seq:
             raise ValueError(f"leaf says seq {record.seq}, the record is seq {ev.seq}")
+        if record.withheld:
+            raise ValueError("the leaf says the archive withheld these bytes, yet it holds some")
         if record.sha256 != digest.hex():
             raise ValueError("the leaf names other bytes than the stored envelope")
         if leaf_hash(ev.leaf_data) != ev.leaf_hash:
             raise ValueError("archive_record.leaf_hash is not the hash of its leaf data")
         return f"seq {record.seq}: {record.topic}/{record.partition}@{record.offset}"
 
+    def document() -> str:
+        # The document row only points at a record (submission_seq, an unsigned column): the
+        # signed bytes must themselves be document ev.document_id, and the leaf's message.
+        envelope = decode_envelope(stored())
+        if envelope.document_id != ev.document_id:
+            raise ValueError(
+                f"the archived envelope is document {envelope.document_id!r}, not "
+                f"{ev.document_id!r} (the document row points at another record: seq {ev.seq})"
+            )
+        record = decode_leaf(ev.leaf_data)
+        if record.message_id != envelope.message_id:
+            raise ValueError(
+                f"the leaf names message {record.message_id!r}, the envelope is "
+                f"{envelope.message_id!r}"
+            )
+        if ev.kind != "submission":
+            raise ValueError(f"record {ev.seq} is a {ev.kind}, not the document's submission")
+        return f"envelope of {envelope.document_id}, message {envelope.message_id}"
+
     def signatures() -> str:
-        envelope = decode_envelope(ev.raw)
-        at = signing_moment(ev.raw)
+        envelope = decode_envelope(stored())
+        at = signing_moment(stored())
         sender = verify_envelope(envelope, trust=trust, agencies=agencies, at=at)
         signers = "; ".join(
             f"{s.role} {s.subject} sha256:{s.certificate_sha256[:16]}… "
@@ -173,6 +217,7 @@ def verify_evidence(
 
     _check(results, "stored-bytes", raw_bytes)
     _check(results, "leaf", leaf)
+    _check(results, "document", document)
     _check(results, "envelope-signatures", signatures)
     _check(results, "tree-head-signature", tree_head)
     _check(results, "inclusion", inclusion)
@@ -193,7 +238,26 @@ def sender_agency_metadata(agencies: AgencyDirectory, code: str | None) -> dict[
 
 def evidence_bundle(ev: Evidence, *, trust: TrustStore, agencies: AgencyDirectory) -> bytes:
     """The zip `verify-bundle` checks offline: the evidence, the trust it was checked against,
-    and (unauthenticated, for the reader) what the archive says about the document."""
+    and (unauthenticated, for the reader) what the archive says about the document.
+
+    Refused (EvidenceMissing) when the bytes are gone or are not document ev.document_id: a
+    bundle labelled with one document must never carry another's envelope."""
+    if ev.raw is None:
+        raise EvidenceMissing(
+            f"the archive's bytes of {ev.document_id!r} were erased (raw is NULL, but the signed "
+            "leaf says they were kept): `audit verify` and `audit check` report it"
+        )
+    try:
+        envelope = decode_envelope(ev.raw)
+    except SchemaError as exc:
+        raise EvidenceMissing(
+            f"the archived bytes of {ev.document_id!r} do not decode: {exc}"
+        ) from None
+    if envelope.document_id != ev.document_id:
+        raise EvidenceMissing(
+            f"the archived envelope (seq {ev.seq}) is document {envelope.document_id!r}, not "
+            f"{ev.document_id!r}: the archive's document row was altered; see `audit verify`"
+        )
     metadata: dict[str, Any] = {
         "document_id": ev.document_id,
         "seq": ev.seq,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from consumers.audit import (
 )
 from infra import context
 from infra.cli.common import clean_errors, out
+from infra.compose.archive import archive_parse_context
 from infra.compose.audit import run_audited
 from infra.settings import load_settings
 from signing.evidence import verify_bundle
@@ -194,7 +195,10 @@ def export(
         ev = run_audited(who, "export", args, lambda c: load_evidence(c, document_id))
     except EvidenceMissing as exc:
         raise ValueError(str(exc)) from None
-    data = evidence_bundle(ev, trust=trust, agencies=agencies)
+    try:
+        data = evidence_bundle(ev, trust=trust, agencies=agencies)
+    except EvidenceMissing as exc:  # the bytes are gone or are not this document's
+        raise ValueError(str(exc)) from None
     out_path.write_bytes(data)
     out.print(
         f"wrote {out_path} ({len(data)} bytes): record {ev.seq}, tree size {ev.tree_head.head.size}"
@@ -208,18 +212,30 @@ def verify_bundle_command(
     trust_anchor: list[Path] = typer.Option(
         [], "--trust-anchor", help="The archive CA's certificate (PEM), obtained independently."
     ),
-    crl: list[Path] = typer.Option([], "--crl", help="CRL files to use with --trust-anchor."),
+    crl: list[Path] = typer.Option(
+        [],
+        "--crl",
+        help="More CRL files with --trust-anchor (the bundle's own count when signed under it).",
+    ),
+    document: str | None = typer.Option(
+        None, "--document", help="The document id the bundle must prove."
+    ),
     fmt: str = FORMAT,
 ) -> None:
     """Check an evidence bundle with no database and no network (nothing is logged: the
-    archive is not consulted). Exit 0 only if every check passes."""
+    archive is not consulted). Exit 0 only if every check passes, the anchor pinned
+    (--trust-anchor) included: without it the bundle proves only that it agrees with itself."""
     # Deliberately no services.* here: this runs on an auditor's offline machine.
     _check_format(fmt)
     pinned = TrustStore.from_files(trust_anchor, crl) if trust_anchor else None
     agencies = context.agency_directory(load_settings())
-    report = verify_bundle(bundle.read_bytes(), trust_override=pinned, agencies=agencies)
+    report = verify_bundle(
+        bundle.read_bytes(), trust_override=pinned, agencies=agencies, document_id=document
+    )
     _print_checks([(c.name, str(c.status), c.detail) for c in report.checks], fmt)
     if not report.ok:
+        if not report.failures and not report.anchors_pinned:
+            print("not verified: pass --trust-anchor (the archive CA's root)", file=sys.stderr)
         raise typer.Exit(1)
 
 
@@ -227,17 +243,26 @@ def verify_bundle_command(
 def check(
     limit: int = typer.Option(50, help="Print at most this many findings."),
     who: str = typer.Option(None, "--who", help="Who asks (access log); default $USER."),
+    head_grace: float = typer.Option(
+        10.0, "--head-grace", help="Minutes a record may wait for its signed tree head."
+    ),
 ) -> None:
-    """Recompute leaves, tree and signed heads: exit 0 intact, 1 tampered, 2 on error."""
+    """Recompute leaves, tree and signed heads, and every row derived from the bytes: exit 0
+    intact, 1 tampered, 2 on error."""
     from consumers.archive import check_archive
 
     try:
         settings = load_settings()
         trust = context.trust_store(settings)
+        derive = archive_parse_context(settings)
         now = datetime.now(UTC)
+        grace = timedelta(minutes=head_grace)
         # As the auditor role, after the access log has the request, like every audit command.
         report = run_audited(
-            who, "check", {}, lambda conn: check_archive(conn, trust=trust, at=now)
+            who,
+            "check",
+            {},
+            lambda conn: check_archive(conn, trust=trust, at=now, derive=derive, head_grace=grace),
         )
     except Exception as exc:  # any failure to check is "could not say", never "intact"
         print(f"error: {exc}", file=sys.stderr)

@@ -43,6 +43,23 @@ def archive_log_id(settings: Settings) -> str:
     return f"{settings.topic('archive')}/{settings.platform_agency}"
 
 
+def archive_topics(settings: Settings) -> ArchiveTopics:
+    return ArchiveTopics(
+        submissions=settings.topic("submissions"),
+        deadletter=settings.topic("deadletter"),
+        inbox_prefix=settings.inbox(""),
+    )
+
+
+def archive_parse_context(settings: Settings) -> ParseContext:
+    """What the archiver parses records with; `audit check` derives the rows again with it."""
+    return ParseContext(
+        topics=archive_topics(settings),
+        trust=context.trust_store(settings),
+        agencies=context.agency_directory(settings),
+    )
+
+
 def build_archiver(
     settings: Settings,
     bootstrap: str,
@@ -54,11 +71,7 @@ def build_archiver(
     parse_workers: int | None = None,  # None: $LIENTHONG_ARCHIVE_PARSE_WORKERS, else 0
 ) -> Archiver:
     config = ArchiverConfig(
-        topics=ArchiveTopics(
-            submissions=settings.topic("submissions"),
-            deadletter=settings.topic("deadletter"),
-            inbox_prefix=settings.inbox(""),
-        ),
+        topics=archive_topics(settings),
         database_url=database_url,
         checkpoints_topic=settings.topic("checkpoints"),
         max_batch=max_batch,
