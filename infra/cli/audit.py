@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from consumers.archive import WitnessPolicy
 from consumers.audit import (
     Cursor,
     EvidenceMissing,
@@ -26,10 +27,13 @@ from consumers.audit import (
 )
 from infra import context
 from infra.cli.common import clean_errors, out
-from infra.compose.archive import archive_parse_context
+from infra.compose.archive import archive_log_id, archive_parse_context
 from infra.compose.audit import run_audited
 from infra.settings import load_settings
 from signing.evidence import verify_bundle
+from signing.merkle import verify_consistency
+from signing.note import VerifierKey
+from signing.treehead import signed_tree_head_from_json, verify_tree_head
 from signing.trust import TrustStore
 
 audit_app = typer.Typer(
@@ -239,6 +243,44 @@ def verify_bundle_command(
         raise typer.Exit(1)
 
 
+def _key_arg(value: str) -> VerifierKey:
+    """A verifier key given inline (name+hash+base64) or as a file holding one."""
+    path = Path(value)
+    text = path.read_text(encoding="utf-8") if "+" not in value and path.exists() else value
+    return VerifierKey.parse(text)
+
+
+def witness_policy(
+    witness: list[str], required: int | None, log_key: str | None, checkpoint: list[Path]
+) -> WitnessPolicy | None:
+    """The auditor's witness rule from the options; None when no witness is named."""
+    if not witness:
+        if required:
+            raise ValueError(f"--witnesses {required} needs that many --witness keys")
+        return None
+    keys = tuple(_key_arg(w) for w in witness)
+    return WitnessPolicy(
+        witnesses=keys,
+        required=len(keys) if required is None else required,
+        log_key=_key_arg(log_key) if log_key else None,
+        notes=tuple(p.read_bytes() for p in checkpoint),
+    )
+
+
+WITNESS = typer.Option(
+    [], "--witness", help="A witness's verifier key (name+hash+base64, or a file); repeat."
+)
+WITNESSES = typer.Option(
+    None, "--witnesses", help="How many of the --witness keys must cosign (default: all)."
+)
+LOG_KEY = typer.Option(
+    None, "--log-key", help="The archive's checkpoint verifier key, obtained independently."
+)
+CHECKPOINT = typer.Option(
+    [], "--checkpoint", help="A cosigned checkpoint you hold (from a witness); repeat."
+)
+
+
 @audit_app.command("check")
 def check(
     limit: int = typer.Option(50, help="Print at most this many findings."),
@@ -246,23 +288,38 @@ def check(
     head_grace: float = typer.Option(
         10.0, "--head-grace", help="Minutes a record may wait for its signed tree head."
     ),
+    witness: list[str] = WITNESS,
+    witnesses: int | None = WITNESSES,
+    log_key: str | None = LOG_KEY,
+    checkpoint: list[Path] = CHECKPOINT,
 ) -> None:
-    """Recompute leaves, tree and signed heads, and every row derived from the bytes: exit 0
-    intact, 1 tampered, 2 on error."""
+    """Recompute leaves, tree and signed heads, and every row derived from the bytes; with
+    --witness, hold the archive to the checkpoints its witnesses cosigned: exit 0 intact,
+    1 tampered, 2 on error."""
     from consumers.archive import check_archive
 
     try:
         settings = load_settings()
         trust = context.trust_store(settings)
         derive = archive_parse_context(settings)
+        policy = witness_policy(witness, witnesses, log_key, checkpoint)
+        origin = archive_log_id(settings)
         now = datetime.now(UTC)
         grace = timedelta(minutes=head_grace)
         # As the auditor role, after the access log has the request, like every audit command.
         report = run_audited(
             who,
             "check",
-            {},
-            lambda conn: check_archive(conn, trust=trust, at=now, derive=derive, head_grace=grace),
+            {"witnesses": [k.encode() for k in policy.witnesses]} if policy else {},
+            lambda conn: check_archive(
+                conn,
+                trust=trust,
+                at=now,
+                derive=derive,
+                head_grace=grace,
+                witnesses=policy,
+                origin=origin,
+            ),
         )
     except Exception as exc:  # any failure to check is "could not say", never "intact"
         print(f"error: {exc}", file=sys.stderr)
@@ -273,6 +330,61 @@ def check(
         print(f"... and {len(report.findings) - limit} more findings")
     print(report.summary())
     raise typer.Exit(1 if report.findings else 0)
+
+
+@audit_app.command("log-key")
+@clean_errors
+def log_key_command() -> None:
+    """Print the archive's checkpoint verifier key (what witnesses and auditors pin)."""
+    from consumers.archive import load_log_key
+
+    settings = load_settings()
+    print(load_log_key(settings.pki_dir, archive_log_id(settings)).verifier.encode())
+
+
+@audit_app.command("consistency")
+@clean_errors
+def consistency(
+    old: int = typer.Argument(..., help="The smaller tree size."),
+    new: int = typer.Argument(..., help="The larger tree size."),
+    who: str | None = WHO,
+    fmt: str = FORMAT,
+) -> None:
+    """Serve the RFC 6962 consistency proof between two signed tree heads, and verify it
+    against their signed roots. Exit 0 only if it verifies."""
+    from consumers.archive import serve_consistency
+
+    _check_format(fmt)
+    settings = load_settings()
+    trust = context.trust_store(settings)
+
+    async def work(conn: Any) -> tuple[list[bytes], dict[int, bytes]]:
+        heads = {}
+        for size in (old, new):
+            row = await conn.fetchrow(
+                "SELECT signed::text AS s FROM tree_head WHERE size = $1", size
+            )
+            if row is None:
+                raise ValueError(f"no signed tree head of size {size}")
+            heads[size] = verify_tree_head(
+                signed_tree_head_from_json(row["s"]), trust=trust, at=datetime.now(UTC)
+            ).root
+        return await serve_consistency(conn, old, new), heads
+
+    proof, roots = run_audited(who, "consistency", {"old": old, "new": new}, work)
+    verify_consistency(old, new, roots[old], roots[new], proof)
+    result = {
+        "old": {"size": old, "root": roots[old].hex()},
+        "new": {"size": new, "root": roots[new].hex()},
+        "proof": [h.hex() for h in proof],
+        "verified": True,
+    }
+    if fmt == "json":
+        print_json(result)
+    else:
+        out.print(f"consistent: {old} -> {new}, {len(proof)} hashes")
+        for h in proof:
+            out.print(h.hex())
 
 
 def register(app: typer.Typer) -> None:

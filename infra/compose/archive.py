@@ -17,6 +17,7 @@ from consumers.archive import (
     ParseContext,
     ParseSource,
     archive_signer,
+    collect_cosignatures,
 )
 from consumers.trustfeed import MonitoredCredentials
 from infra import context
@@ -118,12 +119,21 @@ async def run_archiver(
 
     async def archive(stop: asyncio.Event) -> None:
         follow = asyncio.create_task(_follow_credential(archiver, credentials, stop))
+        # Witnesses' cosignatures, from their topic into the cosignature table.
+        cosigned = asyncio.create_task(
+            collect_cosignatures(
+                bootstrap, settings.topic("cosignatures"), archiver.config.database_url, stop
+            )
+        )
         try:
             await archiver.run(stop)
         finally:
             follow.cancel()
+            stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await follow
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(cosigned, 10)
 
     await run_with_trust(archive, feed, stop, clock=lambda: archiver.clock(), watches=[credentials])
 
