@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -290,3 +291,35 @@ def verify_cosignature(note: Note, key: VerifierKey) -> int:
             raise NoteError(f"the cosignature by {key.name} does not verify") from None
         return int(timestamp)
     raise NoteError(f"no cosignature by {key.name}")  # pragma: no cover
+
+
+def merge_notes(notes: Iterable[bytes | str]) -> Note:
+    """One note with every distinct signature line of notes of the same text (a checkpoint as
+    the log signed it and as each witness published it)."""
+    merged: Note | None = None
+    for data in notes:
+        note = parse_note(data)
+        if merged is None:
+            merged = note
+        elif note.text != merged.text:
+            raise NoteError("notes of different texts cannot be merged")
+        else:
+            seen = set(merged.signatures)
+            merged = Note(
+                merged.text, (*merged.signatures, *(s for s in note.signatures if s not in seen))
+            )
+    if merged is None:
+        raise NoteError("no note to merge")
+    return merged
+
+
+def cosigners(note: Note, keys: Iterable[VerifierKey]) -> list[VerifierKey]:
+    """The keys among `keys` whose cosignature on the note verifies (others are ignored)."""
+    good = []
+    for key in keys:
+        try:
+            verify_cosignature(note, key)
+        except NoteError:
+            continue
+        good.append(key)
+    return good

@@ -169,6 +169,14 @@ LATEST_TREE_HEAD = "SELECT size, root, signed FROM tree_head ORDER BY size DESC 
 
 TREE_HEAD_BY_SIZE = "SELECT size, root, signed FROM tree_head WHERE size = $1"
 
+# Heads that cover a record, newest first, with their checkpoint and the cosigned notes the
+# witnesses published for exactly that size and root.
+COVERING_CHECKPOINTS = """
+SELECT t.size, t.root, t.signed, t.checkpoint,
+       ARRAY(SELECT c.note FROM cosignature c WHERE c.size = t.size AND c.root = t.root)
+           AS cosigned
+FROM tree_head t WHERE t.size > $1 AND t.checkpoint IS NOT NULL ORDER BY t.size DESC"""
+
 # Every node a proof needs, in one round trip (the primary key serves each pair).
 MERKLE_NODES = """
 SELECT n.level, n.idx, n.hash

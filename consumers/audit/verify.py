@@ -18,9 +18,10 @@ from schemas.codec import decode_envelope
 from schemas.errors import SchemaError
 from signing.envelope import AgencyRegistry, verify_envelope
 from signing.errors import PkiError, VerificationError
-from signing.evidence import build_bundle
+from signing.evidence import build_bundle, witnessed_checkpoint
 from signing.merkle import NodeKey, ProofError, leaf_hash, plan_inclusion, verify_inclusion
 from signing.merkle_leaf import LeafFormatError, decode_leaf
+from signing.note import NoteError, VerifierKey, cosigners, merge_notes
 from signing.pki import certificate_pem, crl_pem
 from signing.tbs import parse_signing_time
 from signing.treehead import SignedTreeHead, signed_tree_head_from_dict, verify_tree_head
@@ -60,6 +61,7 @@ class Evidence:
     proof: tuple[bytes, ...]
     tree_head: SignedTreeHead
     summary: dict[str, Any]  # what the archive says of the document (for people, unsigned)
+    checkpoint: str | None = None  # the head as a checkpoint, with the witnesses' cosignatures
 
 
 _SUMMARY = ("sender", "recipients", "number", "notation", "doc_type", "subject", "submitted_at")
@@ -72,7 +74,39 @@ def _summary(row: asyncpg.Record | None) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in plain.items()}
 
 
-async def load_evidence(conn: asyncpg.Connection, document_id: str) -> Evidence:
+@dataclass(frozen=True, slots=True)
+class WitnessRule:
+    """The auditor's witnesses: `required` of `keys` must have cosigned the head used."""
+
+    keys: tuple[VerifierKey, ...]
+    required: int
+
+    def __post_init__(self) -> None:
+        if not 0 < self.required <= len(self.keys):
+            raise ValueError(f"{self.required} witnesses required of {len(self.keys)} keys given")
+
+
+async def _witnessed_head(
+    conn: asyncpg.Connection, seq: int, rule: WitnessRule
+) -> tuple[asyncpg.Record, str]:
+    """The newest head covering `seq` that `rule.required` witnesses cosigned, with the merged
+    cosigned checkpoint."""
+    for row in await conn.fetch(sql.COVERING_CHECKPOINTS, seq):
+        try:
+            note = merge_notes([row["checkpoint"], *row["cosigned"]])
+        except NoteError:
+            continue
+        if len(cosigners(note, rule.keys)) >= rule.required:
+            return row, note.encode().decode()
+    raise EvidenceMissing(
+        f"record {seq} is covered by no signed tree head that {rule.required} of the "
+        f"{len(rule.keys)} witnesses given cosigned (yet)"
+    )
+
+
+async def load_evidence(
+    conn: asyncpg.Connection, document_id: str, witnesses: WitnessRule | None = None
+) -> Evidence:
     row = await conn.fetchrow(sql.SUBMISSION_RECORD, document_id)
     if row is None:
         raise EvidenceMissing(f"no archived submission for document {document_id!r}")
@@ -82,7 +116,11 @@ async def load_evidence(conn: asyncpg.Connection, document_id: str) -> Evidence:
             f"the archive keeps no bytes for {document_id!r}: its signed leaf says they were "
             f"withheld ({row['parse_error'] or 'no reason recorded'})"
         )
-    head_row = await conn.fetchrow(sql.LATEST_TREE_HEAD)
+    checkpoint = None
+    if witnesses is not None:
+        head_row, checkpoint = await _witnessed_head(conn, row["seq"], witnesses)
+    else:
+        head_row = await conn.fetchrow(sql.LATEST_TREE_HEAD)
     if head_row is None or head_row["size"] <= row["seq"]:
         raise EvidenceMissing(
             f"record {row['seq']} is not yet covered by a signed tree head; try again shortly"
@@ -105,6 +143,7 @@ async def load_evidence(conn: asyncpg.Connection, document_id: str) -> Evidence:
         proof=tuple(plan.assemble(nodes)) if all(k in nodes for k in plan.keys) else (),
         tree_head=tree_head,
         summary=_summary(await conn.fetchrow(sql.DOCUMENT_BY_ID, document_id)),
+        checkpoint=checkpoint,
     )
 
 
@@ -141,7 +180,12 @@ def signing_moment(raw: bytes) -> datetime:
 
 
 def verify_evidence(
-    ev: Evidence, *, trust: TrustStore, agencies: AgencyRegistry, now: datetime
+    ev: Evidence,
+    *,
+    trust: TrustStore,
+    agencies: AgencyRegistry,
+    now: datetime,
+    witnesses: WitnessRule | None = None,
 ) -> list[CheckResult]:
     """Every check, each with its result; a failure does not stop the checks after it."""
     results: list[CheckResult] = []
@@ -221,6 +265,15 @@ def verify_evidence(
     _check(results, "envelope-signatures", signatures)
     _check(results, "tree-head-signature", tree_head)
     _check(results, "inclusion", inclusion)
+    if witnesses is not None:
+
+        def witnessed() -> str:
+            if ev.checkpoint is None:
+                raise ValueError("no cosigned checkpoint for this tree head")
+            return witnessed_checkpoint(ev.checkpoint, ev.tree_head, witnesses.keys,
+                                        witnesses.required)  # fmt: skip
+
+        _check(results, "witnessed", witnessed)
     return results
 
 
@@ -267,6 +320,7 @@ def evidence_bundle(ev: Evidence, *, trust: TrustStore, agencies: AgencyDirector
     if sender is not None:
         metadata["sender_agency"] = sender
     return build_bundle(
+        checkpoint_note=ev.checkpoint.encode() if ev.checkpoint else None,
         envelope_bytes=ev.raw,
         leaf_data=ev.leaf_data,
         leaf_index=ev.seq,

@@ -17,6 +17,7 @@ from consumers.audit import (
     Cursor,
     EvidenceMissing,
     SearchFilters,
+    WitnessRule,
     document_story,
     evidence_bundle,
     load_evidence,
@@ -159,26 +160,64 @@ def _print_checks(checks: list[tuple[str, str, str]], fmt: str) -> None:
     out.print(table)
 
 
+def _witness_keys(witness: list[str]) -> tuple[VerifierKey, ...]:
+    return tuple(_key_arg(w) for w in witness)
+
+
+def witness_rule(witness: list[str], required: int | None) -> WitnessRule | None:
+    if not witness:
+        if required:
+            raise ValueError(f"--witnesses {required} needs that many --witness keys")
+        return None
+    keys = _witness_keys(witness)
+    return WitnessRule(keys, len(keys) if required is None else required)
+
+
+def _key_arg(value: str) -> VerifierKey:
+    """A verifier key given inline (name+hash+base64) or as a file holding one."""
+    path = Path(value)
+    text = path.read_text(encoding="utf-8") if "+" not in value and path.exists() else value
+    return VerifierKey.parse(text)
+
+
+WITNESS = typer.Option(
+    [], "--witness", help="A witness's verifier key (name+hash+base64, or a file); repeat."
+)
+WITNESSES = typer.Option(
+    None, "--witnesses", help="How many of the --witness keys must cosign (default: all)."
+)
+
+
 @audit_app.command("verify")
 @clean_errors
 def verify(
     document_id: str = typer.Argument(..., help="Document id."),
     fmt: str = FORMAT,
     who: str | None = WHO,
+    witness: list[str] = WITNESS,
+    witnesses: int | None = WITNESSES,
 ) -> None:
-    """Re-verify a submission: stored bytes, leaf, signatures (as of signing time, against the
-    trust store and its CRLs), tree head signature, inclusion. Exit 0 only if all pass."""
+    """Re-verify a submission: stored bytes, leaf, the envelope is this document, signatures
+    (as of signing time, against the trust store and its CRLs), tree head signature,
+    inclusion; with --witness, in a head that many witnesses cosigned. Exit 0 only if all
+    pass."""
     _check_format(fmt)
     settings = load_settings()
     trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+    rule = witness_rule(witness, witnesses)
     try:
         ev = run_audited(
-            who, "verify", {"document_id": document_id}, lambda c: load_evidence(c, document_id)
+            who,
+            "verify",
+            {"document_id": document_id},
+            lambda c: load_evidence(c, document_id, rule),
         )
     except EvidenceMissing as exc:
         _print_checks([("evidence", "FAIL", str(exc))], fmt)
         raise typer.Exit(1) from None
-    results = verify_evidence(ev, trust=trust, agencies=agencies, now=datetime.now(UTC))
+    results = verify_evidence(
+        ev, trust=trust, agencies=agencies, now=datetime.now(UTC), witnesses=rule
+    )
     _print_checks([(r.name, "PASS" if r.ok else "FAIL", r.detail) for r in results], fmt)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
@@ -190,13 +229,17 @@ def export(
     document_id: str = typer.Argument(..., help="Document id."),
     out_path: Path = typer.Option(..., "--out", help="Where to write the evidence zip."),
     who: str | None = WHO,
+    witness: list[str] = WITNESS,
+    witnesses: int | None = WITNESSES,
 ) -> None:
-    """Write an evidence bundle that `audit verify-bundle` checks offline."""
+    """Write an evidence bundle that `audit verify-bundle` checks offline; with --witness, of
+    the newest head that many witnesses cosigned, their cosignatures included (format v2)."""
     settings = load_settings()
     trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+    rule = witness_rule(witness, witnesses)
     args = {"document_id": document_id, "out": str(out_path)}
     try:
-        ev = run_audited(who, "export", args, lambda c: load_evidence(c, document_id))
+        ev = run_audited(who, "export", args, lambda c: load_evidence(c, document_id, rule))
     except EvidenceMissing as exc:
         raise ValueError(str(exc)) from None
     try:
@@ -224,6 +267,8 @@ def verify_bundle_command(
     document: str | None = typer.Option(
         None, "--document", help="The document id the bundle must prove."
     ),
+    witness: list[str] = WITNESS,
+    witnesses: int | None = WITNESSES,
     fmt: str = FORMAT,
 ) -> None:
     """Check an evidence bundle with no database and no network (nothing is logged: the
@@ -233,21 +278,20 @@ def verify_bundle_command(
     _check_format(fmt)
     pinned = TrustStore.from_files(trust_anchor, crl) if trust_anchor else None
     agencies = context.agency_directory(load_settings())
+    rule = witness_rule(witness, witnesses)
     report = verify_bundle(
-        bundle.read_bytes(), trust_override=pinned, agencies=agencies, document_id=document
+        bundle.read_bytes(),
+        trust_override=pinned,
+        agencies=agencies,
+        document_id=document,
+        witnesses=rule.keys if rule else (),
+        required=rule.required if rule else 0,
     )
     _print_checks([(c.name, str(c.status), c.detail) for c in report.checks], fmt)
     if not report.ok:
         if not report.failures and not report.anchors_pinned:
             print("not verified: pass --trust-anchor (the archive CA's root)", file=sys.stderr)
         raise typer.Exit(1)
-
-
-def _key_arg(value: str) -> VerifierKey:
-    """A verifier key given inline (name+hash+base64) or as a file holding one."""
-    path = Path(value)
-    text = path.read_text(encoding="utf-8") if "+" not in value and path.exists() else value
-    return VerifierKey.parse(text)
 
 
 def witness_policy(
@@ -258,7 +302,7 @@ def witness_policy(
         if required:
             raise ValueError(f"--witnesses {required} needs that many --witness keys")
         return None
-    keys = tuple(_key_arg(w) for w in witness)
+    keys = _witness_keys(witness)
     return WitnessPolicy(
         witnesses=keys,
         required=len(keys) if required is None else required,
@@ -267,12 +311,6 @@ def witness_policy(
     )
 
 
-WITNESS = typer.Option(
-    [], "--witness", help="A witness's verifier key (name+hash+base64, or a file); repeat."
-)
-WITNESSES = typer.Option(
-    None, "--witnesses", help="How many of the --witness keys must cosign (default: all)."
-)
 LOG_KEY = typer.Option(
     None, "--log-key", help="The archive's checkpoint verifier key, obtained independently."
 )

@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
+import subprocess
+import sys
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.archive import WitnessPolicy, collect_cosignatures, load_log_key
 from consumers.archive.check import run_check
 from consumers.witness import load_state
 from infra.compose.archive import archive_log_id, archive_parse_context
+from infra.compose.audit import auditor_url
 from infra.compose.witness import witness_main
 from infra.settings import Settings
 from signing.note import COSIGNATURE_V1, Checkpoint, NoteSigner, sign_note
@@ -41,6 +45,7 @@ from tests.support import publish, read_topic, seed_document, utcnow
 __all__ = ["archive_db", "archive_pki", "exchange"]
 
 DOCS = 12
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -80,8 +85,8 @@ async def witnessed(
     # Stopping signed a head over all 12 and published it as a checkpoint.
     log_key = load_log_key(exchange.pki_dir, archive_log_id(exchange)).verifier
     witnesses = (
-        NoteSigner("bo-noi-vu.gov.vn/witness", COSIGNATURE_V1, Ed25519PrivateKey.generate()),
-        NoteSigner("ha-noi.gov.vn/witness", COSIGNATURE_V1, Ed25519PrivateKey.generate()),
+        NoteSigner.generate("bo-noi-vu.gov.vn/witness", COSIGNATURE_V1),
+        NoteSigner.generate("ha-noi.gov.vn/witness", COSIGNATURE_V1),
     )
     states = (tmp_path / "w1.json", tmp_path / "w2.json")
     stop = asyncio.Event()
@@ -137,7 +142,7 @@ async def test_witnesses_cosign_the_archives_checkpoint_and_check_holds_it(
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"witnessed up to {DOCS}" in done.stdout
     # A third witness that never cosigned cannot make up the quorum.
-    stranger = NoteSigner("x.example/w", COSIGNATURE_V1, Ed25519PrivateKey.generate())
+    stranger = NoteSigner.generate("x.example/w", COSIGNATURE_V1)
     done = await asyncio.to_thread(
         check_cli, service_env, witnessed.url, *witnessed.keys(), "--witness",
         stranger.verifier.encode(), "--witnesses", "3", prefix=prefix,
@@ -210,3 +215,77 @@ async def test_a_rewritten_tail_and_a_second_head_of_one_size_are_found(
     assert forged in problems  # both signed statements are the evidence
     assert f"cosigned a tree of {DOCS} records, the archive holds {cut}" in problems
     assert json.dumps(report.witnessed) == str(DOCS)
+
+
+def audit_cli(
+    service_env: dict[str, str], w: Witnessed, *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **service_env,
+        "LIENTHONG_DATABASE_URL": w.url,
+        "LIENTHONG_AUDIT_DATABASE_URL": auditor_url(w.url),
+        "LIENTHONG_TOPIC_PREFIX": w.settings.topic_prefix,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", "audit", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_verify_export_and_verify_bundle_with_witnesses(
+    witnessed: Witnessed, service_env: dict[str, str], archive_pki: Path, tmp_path: Path
+) -> None:
+    doc = seed_document(9300, [BA_DINH]).document_id
+    keys = witnessed.keys()
+    done = await asyncio.to_thread(
+        audit_cli, service_env, witnessed, "verify", doc, *keys, "--format", "json"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = {c["check"]: c for c in json.loads(done.stdout)}
+    assert found["witnessed"]["result"] == "PASS" and "cosigned by" in found["witnessed"]["detail"]
+    bundle = tmp_path / "b.zip"
+    done = await asyncio.to_thread(
+        audit_cli, service_env, witnessed, "export", doc, "--out", str(bundle), *keys
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    anchor = str(PkiDirectory(archive_pki).root_cert)
+    done = await asyncio.to_thread(
+        audit_cli, service_env, witnessed, "verify-bundle", str(bundle), "--trust-anchor",
+        anchor, *keys, "--format", "json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {c["check"]: c["result"] for c in json.loads(done.stdout)}["witnessed"] == "PASS"
+    stranger = NoteSigner.generate("x.example/w", COSIGNATURE_V1).verifier.encode()
+    done = await asyncio.to_thread(
+        audit_cli, service_env, witnessed, "verify-bundle", str(bundle), "--trust-anchor",
+        anchor, *keys, "--witness", stranger, "--witnesses", "3",
+    )  # fmt: skip
+    assert done.returncode == 1 and "FAIL" in done.stdout
+    # Not our verifier: the archive's own checkpoint with both witnesses' lines, in Go.
+    go = shutil.which("go")
+    if go is None:
+        return
+    with zipfile.ZipFile(bundle) as zf:
+        note = zf.read("checkpoint.note")
+    log_key = load_log_key(witnessed.settings.pki_dir, archive_log_id(witnessed.settings))
+    checked = await asyncio.to_thread(
+        go_verify, go, tmp_path, note, log_key.verifier.encode(), "2", *keys[1::2]
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.splitlines()[-1].startswith(
+        f"checkpoint {archive_log_id(witnessed.settings)} {DOCS} "
+    )
+
+
+def go_verify(go: str, tmp: Path, note: bytes, *args: str) -> subprocess.CompletedProcess[str]:
+    """tests/interop/c2spverify (golang.org/x/mod/sumdb/note, transparency-dev/formats)."""
+    binary = tmp / "c2spverify"
+    built = subprocess.run(
+        [go, "build", "-o", str(binary), "."], cwd=ROOT / "tests/interop/c2spverify",
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    return subprocess.run(
+        [str(binary), *args], input=note.decode(), capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.witness import Refused, Witness, load_state
 from signing.merkle import DictNodeStore, RightEdge, append_leaves, consistency_proof
@@ -24,8 +23,8 @@ from signing.note import (
 )
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
-LOG = NoteSigner("lienthong.archive/000.00.00.H26", ED25519, Ed25519PrivateKey.generate())
-ME = NoteSigner("bo-noi-vu.gov.vn/witness", COSIGNATURE_V1, Ed25519PrivateKey.generate())
+LOG = NoteSigner.generate("lienthong.archive/000.00.00.H26", ED25519)
+ME = NoteSigner.generate("bo-noi-vu.gov.vn/witness", COSIGNATURE_V1)
 LEAVES = [hashlib.sha256(b"leaf %d" % i).digest() for i in range(20)]
 
 
@@ -100,7 +99,7 @@ async def test_an_inconsistent_larger_or_smaller_head_is_refused(tmp_path: Path)
 
 
 async def test_a_checkpoint_not_signed_by_the_log_is_refused(tmp_path: Path) -> None:
-    impostor = NoteSigner(LOG.name, ED25519, Ed25519PrivateKey.generate())
+    impostor = NoteSigner.generate(LOG.name, ED25519)
     with pytest.raises(Refused) as refused:
         await witness(tmp_path).observe(checkpoint(3, signer=impostor))
     assert refused.value.reason == "BAD_CHECKPOINT"

@@ -34,6 +34,7 @@ from signing.evidence import (
 )
 from signing.merkle import DictNodeStore, RightEdge, append_leaves, inclusion_proof, leaf_hash
 from signing.merkle_leaf import LeafRecord, canonical_json, format_archived_at
+from signing.note import COSIGNATURE_V1, ED25519, Checkpoint, NoteSigner, cosign, sign_note
 from signing.pki import (
     RevokedEntry,
     build_crl,
@@ -306,3 +307,33 @@ def test_a_bundle_labelled_with_another_document_is_refused(
     assert "labels the bundle" in report.failures[0].detail
     asked = verify_bundle(parts.bundle, at=VERIFY_AT, trust_override=trust, document_id="x")
     assert [c.name for c in asked.failures] == ["document"]
+
+
+def test_a_witnessed_bundle_carries_its_cosigned_checkpoint(
+    parts: Parts, trust: TrustStore
+) -> None:
+    head = parts.kwargs["signed_tree_head"].head
+    log = NoteSigner.generate(head.log_id, ED25519)
+    w1, w2, w3 = (NoteSigner.generate(f"w{i}.example/witness", COSIGNATURE_V1) for i in (1, 2, 3))
+    note = sign_note(Checkpoint(head.log_id, head.size, head.root).text(), log)
+    for w in (w1, w2):
+        note = note.with_signature(cosign(note, w, 1_773_108_000))
+    bundle = build_bundle(**parts.kwargs, checkpoint_note=note.encode())
+    keys = (w1.verifier, w2.verifier, w3.verifier)
+    report = verify_bundle(bundle, at=VERIFY_AT, trust_override=trust, witnesses=keys, required=2)
+    assert report.ok, report.summary()
+    assert "cosigned by w1.example/witness, w2.example/witness" in _detail(report, "witnessed")
+    three = verify_bundle(bundle, at=VERIFY_AT, trust_override=trust, witnesses=keys, required=3)
+    assert not three.ok and [c.name for c in three.failures] == ["witnessed"]
+    # Asked for witnesses, a bundle without a checkpoint (v1) is not ok.
+    plain = verify_bundle(parts.bundle, at=VERIFY_AT, trust_override=trust, witnesses=keys,
+                          required=1)  # fmt: skip
+    assert not plain.ok and "format v1" in _detail(plain, "witnessed")
+    # The checkpoint must be the tree head's.
+    other = sign_note(Checkpoint(head.log_id, head.size + 1, head.root).text(), log)
+    with pytest.raises(EvidenceError, match="checkpoint"):
+        build_bundle(**parts.kwargs, checkpoint_note=other.encode())
+
+
+def _detail(report: Any, name: str) -> str:
+    return next(c.detail for c in report.checks if c.name == name)

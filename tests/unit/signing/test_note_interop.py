@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from signing.note import COSIGNATURE_V1, ED25519, Checkpoint, NoteSigner, cosign, sign_note
 
@@ -41,9 +40,9 @@ def _run(binary: Path, note: bytes, *args: str) -> subprocess.CompletedProcess[s
 
 
 def test_go_verifies_our_checkpoint_and_cosignatures(verifier: Path) -> None:
-    log = NoteSigner("lienthong.archive/000.00.00.H26", ED25519, Ed25519PrivateKey.generate())
-    w1 = NoteSigner("bo-noi-vu.gov.vn/witness", COSIGNATURE_V1, Ed25519PrivateKey.generate())
-    w2 = NoteSigner("ha-noi.gov.vn/witness", COSIGNATURE_V1, Ed25519PrivateKey.generate())
+    log = NoteSigner.generate("lienthong.archive/000.00.00.H26", ED25519)
+    w1 = NoteSigner.generate("bo-noi-vu.gov.vn/witness", COSIGNATURE_V1)
+    w2 = NoteSigner.generate("ha-noi.gov.vn/witness", COSIGNATURE_V1)
     root = bytes(range(32))
     note = sign_note(Checkpoint(log.name, 40, root).text(), log)
     note = note.with_signature(cosign(note, w1, 1_767_225_600))
