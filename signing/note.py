@@ -130,6 +130,24 @@ class NoteSigner:
             raise NoteError(f"signer key {name}: hash {hash_hex} is not its key ID")
         return signer
 
+    def encrypted_pem(self, passphrase: bytes) -> bytes:
+        """The key as encrypted PKCS#8 PEM (the name and type travel beside it)."""
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+
+    @classmethod
+    def from_pem(cls, pem: bytes, name: str, sig_type: int, passphrase: bytes | None) -> NoteSigner:
+        try:
+            key = serialization.load_pem_private_key(pem, password=passphrase)
+        except (TypeError, ValueError) as exc:
+            raise NoteError(f"cannot open the key of {name}: {exc}") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise NoteError(f"the key of {name} is not Ed25519")
+        return cls(name, sig_type, key)
+
     @classmethod
     def generate(cls, name: str, sig_type: int) -> NoteSigner:
         _check_name(name)

@@ -8,7 +8,7 @@ checkpoints, consistency proofs served), cosign (witness cosignatures stored), c
 
 Public names: ArchiveLockedError, ArchiveTopics, Archiver, ArchiverConfig, ArchiverMetrics,
 ParseContext, ParseSource, archive_signer, check_archive, collect_cosignatures, load_log_key,
-root_at, serve_consistency, store_cosigned, WitnessPolicy.
+log_verifier_key, root_at, serve_consistency, store_cosigned, WitnessPolicy.
 """
 
 from consumers.archive.archiver import ArchiveLockedError, Archiver, ArchiverConfig, ArchiverMetrics
@@ -16,7 +16,13 @@ from consumers.archive.check import check_archive
 from consumers.archive.cosign import collect_cosignatures, store_cosigned
 from consumers.archive.parse import ArchiveTopics, ParseContext
 from consumers.archive.pool import ParseSource
-from consumers.archive.tree import archive_signer, load_log_key, root_at, serve_consistency
+from consumers.archive.tree import (
+    archive_signer,
+    load_log_key,
+    log_verifier_key,
+    root_at,
+    serve_consistency,
+)
 from consumers.archive.witnessed import WitnessPolicy
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "check_archive",
     "collect_cosignatures",
     "load_log_key",
+    "log_verifier_key",
     "root_at",
     "serve_consistency",
     "store_cosigned",

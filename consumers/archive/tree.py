@@ -12,9 +12,9 @@ import asyncpg
 
 from consumers.archive.store import fetch_nodes
 from signing.algorithms import PrivateKey
-from signing.errors import PkiError
+from signing.errors import PkiError, SigningError
 from signing.merkle import EMPTY_ROOT, RightEdge, plan_consistency, plan_root, range_keys
-from signing.note import ED25519, Checkpoint, NoteSigner, sign_note
+from signing.note import ED25519, Checkpoint, NoteError, NoteSigner, VerifierKey, sign_note
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 from signing.treehead import SignedTreeHead, TreeHead, sign_tree_head, signed_tree_head_to_json
@@ -30,6 +30,17 @@ LOG_KEY_DIR = "log-keys"  # in the PKI directory: one Ed25519 checkpoint key per
 
 def log_key_path(pki_dir: Path, log_id: str) -> Path:
     return pki_dir / LOG_KEY_DIR / (log_id.replace("/", "_") + ".key")
+
+
+def log_verifier_key(pki_dir: Path, log_id: str) -> VerifierKey:
+    """The checkpoint key's public half, as written beside it."""
+    path = log_key_path(pki_dir, log_id).with_suffix(".vkey")
+    if not path.exists():
+        raise PkiError(f"no checkpoint verifier key {path}: start the archiver once to make it")
+    key = VerifierKey.parse(path.read_text())
+    if key.name != log_id:
+        raise PkiError(f"{path} is the key of {key.name!r}, not of the log {log_id!r}")
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,26 +65,45 @@ class HeadSigner:
         return sign_note(Checkpoint(self.log_id, size, root).text(), self.log_key).encode().decode()
 
 
-def load_log_key(pki_dir: Path, log_id: str, *, create: bool = False) -> NoteSigner:
-    """The archive's checkpoint key (signed-note PRIVATE+KEY form, named after the log), made
-    on first use when `create`. Its verifier key is what witnesses and auditors pin."""
+def load_log_key(
+    pki_dir: Path, log_id: str, *, create: bool = False, passphrase: bytes | None = None
+) -> NoteSigner:
+    """The archive's checkpoint key, named after the log, made on first use when `create`:
+    encrypted PKCS#8 PEM under `passphrase`, else the signed-note PRIVATE+KEY text. Its
+    verifier key is what witnesses and auditors pin."""
     path = log_key_path(pki_dir, log_id)
     if not path.exists():
         if not create:
             raise PkiError(f"no checkpoint key {path}: start the archiver once to make it")
         signer = NoteSigner.generate(log_id, ED25519)
         path.parent.mkdir(parents=True, exist_ok=True)
+        data = signer.encrypted_pem(passphrase) if passphrase else (signer.encode() + "\n").encode()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(signer.encode() + "\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        # The public half beside it, for `audit log-key`, which then needs no passphrase.
+        path.with_suffix(".vkey").write_text(signer.verifier.encode() + "\n")
         return signer
-    signer = NoteSigner.parse(path.read_text())
+    data = path.read_bytes()
+    try:
+        if data.startswith(b"-----BEGIN"):
+            signer = NoteSigner.from_pem(data, log_id, ED25519, passphrase)
+        elif passphrase:
+            raise PkiError(f"{path} is not encrypted, but a key passphrase is set: encrypt it")
+        else:
+            signer = NoteSigner.parse(data.decode())
+    except NoteError as exc:
+        raise PkiError(str(exc)) from None
     if signer.name != log_id or signer.sig_type != ED25519:
         raise PkiError(f"{path} is the key of {signer.name!r}, not of the log {log_id!r}")
     return signer
 
 
-def archive_signer(pki_dir: Path, agency_code: str, log_id: str) -> HeadSigner:
+def archive_signer(
+    pki_dir: Path, agency_code: str, log_id: str, passphrase: bytes | None = None
+) -> HeadSigner:
+    """The ARCHIVE credential and the checkpoint key; both encrypted under `passphrase` when
+    one is given (the archive key as `pki issue --passphrase-env` wrote it)."""
     pki = PkiDirectory(pki_dir)
     entries = pki.find(agency_code=agency_code, role=CertRole.ARCHIVE)
     if not entries:
@@ -81,8 +111,12 @@ def archive_signer(pki_dir: Path, agency_code: str, log_id: str) -> HeadSigner:
             f"no valid ARCHIVE certificate for {agency_code} in {pki_dir}: "
             f"run `lienthong pki issue --agency {agency_code} --archive`"
         )
-    key, chain = pki.credential(entries[-1])
-    return HeadSigner(key, tuple(chain), log_id, load_log_key(pki_dir, log_id, create=True))
+    try:
+        key, chain = pki.credential(entries[-1], passphrase)
+    except SigningError as exc:
+        raise PkiError(f"cannot open the ARCHIVE key: {exc}") from None
+    log_key = load_log_key(pki_dir, log_id, create=True, passphrase=passphrase)
+    return HeadSigner(key, tuple(chain), log_id, log_key)
 
 
 async def serve_consistency(conn: asyncpg.Connection, old: int, new: int) -> list[bytes]:

@@ -374,10 +374,10 @@ def check(
 @clean_errors
 def log_key_command() -> None:
     """Print the archive's checkpoint verifier key (what witnesses and auditors pin)."""
-    from consumers.archive import load_log_key
+    from consumers.archive import log_verifier_key
 
     settings = load_settings()
-    print(load_log_key(settings.pki_dir, archive_log_id(settings)).verifier.encode())
+    print(log_verifier_key(settings.pki_dir, archive_log_id(settings)).encode())
 
 
 @audit_app.command("consistency")

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import os
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from consumers.archive import (
     Archiver,
@@ -38,6 +39,22 @@ PARSE_WORKERS_ENV = "LIENTHONG_ARCHIVE_PARSE_WORKERS"
 
 def default_parse_workers() -> int:
     return int(os.environ.get(PARSE_WORKERS_ENV) or 0)
+
+
+ARCHIVER_ROLE = "lienthong_archiver"
+ARCHIVE_URL_ENV = "LIENTHONG_ARCHIVE_DATABASE_URL"
+
+
+def archiver_url(database_url: str) -> str:
+    """The archiver writes as its own least-privileged role (migration 0007), on the same
+    server and database, its credentials from the server's auth rules or ~/.pgpass; or as
+    LIENTHONG_ARCHIVE_DATABASE_URL names."""
+    override = os.environ.get(ARCHIVE_URL_ENV)
+    if override:
+        return override
+    parts = urlsplit(database_url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{ARCHIVER_ROLE}@{host}"))
 
 
 def archive_log_id(settings: Settings) -> str:
@@ -73,7 +90,7 @@ def build_archiver(
 ) -> Archiver:
     config = ArchiverConfig(
         topics=archive_topics(settings),
-        database_url=database_url,
+        database_url=archiver_url(database_url),
         checkpoints_topic=settings.topic("checkpoints"),
         max_batch=max_batch,
         checkpoint_seconds=checkpoint_seconds,
@@ -87,7 +104,12 @@ def build_archiver(
     )
     # The workers build their own context from the paths the one above was just loaded from.
     source = ParseSource(config.topics, settings.trust_config, settings.agencies_file)
-    signer = archive_signer(settings.pki_dir, settings.platform_agency, archive_log_id(settings))
+    signer = archive_signer(
+        settings.pki_dir,
+        settings.platform_agency,
+        archive_log_id(settings),
+        context.key_passphrase(settings),
+    )
     return Archiver(
         bootstrap,
         config,

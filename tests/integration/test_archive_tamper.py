@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from consumers.archive.check import run_check
-from infra.compose.archive import archive_parse_context
+from infra.compose.archive import archive_parse_context, archiver_url
 from infra.settings import Settings
 from schemas.common import AgencyRef
 from schemas.status import StatusCode, StatusNotice
@@ -338,3 +338,30 @@ async def test_an_edited_derived_column_is_found(
     assert done.returncode == 1, done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("TAMPERED seq=")]
     assert any(finding in line for line in lines), done.stdout
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE archive_record SET raw = NULL",
+        "DELETE FROM tree_head",
+        "TRUNCATE archive_record, merkle_node, tree_head CASCADE",
+        "ALTER TABLE archive_record DISABLE TRIGGER USER",
+        "SET session_replication_role = replica",
+        "UPDATE document SET subject = 'khác'",
+        "DELETE FROM cosignature",
+    ],
+)
+async def test_the_archivers_own_role_cannot_alter_the_evidence(
+    archive_db: str, statement: str
+) -> None:
+    conn = await asyncpg.connect(archiver_url(archive_db))
+    try:
+        assert (
+            await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            is False
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(statement)
+    finally:
+        await conn.close()
