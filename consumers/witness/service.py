@@ -41,12 +41,15 @@ async def run_witness(
     await consumer.start()
     await producer.start()
     try:
-        consumer.assign([TopicPartition(checkpoints_topic, 0)])
+        tp = TopicPartition(checkpoints_topic, 0)
+        consumer.assign([tp])
         await consumer.seek_to_beginning()
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=300, max_records=100)
             if not batch and idle is not None:
-                idle.set()
+                end = (await consumer.end_offsets([tp]))[tp]
+                if await consumer.position(tp) >= end:
+                    idle.set()  # every checkpoint published so far was judged
             for records in batch.values():
                 for record in records:
                     data = _checkpoint_of(record.headers)

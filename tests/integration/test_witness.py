@@ -19,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from consumers.archive import WitnessPolicy, collect_cosignatures, load_log_key
 from consumers.archive.check import run_check
@@ -289,3 +290,48 @@ def go_verify(go: str, tmp: Path, note: bytes, *args: str) -> subprocess.Complet
         [str(binary), *args], input=note.decode(), capture_output=True, text=True, timeout=60,
         check=False,
     )  # fmt: skip
+
+
+async def test_a_witness_refuses_a_second_head_of_one_size_published_on_the_topic(
+    witnessed: Witnessed, bootstrap: str
+) -> None:
+    """The insider signs, with the log's key, another head of the size the witnesses cosigned
+    and publishes it: each witness refuses it, keeps both notes, and cosigns nothing new."""
+    settings = witnessed.settings
+    log = load_log_key(settings.pki_dir, archive_log_id(settings))
+    forged = sign_note(Checkpoint(log.name, DOCS, bytes(32)).text(), log).encode()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic("checkpoints"), b"{}", key=f"{log.name}/{DOCS}".encode(),
+            headers=[("lt-checkpoint", forged)],
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+    w, state = witnessed.witnesses[0], witnessed.states[0]
+    stop, idle = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        witness_main(
+            settings,
+            bootstrap,
+            witnessed.url,
+            signer=w,
+            log_key=log.verifier,
+            state_file=state,
+            stop=stop,
+            idle=idle,
+        )
+    )
+    try:
+        await asyncio.wait_for(idle.wait(), 30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    conflicts = list(state.parent.glob("conflict-split_view-*.txt"))
+    assert len(conflicts) == 1 and forged.decode() in conflicts[0].read_text()
+    held = load_state(state)
+    assert held is not None and held.root != bytes(32)  # still the honest head
+    # Only the first run's two cosignatures (and the restart's repeat of the honest head).
+    cosigned = await read_topic(bootstrap, settings.topic("cosignatures"), expect=4, timeout_s=3)
+    assert all(b"\n" + base64.b64encode(bytes(32)) not in r.value for r in cosigned)
