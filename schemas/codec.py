@@ -161,7 +161,42 @@ def decode(
         raise SchemaError("malformed", f"{writer.identity}: {extra} trailing bytes")
     if not isinstance(record, dict):
         raise SchemaError("malformed", f"{writer.identity}: not a record")
+    if reader is not writer:
+        # Canonical form is a property of the writer's encoding: check it on the record as
+        # the writer wrote it (already read once above, so any error there is reported).
+        written = fastavro.schemaless_reader(io.BytesIO(bytes(data[HEADER_SIZE:])), writer.parsed)
+    else:
+        written = record
+    _require_canonical(writer, bytes(data), written)
     return Decoded(name=reader.name, record=record, writer=writer)
+
+
+def _require_canonical(writer: SchemaVersion, data: bytes, record: object) -> None:
+    """Refuse bytes that are not the writer's own encoding of what they decode to.
+
+    Avro's binary decoding is many-to-one: an over-long varint (an enum index, a union branch,
+    a length or a long written as 0x80 0x00 for 0), or a block count split differently, reads
+    back as the same value. Two byte strings would then verify as one signed envelope (the
+    signature covers values, the archive's digest covers bytes), so only the one encoding that
+    re-encoding gives is accepted.
+    """
+    buf = io.BytesIO()
+    buf.write(data[:HEADER_SIZE])
+    try:
+        fastavro.schemaless_writer(buf, writer.parsed, record)
+    except Exception as exc:  # a value the reader produced but the writer refuses
+        raise SchemaError(
+            "non_canonical", f"{writer.identity}: does not re-encode: {type(exc).__name__}: {exc}"
+        ) from exc
+    again = buf.getvalue()
+    if again != data:
+        at = next((i for i, (a, b) in enumerate(zip(again, data, strict=False)) if a != b), None)
+        where = f"first difference at byte {at}" if at is not None else "lengths differ"
+        raise SchemaError(
+            "non_canonical",
+            f"{writer.identity}: not the canonical Avro encoding of its values ({where}; "
+            f"{len(data)} bytes, canonical {len(again)})",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,15 @@ class SchemaError(Exception):
 
 # Every reason a SchemaError may carry; tests assert each is reachable.
 SCHEMA_ERROR_REASONS = frozenset(
-    {"truncated", "bad_magic", "unknown_schema", "invalid_record", "malformed", "wrong_type"}
+    {
+        "truncated",
+        "bad_magic",
+        "unknown_schema",
+        "invalid_record",
+        "malformed",
+        "wrong_type",
+        "non_canonical",
+    }
 )
 
 

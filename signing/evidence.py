@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from schemas.agency import Agency, AgencyDirectory
 from schemas.codec import decode_envelope
@@ -22,6 +23,7 @@ from signing.envelope import AgencyRegistry, verify_envelope
 from signing.errors import PkiError, VerificationError
 from signing.merkle import ProofError, leaf_hash, verify_inclusion
 from signing.merkle_leaf import LeafFormatError, LeafRecord, canonical_json, decode_leaf
+from signing.note import NoteError, VerifierKey, cosigners, parse_checkpoint, parse_note
 from signing.tbs import parse_signing_time
 from signing.treehead import (
     SignedTreeHead,
@@ -32,9 +34,12 @@ from signing.treehead import (
 from signing.trust import TrustStore
 
 BUNDLE_FORMAT = "lienthong.evidence.v1"
+# v2 = v1 + the tree head as a C2SP checkpoint with the witnesses' cosignatures.
+WITNESSED_FORMAT = "lienthong.evidence.v2"
 MANIFEST = "MANIFEST.json"
 ENVELOPE, LEAF, PROOF, TREE_HEAD = "envelope.avro", "leaf.bin", "proof.json", "tree-head.json"
 ANCHORS, CRLS, METADATA = "trust/anchors.pem", "trust/crls.pem", "metadata.json"
+CHECKPOINT = "checkpoint.note"
 MEMBERS = (ENVELOPE, LEAF, PROOF, TREE_HEAD, ANCHORS, CRLS, METADATA)
 # Fixed zip metadata so the same evidence always gives the same bytes, and any other bytes
 # (a flipped header bit, a comment, a re-zip) are noticed.
@@ -66,6 +71,7 @@ class BundleReport:
     checks: tuple[Check, ...]
     leaf: LeafRecord | None = None
     signed_tree_head: SignedTreeHead | None = None
+    witnesses_required: bool = False  # then "witnessed" is a core check too
 
     @property
     def failures(self) -> tuple[Check, ...]:
@@ -74,7 +80,8 @@ class BundleReport:
     @property
     def ok(self) -> bool:
         passed = {c.name for c in self.checks if c.status is Status.PASS}
-        return not self.failures and CORE_CHECKS <= passed
+        core = CORE_CHECKS | ({"witnessed"} if self.witnesses_required else set())
+        return not self.failures and core <= passed
 
     @property
     def anchors_pinned(self) -> bool:
@@ -88,8 +95,19 @@ _UNPINNED = (
     "anchors come from the bundle: this proves consistency, not authenticity;"
     " pass the archive's anchor obtained independently (trust_override)"
 )
+# anchor-pinned is core: anchors taken from the bundle prove only that the bundle agrees with
+# itself (anyone can make a root), so a bundle is never "ok" unless the auditor pinned them.
 CORE_CHECKS = frozenset(
-    {"container", "manifest", "leaf", "envelope-digest", "inclusion", "tree-head-signature"}
+    {
+        "container",
+        "manifest",
+        "leaf",
+        "envelope-digest",
+        "document",
+        "inclusion",
+        "anchor-pinned",
+        "tree-head-signature",
+    }
 )
 
 
@@ -97,10 +115,14 @@ def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _names(members: Mapping[str, bytes]) -> tuple[str, ...]:
+    return (*MEMBERS, CHECKPOINT) if CHECKPOINT in members else MEMBERS
+
+
 def _zip(members: Mapping[str, bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
-        for name in (MANIFEST, *MEMBERS):
+        for name in (MANIFEST, *_names(members)):
             info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
             info.create_system = 3  # otherwise it depends on the building machine's OS
             info.external_attr = 0o100644 << 16
@@ -109,8 +131,33 @@ def _zip(members: Mapping[str, bytes]) -> bytes:
 
 
 def _manifest(members: Mapping[str, bytes]) -> bytes:
-    files = {name: _sha256_hex(members[name]) for name in MEMBERS}
-    return canonical_json({"format": BUNDLE_FORMAT, "hash": "sha256", "files": files})
+    files = {name: _sha256_hex(members[name]) for name in _names(members)}
+    fmt = WITNESSED_FORMAT if CHECKPOINT in members else BUNDLE_FORMAT
+    return canonical_json({"format": fmt, "hash": "sha256", "files": files})
+
+
+def witnessed_checkpoint(
+    note_text: str | bytes,
+    signed_tree_head: SignedTreeHead,
+    witnesses: tuple[VerifierKey, ...],
+    required: int,
+) -> str:
+    """The checkpoint states the signed tree head's log, size and root, and `required` of
+    `witnesses` cosigned it; returns who did, or raises ValueError."""
+    note = parse_note(note_text)
+    checkpoint = parse_checkpoint(note.text)
+    head = signed_tree_head.head
+    if (checkpoint.origin, checkpoint.size, checkpoint.root) != (head.log_id, head.size, head.root):
+        raise ValueError(
+            f"the checkpoint ({checkpoint.origin}, {checkpoint.size}) is not the signed tree head "
+            f"({head.log_id}, {head.size}) or its root differs"
+        )
+    good = cosigners(note, witnesses)
+    if len(good) < required:
+        raise ValueError(
+            f"{len(good)} of the {len(witnesses)} witnesses given cosigned it, {required} required"
+        )
+    return f"size {checkpoint.size} cosigned by {', '.join(k.name for k in good)}"
 
 
 def _proof_json(leaf_index: int, tree_size: int, path: list[bytes]) -> bytes:
@@ -134,6 +181,34 @@ def _load_trust(anchors_pem: bytes, crls_pem: bytes) -> TrustStore:
     return TrustStore(anchors, crls)
 
 
+def pinned_trust(pinned: TrustStore, crls_pem: bytes) -> tuple[TrustStore, str]:
+    """The auditor's anchors with their own CRLs, plus every CRL in the bundle that an issuer
+    under those anchors signed (a revocation counts whoever carried it; the bundle cannot add
+    an anchor). A bundle CRL issued by a pinned anchor whose signature does not verify is
+    dropped and named; one from an intermediate is checked when a chain brings that CA."""
+    try:
+        carried = [x509.load_pem_x509_crl(m.group()) for m in _PEM_CRL.finditer(crls_pem)]
+    except ValueError as exc:
+        raise PkiError(f"cannot read trust/crls.pem: {exc}") from exc
+    own = {crl.public_bytes(serialization.Encoding.DER) for crl in pinned.crls}
+    kept, dropped = [], []
+    for crl in carried:
+        if crl.public_bytes(serialization.Encoding.DER) in own:
+            continue
+        issuers = [a for a in pinned.anchors if a.subject == crl.issuer]
+        if issuers and not any(crl.is_signature_valid(a.public_key()) for a in issuers):  # type: ignore[arg-type]
+            dropped.append(crl.issuer.rfc4514_string())
+            continue
+        kept.append(crl)
+    note = f"; {len(kept)} CRL(s) from the bundle" if kept else ""
+    if dropped:
+        note += f"; ignored bundle CRL(s) with a bad signature: {', '.join(dropped)}"
+    trust = TrustStore(
+        pinned.anchors, (*pinned.crls, *kept), revocation_unknown=pinned.revocation_unknown
+    )
+    return trust, note
+
+
 def build_bundle(
     *,
     envelope_bytes: bytes,
@@ -144,8 +219,10 @@ def build_bundle(
     trust_anchors_pem: bytes,
     crls_pem: bytes,
     metadata: dict[str, Any],
+    checkpoint_note: bytes | None = None,
 ) -> bytes:
-    """The zip an auditor verifies offline; refuses pieces that do not prove inclusion."""
+    """The zip an auditor verifies offline; refuses pieces that do not prove inclusion. With
+    `checkpoint_note` (the head as a cosigned checkpoint) the bundle is format v2."""
     try:
         leaf = decode_leaf(leaf_data)
     except LeafFormatError as exc:
@@ -170,6 +247,12 @@ def build_bundle(
         CRLS: crls_pem,
         METADATA: metadata_bytes,
     }
+    if checkpoint_note is not None:
+        try:
+            witnessed_checkpoint(checkpoint_note, signed_tree_head, (), 0)
+        except (NoteError, ValueError) as exc:
+            raise EvidenceError(f"checkpoint: {exc}") from exc
+        members[CHECKPOINT] = checkpoint_note
     return _zip({MANIFEST: _manifest(members), **members})
 
 
@@ -209,7 +292,7 @@ def _read_zip(zip_bytes: bytes) -> dict[str, bytes]:
         with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
             names = zf.namelist()
             expected = {MANIFEST, *MEMBERS}
-            if len(names) != len(set(names)) or set(names) != expected:
+            if len(names) != len(set(names)) or set(names) - {CHECKPOINT} != expected:
                 raise _Failed(f"members are {sorted(names)}, expected {sorted(expected)}")
             members = {}
             for name in names:
@@ -267,11 +350,18 @@ def verify_bundle(
     at: datetime | None = None,
     trust_override: TrustStore | None = None,
     agencies: AgencyRegistry | None = None,
+    document_id: str | None = None,
+    witnesses: tuple[VerifierKey, ...] = (),
+    required: int = 0,
 ) -> BundleReport:
-    """Check a bundle offline; `trust_override` pins the auditor's own anchors and CRLs.
+    """Check a bundle offline; `trust_override` pins the auditor's own anchors and CRLs (the
+    bundle's CRLs signed under those anchors count too, see pinned_trust).
 
     `agencies` is the auditor's agency directory; without it the sender's validity comes
     from metadata.json, and without that the envelope's signatures are not checked.
+    `document_id`, when given, is the document the auditor expects the bundle to prove.
+    With `required` > 0, `checkpoint.note` must state the tree head and carry valid
+    cosignatures of `required` of `witnesses` (check "witnessed", then a core check).
     """
     now = at or datetime.now(UTC)
     v = _Verifier()
@@ -291,7 +381,7 @@ def verify_bundle(
             files = listed.get("files") if isinstance(listed, dict) else None
             bad = [
                 n
-                for n in MEMBERS
+                for n in _names(m)
                 if not isinstance(files, dict) or files.get(n) != _sha256_hex(m[n])
             ]
             raise _Failed(f"{MANIFEST} and the SHA-256 of {', '.join(bad) or 'its format'} differ")
@@ -302,6 +392,8 @@ def verify_bundle(
         return f"seq {record.seq}: {record.topic}/{record.partition}@{record.offset}"
 
     def envelope_digest() -> str:
+        if box["leaf"].withheld:
+            raise _Failed("the leaf says the archive withheld the bytes; a bundle carries them")
         if box["leaf"].sha256 != _sha256_hex(m[ENVELOPE]):
             raise _Failed("SHA-256 of envelope.avro is not the one the leaf names")
         return f"sha256 {box['leaf'].sha256}"
@@ -334,9 +426,37 @@ def verify_bundle(
         return f"leaf {index} is in the tree of size {size} ({len(path)} hashes)"
 
     def trust() -> str:
-        box["trust"] = trust_override or _load_trust(m[ANCHORS], m[CRLS])
+        note = ""
+        if trust_override is not None:
+            box["trust"], note = pinned_trust(trust_override, m[CRLS])
+        else:
+            box["trust"] = _load_trust(m[ANCHORS], m[CRLS])
         names = "; ".join(a.subject.rfc4514_string() for a in box["trust"].anchors)
-        return f"{'auditor' if trust_override else 'bundle'} anchors: {names}"
+        return f"{'auditor' if trust_override else 'bundle'} anchors: {names}{note}"
+
+    def document() -> str:
+        # metadata.json is the platform's word, but it is the bundle's label: the envelope
+        # must be the document it names (and the record it names), or the bundle is refused.
+        try:
+            env = decode_envelope(m[ENVELOPE])
+        except SchemaError as exc:
+            raise _Failed(f"envelope.avro does not decode: {exc}") from exc
+        if env.message_id != box["leaf"].message_id:
+            raise _Failed(f"envelope is {env.message_id}, the leaf names {box['leaf'].message_id}")
+        meta = _canonical(m[METADATA], METADATA)
+        labelled = meta.get("document_id") if isinstance(meta, dict) else None
+        if labelled != env.document_id:
+            raise _Failed(
+                f"metadata.json labels the bundle {labelled!r}; the envelope is document "
+                f"{env.document_id!r}"
+            )
+        if isinstance(meta, dict) and meta.get("seq") != box["leaf"].seq:
+            raise _Failed(
+                f"metadata.json names seq {meta.get('seq')!r}, the leaf {box['leaf'].seq}"
+            )
+        if document_id is not None and env.document_id != document_id:
+            raise _Failed(f"the bundle proves document {env.document_id!r}, not {document_id!r}")
+        return f"envelope of {env.document_id}, as metadata.json labels it"
 
     def tree_head_signature() -> str:
         signer = verify_tree_head_signer(box["sth"], trust=box["trust"], at=now)
@@ -370,6 +490,7 @@ def verify_bundle(
     has_leaf = v.run("leaf", leaf)
     if has_leaf:
         v.run("envelope-digest", envelope_digest)
+        v.run("document", document)
     has_head = v.run("tree-head", tree_head)
     if has_leaf and has_head:
         v.run("inclusion", inclusion)
@@ -385,4 +506,19 @@ def verify_bundle(
             v.run("envelope-signatures", envelope_signatures)
         except _Skip as why:
             v.skip("envelope-signatures", str(why))
-    return BundleReport(tuple(v.checks), box.get("leaf"), box.get("sth"))
+
+    def witnessed() -> str:
+        if CHECKPOINT not in m:
+            raise _Failed("the bundle carries no cosigned checkpoint (format v1)")
+        try:
+            return witnessed_checkpoint(m[CHECKPOINT], box["sth"], witnesses, required)
+        except NoteError as exc:
+            raise _Failed(f"{CHECKPOINT}: {exc}") from exc
+
+    if required > 0 and has_head:
+        v.run("witnessed", witnessed)
+    elif required > 0:
+        v.checks.append(Check("witnessed", Status.FAIL, "no tree head to compare"))
+    elif CHECKPOINT in m:
+        v.skip("witnessed", "cosigned checkpoint present, but no witness keys given (--witness)")
+    return BundleReport(tuple(v.checks), box.get("leaf"), box.get("sth"), required > 0)

@@ -9,6 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 REQUIRED = ("seq", "topic", "partition", "offset", "message_id", "sha256", "archived_at")
+# Optional, with one value: "withheld" when the archive keeps only the digest of the bytes
+# (a secret document, bytes that did not decode). Absent, the leaf says the bytes were kept,
+# so erasing them later (raw set to NULL) contradicts what was signed.
+CONTENT = "content"
+WITHHELD = "withheld"
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _ARCHIVED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -43,6 +48,7 @@ class LeafRecord:
     sha256: str  # lowercase hex of SHA-256 over the record's value bytes
     archived_at: str  # format_archived_at(...)
     extra: dict[str, Any] = field(default_factory=dict)  # other fields, hashed all the same
+    withheld: bool = False  # the archive keeps the digest only (leaf field "content")
 
     def encode(self) -> bytes:
         fields = {
@@ -54,7 +60,9 @@ class LeafRecord:
             "sha256": self.sha256,
             "archived_at": self.archived_at,
         }
-        clash = set(fields) & set(self.extra)
+        if self.withheld:
+            fields[CONTENT] = WITHHELD
+        clash = (set(fields) | {CONTENT}) & set(self.extra)
         if clash:
             raise ValueError(f"extra fields shadow required ones: {sorted(clash)}")
         data = canonical_json({**self.extra, **fields})
@@ -102,6 +110,8 @@ def decode_leaf(data: bytes) -> LeafRecord:
     archived_at = _str(obj, "archived_at")
     if not _ARCHIVED_AT.match(archived_at):
         raise LeafFormatError("leaf field 'archived_at' is not YYYY-MM-DDTHH:MM:SS.mmmZ")
+    if CONTENT in obj and obj[CONTENT] != WITHHELD:
+        raise LeafFormatError(f"leaf field 'content' is {obj[CONTENT]!r}; only 'withheld' exists")
     return LeafRecord(
         seq=_int(obj, "seq"),
         topic=_str(obj, "topic"),
@@ -110,5 +120,6 @@ def decode_leaf(data: bytes) -> LeafRecord:
         message_id=_str(obj, "message_id", nullable=True),
         sha256=sha,
         archived_at=archived_at,
-        extra={k: v for k, v in obj.items() if k not in REQUIRED},
+        extra={k: v for k, v in obj.items() if k not in REQUIRED and k != CONTENT},
+        withheld=CONTENT in obj,
     )

@@ -2,18 +2,28 @@
 of a Merkle tree (RFC 6962) whose heads it signs; and the check that recomputes all of it.
 
 Modules: archiver (Archiver: the Kafka loop and batch writes), parse / document / rows / pool
-(records to rows, in process or in workers), leaf / tree / store (leaves, tree heads, SQL),
-config (settings and metrics), check (check_archive).
+(records to rows, in process or in workers), leaf / tree / store (leaves, tree heads, SQL,
+checkpoints, consistency proofs served), cosign (witness cosignatures stored), config
+(settings and metrics), check / derived / witnessed (check_archive).
 
 Public names: ArchiveLockedError, ArchiveTopics, Archiver, ArchiverConfig, ArchiverMetrics,
-ParseContext, ParseSource, archive_signer, check_archive.
+ParseContext, ParseSource, archive_signer, check_archive, collect_cosignatures, load_log_key,
+log_verifier_key, root_at, serve_consistency, store_cosigned, WitnessPolicy.
 """
 
 from consumers.archive.archiver import ArchiveLockedError, Archiver, ArchiverConfig, ArchiverMetrics
 from consumers.archive.check import check_archive
+from consumers.archive.cosign import collect_cosignatures, store_cosigned
 from consumers.archive.parse import ArchiveTopics, ParseContext
 from consumers.archive.pool import ParseSource
-from consumers.archive.tree import archive_signer
+from consumers.archive.tree import (
+    archive_signer,
+    load_log_key,
+    log_verifier_key,
+    root_at,
+    serve_consistency,
+)
+from consumers.archive.witnessed import WitnessPolicy
 
 __all__ = [
     "ArchiveLockedError",
@@ -23,6 +33,13 @@ __all__ = [
     "ArchiverMetrics",
     "ParseContext",
     "ParseSource",
+    "WitnessPolicy",
     "archive_signer",
     "check_archive",
+    "collect_cosignatures",
+    "load_log_key",
+    "log_verifier_key",
+    "root_at",
+    "serve_consistency",
+    "store_cosigned",
 ]

@@ -87,7 +87,7 @@ class Archiver:
         self.head_at: datetime | None = None
         self._assigned: set[TopicPartition] = set()
         self._refreshed = 0.0
-        self._unpublished: tuple[int, str] | None = None
+        self._unpublished: tuple[int, str, str | None] | None = None
         self._kafka_backoff = Backoff()
         self._kafka_retry_at = 0.0  # monotonic time before which the broker is not asked again
         self._started = clock()
@@ -365,29 +365,36 @@ class Archiver:
         due = (now - since).total_seconds() >= self.config.checkpoint_seconds
         if self.size > self.head_size and (due or force):
             signed, text = self.signer.sign(self.size, self.edge.root(), now)
+            note = self.signer.checkpoint(self.size, self.edge.root())
             try:
                 if self.conn is None or self.conn.is_closed():
                     await self._reconnect()
                 assert self.conn is not None
-                await store.insert_tree_head(self.conn, self.size, self.edge.root(), text, now)
+                await store.insert_tree_head(
+                    self.conn, self.size, self.edge.root(), text, now, note
+                )
             except TRANSIENT_DB_ERRORS as exc:
                 # The next checkpoint covers these leaves too; nothing is lost by waiting.
                 log.warning("archive.checkpoint_deferred", error=repr(exc))
                 await self._drop_connection()
                 return
             self.head_size, self.head_at = self.size, signed.head.timestamp
-            self._unpublished = (self.size, text)
+            self._unpublished = (self.size, text, note)
             log.info("archive.tree_head", size=self.size, root=self.edge.root().hex())
         if self._unpublished is not None and (force or time.monotonic() >= self._kafka_retry_at):
             # The head is in the database already; publishing it can wait for the broker.
-            size, text = self._unpublished
+            size, text, note = self._unpublished
+            # Keyed per tree size: the topic keeps every head (docs/evidence.md), and a key per
+            # size would keep them all even on a topic left compacted.
+            headers = [("lt-checkpoint", note.encode())] if note else None
             try:
                 await unless_stopped(
                     asyncio.wait_for(
                         producer.send_and_wait(
                             self.config.checkpoints_topic,
                             text.encode(),
-                            key=self.signer.log_id.encode(),
+                            key=f"{self.signer.log_id}/{size}".encode(),
+                            headers=headers,
                         ),
                         KAFKA_CALL_TIMEOUT_S,
                     ),

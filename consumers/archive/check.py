@@ -10,12 +10,15 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
+from consumers.archive.derived import check_derived
 from consumers.archive.leaf import record_leaf
+from consumers.archive.parse import ParseContext
 from consumers.archive.store import fetch_nodes
+from consumers.archive.witnessed import Statement, Witnessed, WitnessPolicy, gather
 from signing.errors import VerificationError
 from signing.merkle import (
     MissingNodeError,
@@ -61,13 +64,18 @@ class CheckReport:
     records: int = 0
     nodes: int = 0
     heads: int = 0
+    derived: int | None = None  # records whose derived rows were parsed again (None: not asked)
+    witnessed: int | None = None  # size of the newest checkpoint the quorum cosigned
     findings: list[Finding] = field(default_factory=list)
 
     def summary(self) -> str:
         verdict = "TAMPERED" if self.findings else "intact"
+        derived = "" if self.derived is None else f", {self.derived} re-derived"
+        if self.witnessed is not None:
+            derived += f", witnessed up to {self.witnessed}"
         return (
             f"{verdict}: {self.records} records, {self.nodes} Merkle nodes, "
-            f"{self.heads} signed tree heads checked; {len(self.findings)} findings"
+            f"{self.heads} signed tree heads checked{derived}; {len(self.findings)} findings"
         )
 
 
@@ -78,25 +86,80 @@ class _Head:
     signed: str
 
 
+# How long a record may wait for a signed tree head before its absence is a finding: the
+# archiver signs every checkpoint_seconds (60 by default) and on shutdown.
+HEAD_GRACE = timedelta(minutes=10)
+
+# The archiver stores each partition's next offset in the same transaction as the records it
+# read: the record just below it must exist, and no record may be at or above it.
+OFFSETS_WITHOUT_RECORDS = """
+SELECT o.topic, o.partition, o.next_offset FROM archive_offset o
+WHERE NOT EXISTS (SELECT 1 FROM archive_record r WHERE r.topic = o.topic
+                  AND r.partition = o.partition AND r."offset" = o.next_offset - 1)
+ORDER BY o.topic, o.partition
+"""
+RECORDS_WITHOUT_OFFSETS = """
+SELECT r.topic, r.partition, max(r."offset") AS last, min(r.seq) AS seq FROM archive_record r
+LEFT JOIN archive_offset o ON o.topic = r.topic AND o.partition = r.partition
+GROUP BY r.topic, r.partition, o.next_offset
+HAVING o.next_offset IS NULL OR max(r."offset") >= o.next_offset
+"""
+
+
 async def run_check(
-    database_url: str, *, trust: TrustStore, at: datetime, chunk: int = 2000
+    database_url: str,
+    *,
+    trust: TrustStore,
+    at: datetime,
+    chunk: int = 2000,
+    derive: ParseContext | None = None,
+    head_grace: timedelta = HEAD_GRACE,
+    witnesses: WitnessPolicy | None = None,
+    origin: str | None = None,
 ) -> CheckReport:
     conn = await asyncpg.connect(database_url)
     try:
-        return await check_archive(conn, trust=trust, at=at, chunk=chunk)
+        return await check_archive(
+            conn,
+            trust=trust,
+            at=at,
+            chunk=chunk,
+            derive=derive,
+            head_grace=head_grace,
+            witnesses=witnesses,
+            origin=origin,
+        )
     finally:
         await conn.close()
 
 
 async def check_archive(
-    conn: asyncpg.Connection, *, trust: TrustStore, at: datetime, chunk: int = 2000
+    conn: asyncpg.Connection,
+    *,
+    trust: TrustStore,
+    at: datetime,
+    chunk: int = 2000,
+    derive: ParseContext | None = None,
+    head_grace: timedelta = HEAD_GRACE,
+    witnesses: WitnessPolicy | None = None,
+    origin: str | None = None,
 ) -> CheckReport:
+    """Everything the database can say against itself. `derive` (the archiver's parse context)
+    also re-derives every document, delivery and status row from the signed bytes; records
+    older than `head_grace` (before `at`) must be covered by a signed tree head. With
+    `witnesses`, every checkpoint of log `origin` (stored, or given in the policy) must agree
+    with the records, and the records older than the grace must be covered by one that the
+    required number of witnesses cosigned."""
     checker = _Checker(conn, trust)
     # One snapshot for rows, nodes and heads: a running archiver cannot make them disagree.
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         checker.heads = [
             _Head(r["size"], bytes(r["root"]), r["signed"]) for r in await conn.fetch(HEADS)
         ]
+        if witnesses is not None:
+            if origin is None:
+                raise ValueError("checking witnessed checkpoints needs the log's origin")
+            checker.witnessed = await gather(conn, origin, witnesses)
         buffer: list[asyncpg.Record] = []
         async for row in conn.cursor(RECORDS, prefetch=chunk):
             buffer.append(row)
@@ -105,6 +168,14 @@ async def check_archive(
                 buffer = []
         await checker.feed(buffer)
         await checker.finish()
+        await checker.check_offsets()
+        await checker.check_coverage(at - head_grace)
+        if witnesses is not None:
+            await checker.check_witnessed(witnesses.required, len(witnesses.witnesses),
+                                          at - head_grace)  # fmt: skip
+        if derive is not None:
+            checker.sources = {}
+            checker.report.derived = await check_derived(conn, derive, checker.find)
     return checker.report
 
 
@@ -117,6 +188,7 @@ class _Checker:
         self.edge = RightEdge.empty()
         self.bad_leaves: list[int] = []  # sorted: leaves already reported, to quiet their parents
         self.sources: dict[int, Finding] = {}  # seq -> identity, for records of this chunk
+        self.witnessed: Witnessed | None = None
 
     def find(self, problem: str, seq: int | None = None) -> None:
         ident = self.sources.get(seq) if seq is not None else None
@@ -151,6 +223,17 @@ class _Checker:
         digest = stored_digest if row["secret"] else bytes(row["raw_digest"])
         if digest != stored_digest:
             self.find("its bytes do not match their recorded SHA-256 (raw was altered)", seq)
+        stored = bytes(row["leaf_data"])
+        withheld = bool(row["secret"])
+        if withheld and _says_kept(stored):
+            # NULL raw is how the archive withholds bytes, so erasing evidence looks the same
+            # in the row: only the signed leaf tells them apart.
+            self.find(
+                "its bytes were erased: raw is NULL, but its signed leaf says the archive kept "
+                'them (no "content":"withheld")',
+                seq,
+            )
+            withheld = False  # as signed: the tree below is then checked on its own merits
         data, recomputed = record_leaf(
             seq=seq,
             topic=row["topic"],
@@ -159,8 +242,8 @@ class _Checker:
             message_id=row["message_id"],
             sha256=digest,
             archived_at=row["archived_at"],
+            withheld=withheld,
         )
-        stored = bytes(row["leaf_data"])
         if stored != data:
             self.find(f"leaf_data disagrees with the record: {_leaf_difference(stored, data)}", seq)
         if leaf_hash(stored) != bytes(row["leaf_hash"]):
@@ -185,13 +268,15 @@ class _Checker:
         # Split at tree head sizes: each head is compared with the root at exactly its size.
         while leaves:
             size = self.edge.size
-            cut = next((h.size for h in self.heads if size < h.size <= size + len(leaves)), None)
+            sizes = sorted({h.size for h in self.heads} | self._statement_sizes())
+            cut = next((n for n in sizes if size < n <= size + len(leaves)), None)
             take = len(leaves) if cut is None else cut - size
             self.edge, nodes = append_leaves(self.edge, size, leaves[:take])
             leaves = leaves[take:]
             await self._compare_nodes(nodes)
             if cut is not None:
                 self._check_heads(cut)
+                self._check_statements(cut)
 
     async def _compare_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
         self.report.nodes += len(nodes)
@@ -252,6 +337,86 @@ class _Checker:
                 self.find(f"tree head of size {head.size}, but only {count} records remain")
         await self._check_consistency()
 
+    async def check_offsets(self) -> None:
+        """Records removed from the tail (or all of them) leave the offsets that read them."""
+        self.sources = {}
+        for row in await self.conn.fetch(OFFSETS_WITHOUT_RECORDS):
+            self.find(
+                f"archive_offset says {row['topic']}/{row['partition']} was archived up to offset "
+                f"{row['next_offset'] - 1}, but that record is missing (records were removed)"
+            )
+        for row in await self.conn.fetch(RECORDS_WITHOUT_OFFSETS):
+            self.find(
+                f"records of {row['topic']}/{row['partition']} (up to offset {row['last']}) lie "
+                "beyond what archive_offset says was read (archive_offset was altered)",
+                row["seq"],
+            )
+
+    async def check_coverage(self, before: datetime) -> None:
+        """Every record archived before `before` is in a signed tree head that remains."""
+        covered = max((h.size for h in self.heads), default=0)
+        if self.edge.size <= covered:
+            return
+        oldest = await self.conn.fetchval(
+            "SELECT min(archived_at) FROM archive_record WHERE seq >= $1", covered
+        )
+        if oldest is not None and oldest < before:
+            self.find(
+                f"records seq {covered}..{self.edge.size - 1} are covered by no signed tree head "
+                f"(the oldest archived {oldest.isoformat()}): signed heads were deleted, or the "
+                "archiver stopped signing"
+            )
+
+    def _statement_sizes(self) -> set[int]:
+        if self.witnessed is None:
+            return set()
+        return {size for size, _ in self.witnessed.statements}
+
+    def _check_statements(self, size: int) -> None:
+        """A checkpoint the log signed (cosigned or not) states the root at its size: the
+        records must still give it."""
+        if self.witnessed is None:
+            return
+        for statement in self.witnessed.statements.values():
+            if statement.size == size and statement.root != self.edge.root():
+                self.find(
+                    f"history rewritten: {_vouched(statement)} root "
+                    f"{statement.root.hex()} at size {size}, the records give "
+                    f"{self.edge.root().hex()}; evidence:\n{statement.note}"
+                )
+
+    async def check_witnessed(self, required: int, given: int, before: datetime) -> None:
+        assert self.witnessed is not None
+        self.sources = {}
+        for problem in self.witnessed.refused:
+            self.find(f"a checkpoint or cosignature does not verify: {problem}")
+        for a, b in self.witnessed.split_views():
+            self.find(
+                f"split view: the log signed two heads of size {a.size}: root {a.root.hex()} "
+                f"and root {b.root.hex()}; evidence:\n{a.note}\n{b.note}"
+            )
+        for statement in self.witnessed.statements.values():
+            if statement.size > self.edge.size:
+                self.find(
+                    f"{_vouched(statement)} a tree of {statement.size} records, the archive holds "
+                    f"{self.edge.size}: records were removed; evidence:\n{statement.note}"
+                )
+        quorum = self.witnessed.quorum(required)
+        if required and not quorum:
+            self.find(f"no checkpoint of this log is cosigned by {required} of the {given} "
+                      "witnesses given")  # fmt: skip
+        covered = quorum[-1].size if quorum else 0
+        if required and self.edge.size > covered:
+            oldest = await self.conn.fetchval(
+                "SELECT min(archived_at) FROM archive_record WHERE seq >= $1", covered
+            )
+            if oldest is not None and oldest < before:
+                self.find(
+                    f"records seq {covered}..{self.edge.size - 1} are covered by no checkpoint "
+                    f"cosigned by {required} witnesses (the oldest archived {oldest.isoformat()})"
+                )
+        self.report.witnessed = covered if quorum else None
+
     async def _check_consistency(self) -> None:
         for old, new in zip(self.heads, self.heads[1:], strict=False):
             plan = plan_consistency(old.size, new.size)
@@ -262,12 +427,27 @@ class _Checker:
                 self.find(f"tree heads {old.size} and {new.size} are not consistent: {exc}")
 
 
+def _vouched(statement: Statement) -> str:
+    if statement.witnesses:
+        return f"{len(statement.witnesses)} witness(es) cosigned"
+    return "the log signed"
+
+
+def _says_kept(leaf_data: bytes) -> bool:
+    try:
+        return not decode_leaf(leaf_data).withheld
+    except LeafFormatError:
+        return False  # reported as malformed by the leaf comparison
+
+
 def _leaf_difference(stored: bytes, recomputed: bytes) -> str:
     try:
         was, now = decode_leaf(stored), decode_leaf(recomputed)
     except LeafFormatError as exc:
         return f"stored leaf is malformed ({exc})"
-    fields = ("seq", "topic", "partition", "offset", "message_id", "sha256", "archived_at")
+    fields = (
+        "seq", "topic", "partition", "offset", "message_id", "sha256", "archived_at", "withheld",
+    )  # fmt: skip
     diffs = [
         f"{f} {getattr(was, f)!r} -> {getattr(now, f)!r}"
         for f in fields

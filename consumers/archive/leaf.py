@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from signing.merkle import leaf_hash
-from signing.merkle_leaf import LeafRecord, canonical_json, decode_leaf, format_archived_at
+from signing.merkle_leaf import (
+    CONTENT,
+    WITHHELD,
+    LeafRecord,
+    canonical_json,
+    decode_leaf,
+    format_archived_at,
+)
 
 
 def archive_time(at: datetime) -> datetime:
@@ -25,6 +32,7 @@ def record_leaf(
     message_id: str | None,
     sha256: bytes,
     archived_at: datetime,
+    withheld: bool = False,
 ) -> tuple[bytes, bytes]:
     """(leaf_data, leaf_hash) of one record (signing.merkle_leaf defines the encoding)."""
     data = LeafRecord(
@@ -35,6 +43,7 @@ def record_leaf(
         message_id=message_id,
         sha256=sha256.hex(),
         archived_at=format_archived_at(archived_at),
+        withheld=withheld,
     ).encode()
     return data, leaf_hash(data)
 
@@ -45,11 +54,13 @@ def sha256(raw: bytes) -> bytes:
 
 def leaves(
     first_seq: int,
-    records: Sequence[tuple[str, int, int, str | None, bytes]],
+    records: Sequence[
+        tuple[str, int, int, str | None, bytes] | tuple[str, int, int, str | None, bytes, bool]
+    ],
     archived_at: datetime,
 ) -> list[tuple[bytes, bytes]]:
     """(leaf_data, leaf_hash) of consecutive records (topic, partition, offset, message_id,
-    sha256) archived together: the same bytes `record_leaf` gives each of them.
+    sha256[, withheld]) archived together: the same bytes `record_leaf` gives each of them.
 
     `record_leaf` re-parses every leaf it encodes (LeafRecord.encode -> decode_leaf); here the
     inputs are checked for what decode_leaf refuses (negative or non-integer numbers, a digest
@@ -58,7 +69,9 @@ def leaves(
     """
     stamp = format_archived_at(archived_at)
     out: list[tuple[bytes, bytes]] = []
-    for i, (topic, partition, offset, message_id, sha256) in enumerate(records):
+    for i, record in enumerate(records):
+        topic, partition, offset, message_id, sha256 = record[:5]
+        withheld = len(record) > 5 and record[5] is True
         seq = first_seq + i
         if not (
             type(seq) is int
@@ -72,17 +85,18 @@ def leaves(
             and len(sha256) == 32
         ):
             raise ValueError(f"record {topic!r}/{partition}/{offset} cannot make a leaf")
-        data = canonical_json(
-            {
-                "archived_at": stamp,
-                "message_id": message_id,
-                "offset": offset,
-                "partition": partition,
-                "seq": seq,
-                "sha256": sha256.hex(),
-                "topic": topic,
-            }
-        )
+        fields: dict[str, object] = {
+            "archived_at": stamp,
+            "message_id": message_id,
+            "offset": offset,
+            "partition": partition,
+            "seq": seq,
+            "sha256": sha256.hex(),
+            "topic": topic,
+        }
+        if withheld:
+            fields[CONTENT] = WITHHELD
+        data = canonical_json(fields)
         out.append((data, leaf_hash(data)))
     if out:
         decode_leaf(out[0][0])  # never write a leaf a verifier would refuse

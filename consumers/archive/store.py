@@ -35,7 +35,7 @@ def leaf_rows(first_seq: int, parsed: Sequence[Parsed], archived_at: datetime) -
         first_seq,
         [
             (p.record.topic, p.record.partition, p.record.offset, p.record.message_id,
-             p.record.raw_sha256)
+             p.record.raw_sha256, p.record.raw is None)
             for p in parsed
         ],
         archived_at,
@@ -162,7 +162,8 @@ ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
 """
 
 INSERT_TREE_HEAD = """
-INSERT INTO tree_head (size, root, signed, created_at) VALUES ($1, $2, $3::jsonb, $4)
+INSERT INTO tree_head (size, root, signed, created_at, checkpoint)
+VALUES ($1, $2, $3::jsonb, $4, $5)
 ON CONFLICT (size) DO NOTHING
 """
 
@@ -202,9 +203,14 @@ async def last_tree_head(conn: asyncpg.Connection) -> StoredHead | None:
 
 
 async def insert_tree_head(
-    conn: asyncpg.Connection, size: int, root: bytes, signed_json: str, at: datetime
+    conn: asyncpg.Connection,
+    size: int,
+    root: bytes,
+    signed_json: str,
+    at: datetime,
+    checkpoint: str | None = None,
 ) -> None:
-    await conn.execute(INSERT_TREE_HEAD, size, root, signed_json, at)
+    await conn.execute(INSERT_TREE_HEAD, size, root, signed_json, at, checkpoint)
 
 
 async def write_batch(

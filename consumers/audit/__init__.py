@@ -5,8 +5,8 @@ Modules: search (queries and the access log), sql (the statements), verify (evid
 inclusion proofs), render (tables for the terminal).
 
 Public names: Cursor, EvidenceMissing, PgNodeStore, SearchFilters, build_search, document_story,
-evidence_bundle, load_evidence, record_access, render_search, render_story, search_documents,
-verify_evidence.
+WitnessRule, evidence_bundle, load_evidence, record_access, render_search, render_story,
+search_documents, verify_evidence.
 """
 
 from consumers.audit.render import render_search, render_story
@@ -21,6 +21,7 @@ from consumers.audit.search import (
 from consumers.audit.verify import (
     EvidenceMissing,
     PgNodeStore,
+    WitnessRule,
     evidence_bundle,
     load_evidence,
     verify_evidence,
@@ -31,6 +32,7 @@ __all__ = [
     "EvidenceMissing",
     "PgNodeStore",
     "SearchFilters",
+    "WitnessRule",
     "build_search",
     "document_story",
     "evidence_bundle",

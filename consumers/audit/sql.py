@@ -156,7 +156,8 @@ FROM rejection WHERE document_id = $1 ORDER BY at, seq"""
 # --- verify ---------------------------------------------------------------------------------
 
 SUBMISSION_RECORD = """
-SELECT a.seq, a.kind, a.raw, a.raw_sha256, a.leaf_data, a.leaf_hash, a.archived_at
+SELECT a.seq, a.kind, a.raw, a.raw_sha256, a.leaf_data, a.leaf_hash, a.archived_at,
+       a.parse_error
 FROM document d JOIN archive_record a ON a.seq = d.submission_seq
 WHERE d.document_id = $1"""
 
@@ -167,6 +168,14 @@ FROM archive_record WHERE seq = $1"""
 LATEST_TREE_HEAD = "SELECT size, root, signed FROM tree_head ORDER BY size DESC LIMIT 1"
 
 TREE_HEAD_BY_SIZE = "SELECT size, root, signed FROM tree_head WHERE size = $1"
+
+# Heads that cover a record, newest first, with their checkpoint and the cosigned notes the
+# witnesses published for exactly that size and root.
+COVERING_CHECKPOINTS = """
+SELECT t.size, t.root, t.signed, t.checkpoint,
+       ARRAY(SELECT c.note FROM cosignature c WHERE c.size = t.size AND c.root = t.root)
+           AS cosigned
+FROM tree_head t WHERE t.size > $1 AND t.checkpoint IS NOT NULL ORDER BY t.size DESC"""
 
 # Every node a proof needs, in one round trip (the primary key serves each pair).
 MERKLE_NODES = """

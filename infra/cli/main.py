@@ -21,11 +21,12 @@ from infra.cli import (
     send,
     services,
     subscribe,
+    witness,
 )
 from infra.logs import configure_logging
 
 # In the order `lienthong --help` lists them.
-GROUPS = (services, pki, route, send, subscribe, archive, audit, kpi, decode, demo)
+GROUPS = (services, pki, route, send, subscribe, archive, audit, witness, kpi, decode, demo)
 
 
 def build_app() -> typer.Typer:

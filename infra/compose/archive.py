@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import os
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from consumers.archive import (
     Archiver,
@@ -17,6 +18,7 @@ from consumers.archive import (
     ParseContext,
     ParseSource,
     archive_signer,
+    collect_cosignatures,
 )
 from consumers.trustfeed import MonitoredCredentials
 from infra import context
@@ -39,8 +41,41 @@ def default_parse_workers() -> int:
     return int(os.environ.get(PARSE_WORKERS_ENV) or 0)
 
 
+ARCHIVER_ROLE = "lienthong_archiver"
+ARCHIVE_URL_ENV = "LIENTHONG_ARCHIVE_DATABASE_URL"
+
+
+def archiver_url(database_url: str) -> str:
+    """The archiver writes as its own least-privileged role (migration 0007), on the same
+    server and database, its credentials from the server's auth rules or ~/.pgpass; or as
+    LIENTHONG_ARCHIVE_DATABASE_URL names."""
+    override = os.environ.get(ARCHIVE_URL_ENV)
+    if override:
+        return override
+    parts = urlsplit(database_url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{ARCHIVER_ROLE}@{host}"))
+
+
 def archive_log_id(settings: Settings) -> str:
     return f"{settings.topic('archive')}/{settings.platform_agency}"
+
+
+def archive_topics(settings: Settings) -> ArchiveTopics:
+    return ArchiveTopics(
+        submissions=settings.topic("submissions"),
+        deadletter=settings.topic("deadletter"),
+        inbox_prefix=settings.inbox(""),
+    )
+
+
+def archive_parse_context(settings: Settings) -> ParseContext:
+    """What the archiver parses records with; `audit check` derives the rows again with it."""
+    return ParseContext(
+        topics=archive_topics(settings),
+        trust=context.trust_store(settings),
+        agencies=context.agency_directory(settings),
+    )
 
 
 def build_archiver(
@@ -54,12 +89,8 @@ def build_archiver(
     parse_workers: int | None = None,  # None: $LIENTHONG_ARCHIVE_PARSE_WORKERS, else 0
 ) -> Archiver:
     config = ArchiverConfig(
-        topics=ArchiveTopics(
-            submissions=settings.topic("submissions"),
-            deadletter=settings.topic("deadletter"),
-            inbox_prefix=settings.inbox(""),
-        ),
-        database_url=database_url,
+        topics=archive_topics(settings),
+        database_url=archiver_url(database_url),
         checkpoints_topic=settings.topic("checkpoints"),
         max_batch=max_batch,
         checkpoint_seconds=checkpoint_seconds,
@@ -73,7 +104,12 @@ def build_archiver(
     )
     # The workers build their own context from the paths the one above was just loaded from.
     source = ParseSource(config.topics, settings.trust_config, settings.agencies_file)
-    signer = archive_signer(settings.pki_dir, settings.platform_agency, archive_log_id(settings))
+    signer = archive_signer(
+        settings.pki_dir,
+        settings.platform_agency,
+        archive_log_id(settings),
+        context.key_passphrase(settings),
+    )
     return Archiver(
         bootstrap,
         config,
@@ -105,12 +141,21 @@ async def run_archiver(
 
     async def archive(stop: asyncio.Event) -> None:
         follow = asyncio.create_task(_follow_credential(archiver, credentials, stop))
+        # Witnesses' cosignatures, from their topic into the cosignature table.
+        cosigned = asyncio.create_task(
+            collect_cosignatures(
+                bootstrap, settings.topic("cosignatures"), archiver.config.database_url, stop
+            )
+        )
         try:
             await archiver.run(stop)
         finally:
             follow.cancel()
+            stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await follow
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(cosigned, 10)
 
     await run_with_trust(archive, feed, stop, clock=lambda: archiver.clock(), watches=[credentials])
 

@@ -24,7 +24,7 @@ from consumers.kpi import (
     render_report,
 )
 from infra import context
-from infra.compose.archive import build_archiver
+from infra.compose.archive import archive_parse_context, build_archiver
 from infra.services.migrate import migrate
 from infra.settings import Settings
 
@@ -114,7 +114,9 @@ async def audit(settings: Settings, url: str, decision_id: str, out: Console) ->
         for r in verify_evidence(evidence, trust=trust, agencies=agencies, now=datetime.now(UTC)):
             checks.add_row(r.name, "PASS" if r.ok else "FAIL", r.detail[:80])
         out.print(checks)
-        report = await check_archive(conn, trust=trust, at=datetime.now(UTC))
+        report = await check_archive(
+            conn, trust=trust, at=datetime.now(UTC), derive=archive_parse_context(settings)
+        )
         out.print(f"audit check: {report.summary()}")
     finally:
         await conn.close()

@@ -18,7 +18,7 @@ import pytest
 
 from consumers.archive.archiver import Archiver
 from consumers.archive.check import run_check
-from infra.compose.archive import build_archiver
+from infra.compose.archive import archive_parse_context, build_archiver
 from infra.settings import Settings
 from schemas.codec import encode_envelope
 from schemas.common import AgencyRef, SecrecyMarking
@@ -240,5 +240,11 @@ async def test_a_routed_flow_is_archived_once_with_its_metadata_outcomes_and_tim
         await conn.close()
     checkpoints = await read_topic(bootstrap, exchange.topic("checkpoints"), expect=1)
     assert [json.loads(c.value)["tree_head"]["size"] for c in checkpoints] == [15]
-    report = await run_check(archive_db, trust=PkiDirectory(archive_pki).trust_store(), at=utcnow())
+    report = await run_check(
+        archive_db,
+        trust=PkiDirectory(archive_pki).trust_store(),
+        at=utcnow(),
+        derive=archive_parse_context(exchange),
+    )
     assert report.findings == [] and report.records == 15 and report.heads == 1
+    assert report.derived == 9  # 4 submissions (not the secret, not the garbage), 3 + 2 inbox

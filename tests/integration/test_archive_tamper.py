@@ -14,7 +14,10 @@ import asyncpg
 import pytest
 
 from consumers.archive.check import run_check
+from infra.compose.archive import archive_parse_context, archiver_url
 from infra.settings import Settings
+from schemas.common import AgencyRef
+from schemas.status import StatusCode, StatusNotice
 from signing.pkidir import PkiDirectory
 from signing.seal import seal
 from tests.conftest import BA_DINH, H26
@@ -25,8 +28,8 @@ from tests.integration.test_archive import (
     running_archiver,
     wait_for_records,
 )
-from tests.integration.test_router import creds
-from tests.support import fresh_database, publish, seed_document, utcnow
+from tests.integration.test_router import creds, running_router
+from tests.support import fresh_database, publish, read_topic, seed_document, utcnow
 
 __all__ = ["archive_db", "archive_pki", "exchange"]
 
@@ -92,10 +95,16 @@ async def first_document_seq(url: str) -> int:
         await conn.close()
 
 
-def check_cli(service_env: dict[str, str], url: str) -> subprocess.CompletedProcess[str]:
+def check_cli(
+    service_env: dict[str, str], url: str, *args: str, prefix: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`lienthong audit check` with the archiver's settings (its topic prefix, for the rows it
+    derives from the bytes)."""
     env = {**service_env, "LIENTHONG_DATABASE_URL": url}
+    if prefix is not None:
+        env["LIENTHONG_TOPIC_PREFIX"] = prefix
     return subprocess.run(
-        [sys.executable, "-m", "infra.cli", "audit", "check"],
+        [sys.executable, "-m", "infra.cli", "audit", "check", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -106,11 +115,11 @@ def check_cli(service_env: dict[str, str], url: str) -> subprocess.CompletedProc
 
 
 async def test_an_intact_archive_checks_clean_and_the_cli_exits_0(
-    service_env: dict[str, str], archived: str, archive_pki: Path
+    service_env: dict[str, str], archived: str, archive_pki: Path, exchange: Settings
 ) -> None:
     report = await run_check(archived, trust=PkiDirectory(archive_pki).trust_store(), at=utcnow())
     assert report.findings == [] and report.records == RECORDS and report.heads == 2
-    done = await asyncio.to_thread(check_cli, service_env, archived)
+    done = await asyncio.to_thread(check_cli, service_env, archived, prefix=exchange.topic_prefix)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "intact: 40 records" in done.stdout
     # Like every audit command, check ran as the auditor role, after logging the request.
@@ -123,7 +132,7 @@ async def test_an_intact_archive_checks_clean_and_the_cli_exits_0(
 
 
 async def test_one_changed_byte_is_reported_with_its_record(
-    service_env: dict[str, str], archived: str
+    service_env: dict[str, str], archived: str, exchange: Settings
 ) -> None:
     # A document's record (garbage records carry no message id to report): which seq that is
     # depends on how the archiver's fetches interleaved the two kinds.
@@ -134,7 +143,7 @@ async def test_one_changed_byte_is_reported_with_its_record(
         "UPDATE archive_record SET raw = overlay(raw placing '\\xff'::bytea from 40 for 1)"
         f" WHERE seq = {seq}",
     )
-    done = await asyncio.to_thread(check_cli, service_env, archived)
+    done = await asyncio.to_thread(check_cli, service_env, archived, prefix=exchange.topic_prefix)
     assert done.returncode == 1, done.stdout + done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith(f"TAMPERED seq={seq} ")]
     assert lines and f"source={source}" in lines[0] and f"message_id={message_id}" in lines[0]
@@ -143,7 +152,7 @@ async def test_one_changed_byte_is_reported_with_its_record(
 
 
 async def test_a_deleted_row_is_reported_with_its_seq(
-    service_env: dict[str, str], archived: str
+    service_env: dict[str, str], archived: str, exchange: Settings
 ) -> None:
     # A record nothing else refers to (unparsable bytes) can be deleted despite foreign keys.
     conn = await asyncpg.connect(archived)
@@ -152,13 +161,13 @@ async def test_a_deleted_row_is_reported_with_its_seq(
     )
     await conn.close()
     await tamper(archived, f"DELETE FROM archive_record WHERE seq = {seq}")
-    done = await asyncio.to_thread(check_cli, service_env, archived)
+    done = await asyncio.to_thread(check_cli, service_env, archived, prefix=exchange.topic_prefix)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"TAMPERED seq={seq}: record is missing (deleted)" in done.stdout
 
 
 async def test_two_swapped_rows_are_reported_as_reordered(
-    service_env: dict[str, str], archived: str
+    service_env: dict[str, str], archived: str, exchange: Settings
 ) -> None:
     # Two records nothing refers to, so foreign keys let them move.
     conn = await asyncpg.connect(archived)
@@ -176,7 +185,7 @@ async def test_two_swapped_rows_are_reported_as_reordered(
         f"UPDATE archive_record SET seq = {b} WHERE seq = {a + 1000000}",
         f"UPDATE archive_record SET seq = {a} WHERE seq = {b + 1000000}",
     )
-    done = await asyncio.to_thread(check_cli, service_env, archived)
+    done = await asyncio.to_thread(check_cli, service_env, archived, prefix=exchange.topic_prefix)
     assert done.returncode == 1, done.stdout + done.stderr
     moved = [line for line in done.stdout.splitlines() if f"source={a_source}" in line]
     assert moved and moved[0].startswith(f"TAMPERED seq={b} ") and "reordered" in moved[0]
@@ -189,3 +198,170 @@ async def test_an_unreachable_database_is_an_error_not_a_verdict(
         pass
     done = await asyncio.to_thread(check_cli, service_env, url)
     assert done.returncode == 2 and done.stderr.startswith("error:")
+
+
+async def as_superuser(url: str, *statements: str) -> None:
+    """An insider with the database's superuser: every trigger off for the transaction."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            for statement in statements:
+                await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def test_deleted_tree_heads_leave_records_no_signed_head_covers(
+    service_env: dict[str, str], archived: str, exchange: Settings
+) -> None:
+    await as_superuser(archived, "DELETE FROM tree_head")
+    done = await asyncio.to_thread(
+        check_cli, service_env, archived, "--head-grace", "0", prefix=exchange.topic_prefix
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"records seq 0..{RECORDS - 1} are covered by no signed tree head" in done.stdout
+    # Within the grace, fresh records waiting for their first head are no finding.
+    done = await asyncio.to_thread(check_cli, service_env, archived, prefix=exchange.topic_prefix)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_a_truncated_tail_with_its_heads_deleted_is_found(
+    service_env: dict[str, str], archived: str, exchange: Settings
+) -> None:
+    cut = 25
+    await as_superuser(
+        archived,
+        f"DELETE FROM document WHERE submission_seq >= {cut}",
+        f"DELETE FROM archive_record WHERE seq >= {cut}",
+        f"DELETE FROM merkle_node WHERE ((idx + 1) << level) > {cut}",
+        f"DELETE FROM tree_head WHERE size > {cut}",
+    )
+    done = await asyncio.to_thread(check_cli, service_env, archived, prefix=exchange.topic_prefix)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "but that record is missing (records were removed)" in done.stdout
+
+
+async def test_truncate_is_refused_and_a_superuser_truncate_is_found(
+    service_env: dict[str, str], archived: str, exchange: Settings
+) -> None:
+    truncate = "TRUNCATE archive_record, merkle_node, tree_head CASCADE"
+    conn = await asyncpg.connect(archived)
+    try:
+        with pytest.raises(asyncpg.PostgresError, match="append-only"):
+            await conn.execute(truncate)
+    finally:
+        await conn.close()
+    await as_superuser(archived, truncate)
+    done = await asyncio.to_thread(check_cli, service_env, archived, prefix=exchange.topic_prefix)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "TAMPERED: 0 records" in done.stdout
+    assert "but that record is missing (records were removed)" in done.stdout
+
+
+async def test_erased_bytes_are_found_though_the_archive_withholds_bytes_too(
+    service_env: dict[str, str], archived: str, exchange: Settings
+) -> None:
+    seq = await first_document_seq(archived)
+    await as_superuser(archived, f"UPDATE archive_record SET raw = NULL WHERE seq = {seq}")
+    done = await asyncio.to_thread(check_cli, service_env, archived, prefix=exchange.topic_prefix)
+    assert done.returncode == 1, done.stdout + done.stderr
+    erased = [line for line in done.stdout.splitlines() if "bytes were erased" in line]
+    assert len(erased) == 1 and erased[0].startswith(f"TAMPERED seq={seq} "), done.stdout
+    # The 20 records of undecodable bytes, withheld by the archive itself, are no finding.
+    conn = await asyncpg.connect(archived)
+    try:
+        withheld = await conn.fetchval("SELECT count(*) FROM archive_record WHERE raw IS NULL")
+    finally:
+        await conn.close()
+    assert withheld == RECORDS // 2 + 1
+
+
+@pytest.fixture
+async def routed(
+    exchange: Settings, bootstrap: str, archive_pki: Path, archive_db: str
+) -> AsyncIterator[str]:
+    """A document routed to Ba Đình, and Ba Đình's 01 delivered back: submission, delivery,
+    status, with their document, delivery and status_event rows."""
+    now = utcnow()
+    doc = seed_document(9100, [BA_DINH])
+    arrived = StatusNotice(doc.document_id, AgencyRef(BA_DINH, "Ba Đình"), StatusCode.ARRIVED, now)
+    subs = exchange.topic("submissions")
+    async with (
+        running_router(exchange, bootstrap),
+        running_archiver(exchange, bootstrap, archive_db, max_batch=3),
+    ):
+        await publish(bootstrap, subs, [seal(doc, credentials=creds(archive_pki, H26), at=now)])
+        await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=1, settle_s=0)
+        answer = seal(arrived, credentials=creds(archive_pki, BA_DINH), at=now, recipients=[H26])
+        await publish(bootstrap, subs, [answer])
+        assert await wait_for_records(archive_db, 4) == 4
+    yield archive_db
+
+
+async def test_a_routed_story_checks_clean(
+    routed: str, archive_pki: Path, exchange: Settings
+) -> None:
+    report = await run_check(
+        routed,
+        trust=PkiDirectory(archive_pki).trust_store(),
+        at=utcnow(),
+        derive=archive_parse_context(exchange),
+    )
+    assert report.findings == [] and report.derived == 4
+
+
+@pytest.mark.parametrize(
+    ("edit", "finding"),
+    [
+        ("UPDATE document SET subject = 'Kế hoạch khác'", "subject 'Kế hoạch khác' (stored)"),
+        ("UPDATE document SET sender = '000.00.31.H26'", "sender '000.00.31.H26' (stored)"),
+        (
+            'UPDATE document SET signatures = \'[{"valid": true, "role": "AGENCY"}]\'',
+            "signatures",
+        ),
+        ("UPDATE status_event SET code = '06'", "code '06' (stored)"),
+        (
+            "UPDATE delivery SET delivered_at = delivered_at - interval '3 days'",
+            "delivered_at",
+        ),
+        ("UPDATE document SET routing_outcome = 'rejected'", "routing says rejected"),
+        ("UPDATE archive_record SET sender = '000.00.31.H26' WHERE kind = 'submission'", "sender"),
+        ("DELETE FROM status_event", "has no status_event row"),
+    ],
+)
+async def test_an_edited_derived_column_is_found(
+    service_env: dict[str, str], routed: str, exchange: Settings, edit: str, finding: str
+) -> None:
+    await as_superuser(routed, edit)
+    done = await asyncio.to_thread(check_cli, service_env, routed, prefix=exchange.topic_prefix)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("TAMPERED seq=")]
+    assert any(finding in line for line in lines), done.stdout
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE archive_record SET raw = NULL",
+        "DELETE FROM tree_head",
+        "TRUNCATE archive_record, merkle_node, tree_head CASCADE",
+        "ALTER TABLE archive_record DISABLE TRIGGER USER",
+        "SET session_replication_role = replica",
+        "UPDATE document SET subject = 'khác'",
+        "DELETE FROM cosignature",
+    ],
+)
+async def test_the_archivers_own_role_cannot_alter_the_evidence(
+    archive_db: str, statement: str
+) -> None:
+    conn = await asyncpg.connect(archiver_url(archive_db))
+    try:
+        assert (
+            await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            is False
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(statement)
+    finally:
+        await conn.close()

@@ -3,8 +3,10 @@ envelopes, leaves, Merkle nodes and a signed tree head, in a database of this mo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,12 +23,18 @@ from infra.compose.audit import auditor_url
 from infra.services import manager
 from schemas.codec import encode_envelope
 from schemas.envelope import SignerRole
+from signing.evidence import build_bundle
 from signing.merkle import DictNodeStore, RightEdge, append_leaves, leaf_hash, plan_inclusion
 from signing.merkle_leaf import LeafRecord, format_archived_at
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 from signing.seal import load_credential, seal
-from signing.treehead import TreeHead, sign_tree_head, signed_tree_head_to_json
+from signing.treehead import (
+    TreeHead,
+    sign_tree_head,
+    signed_tree_head_from_json,
+    signed_tree_head_to_json,
+)
 from tests.conftest import BA_DINH, H26
 from tests.support import fresh_database, seed_document
 
@@ -141,6 +149,7 @@ def test_verify_passes_every_check(cli: CliRunner, env: dict[str, str]) -> None:
     assert checks(cli, env, "verify", GOOD, code=0) == {
         "stored-bytes": "PASS",
         "leaf": "PASS",
+        "document": "PASS",
         "envelope-signatures": "PASS",
         "tree-head-signature": "PASS",
         "inclusion": "PASS",
@@ -233,3 +242,104 @@ async def test_verify_and_export_are_in_the_access_log(
     logged = [(r["command"], json.loads(r["args"])["document_id"]) for r in rows]
     assert ("verify", GOOD) in logged and ("export", GOOD) in logged
     assert ("verify", LATE) in logged  # asked, even though there was nothing to prove
+
+
+@pytest.fixture
+async def own_archive(
+    database_url: str, pki_dir: Path, settings: Any, service_env: dict[str, str]
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The same archive in a database of the test's own, to be tampered with."""
+    async with fresh_database(database_url) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await build_archive(conn, pki_dir, settings.platform_agency)
+        finally:
+            await conn.close()
+        yield url, {**service_env, "LIENTHONG_AUDIT_DATABASE_URL": auditor_url(url)}
+
+
+async def as_superuser(url: str, *statements: str) -> None:
+    """An insider with the database's superuser: every trigger off for the session."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            for statement in statements:
+                await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def test_a_document_row_pointed_at_another_documents_record_fails_verify_and_export(
+    cli: CliRunner, own_archive: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, env = own_archive
+    # FORGED's row now points at GOOD's record (seq 2): intact bytes, leaf and proof, but
+    # another document's.
+    asyncio.run(
+        as_superuser(url, f"UPDATE document SET submission_seq = 2 WHERE document_id = '{FORGED}'")
+    )
+    result = cli.invoke(app, ["audit", "verify", FORGED, "--format", "json"], env=env)
+    assert result.exit_code == 1, result.output
+    found = {c["check"]: c for c in json.loads(result.stdout)}
+    assert found["document"]["result"] == "FAIL"
+    assert f"is document '{GOOD}', not '{FORGED}'" in found["document"]["detail"]
+    assert found["stored-bytes"]["result"] == found["inclusion"]["result"] == "PASS"
+    out = tmp_path / "b.zip"
+    result = cli.invoke(app, ["audit", "export", FORGED, "--out", str(out)], env=env)
+    assert result.exit_code != 0 and not out.exists()
+    assert f"is document '{GOOD}', not '{FORGED}'" in result.output
+
+
+def test_erased_bytes_are_a_finding_not_a_secret_document(
+    cli: CliRunner, own_archive: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, env = own_archive
+    asyncio.run(as_superuser(url, "UPDATE archive_record SET raw = NULL WHERE seq = 2"))
+    result = cli.invoke(app, ["audit", "verify", GOOD, "--format", "json"], env=env)
+    assert result.exit_code == 1, result.output
+    found = {c["check"]: c for c in json.loads(result.stdout)}
+    assert found["stored-bytes"]["result"] == "FAIL"
+    assert "erased" in found["stored-bytes"]["detail"]
+    assert "secret" not in result.stdout
+    out = tmp_path / "b.zip"
+    result = cli.invoke(app, ["audit", "export", GOOD, "--out", str(out)], env=env)
+    assert result.exit_code != 0 and "erased" in result.output and not out.exists()
+
+
+def test_verify_bundle_without_a_pinned_anchor_does_not_pass(
+    cli: CliRunner, env: dict[str, str], bundle: Path, offline: None
+) -> None:
+    result = cli.invoke(app, ["audit", "verify-bundle", str(bundle), "--format", "json"], env=env)
+    assert result.exit_code == 1, result.output
+    found = {c["check"]: c["result"] for c in json.loads(result.stdout)}
+    assert found["anchor-pinned"] == "SKIP" and "FAIL" not in found.values()
+    assert "--trust-anchor" in result.stderr
+
+
+def test_a_bundle_labelled_with_another_document_fails_verify_bundle(
+    cli: CliRunner, env: dict[str, str], bundle: Path, pki_dir: Path, tmp_path: Path, offline: None
+) -> None:
+    with zipfile.ZipFile(bundle) as zf:
+        m = {n: zf.read(n) for n in zf.namelist()}
+    proof = json.loads(m["proof.json"])
+    relabelled = build_bundle(
+        envelope_bytes=m["envelope.avro"],
+        leaf_data=m["leaf.bin"],
+        leaf_index=proof["leaf_index"],
+        inclusion_proof=[bytes.fromhex(h) for h in proof["inclusion_path"]],
+        signed_tree_head=signed_tree_head_from_json(m["tree-head.json"]),
+        trust_anchors_pem=m["trust/anchors.pem"],
+        crls_pem=m["trust/crls.pem"],
+        metadata={**json.loads(m["metadata.json"]), "document_id": FORGED},
+    )
+    path = tmp_path / "relabelled.zip"
+    path.write_bytes(relabelled)
+    anchor = str(PkiDirectory(pki_dir).root_cert)
+    found = checks(cli, env, "verify-bundle", str(path), "--trust-anchor", anchor, code=1)
+    assert found["document"] == "FAIL" and found["envelope-signatures"] == "PASS"
+    found = checks(
+        cli, env, "verify-bundle", str(bundle), "--trust-anchor", anchor, "--document", FORGED,
+        code=1,
+    )  # fmt: skip
+    assert found["document"] == "FAIL"

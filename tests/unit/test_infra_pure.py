@@ -92,3 +92,28 @@ def test_a_0700_checkout_is_made_traversable_up_to_the_working_directory_only(
     assert checkout.stat().st_mode & 0o777 == 0o701
     assert (checkout / ".lienthong").stat().st_mode & 0o777 == 0o701
     assert above.stat().st_mode & 0o777 == 0o700  # above the working directory: not ours
+
+
+def test_the_key_passphrase_comes_from_the_environment_or_a_file_outside_the_state(
+    tmp_path: Path,
+) -> None:
+    from infra.context import key_passphrase
+    from infra.errors import InfraError
+
+    home = tmp_path / "state"
+    s = load_settings({"LIENTHONG_HOME": str(home), "HOME": str(tmp_path)})
+    assert key_passphrase(s, {}) is None
+    assert key_passphrase(s, {"LIENTHONG_KEY_PASSPHRASE": "mật khẩu"}) == "mật khẩu".encode()
+    outside = tmp_path / "secrets" / "archive.pass"
+    outside.parent.mkdir()
+    outside.write_text("s3cret\n")
+    assert key_passphrase(s, {"LIENTHONG_KEY_PASSPHRASE_FILE": str(outside)}) == b"s3cret"
+    beside = home / "pki" / "archive.pass"
+    beside.parent.mkdir(parents=True)
+    beside.write_text("s3cret\n")
+    with pytest.raises(InfraError, match="beside the keys"):
+        key_passphrase(s, {"LIENTHONG_KEY_PASSPHRASE_FILE": str(beside)})
+    with pytest.raises(InfraError, match="not both"):
+        key_passphrase(
+            s, {"LIENTHONG_KEY_PASSPHRASE": "a", "LIENTHONG_KEY_PASSPHRASE_FILE": str(outside)}
+        )

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOP = ("schemas", "signing", "producers", "consumers", "infra", "bench")
 RANK = {"schemas": 0, "signing": 1, "producers": 2, "consumers": 2, "infra": 3, "bench": 4}
 INFRA_RANK = {"services": 1, "compose": 2, "demo": 3, "cli": 4}  # anything else in infra: 0
-CONSUMER_SUBSYSTEMS = ("router", "archive", "audit", "kpi", "inbox", "trustfeed")
+CONSUMER_SUBSYSTEMS = ("router", "archive", "audit", "kpi", "inbox", "trustfeed", "witness")
 
 
 @dataclass(frozen=True, slots=True)

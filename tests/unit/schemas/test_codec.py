@@ -241,7 +241,8 @@ def test_wrong_type() -> None:
 
 def test_every_reason_is_reachable_and_stable() -> None:
     assert SCHEMA_ERROR_REASONS == {
-        "truncated", "bad_magic", "unknown_schema", "invalid_record", "malformed", "wrong_type"
+        "truncated", "bad_magic", "unknown_schema", "invalid_record", "malformed", "wrong_type",
+        "non_canonical",
     }  # fmt: skip
 
 
@@ -272,3 +273,41 @@ def test_decode_payload_checks_envelope_and_domain_rules() -> None:
     with pytest.raises(SchemaError) as e:
         encode_payload(legacy)
     assert e.value.detail == "missing_reason"
+
+
+def _overlong(data: bytes, at: int) -> bytes:
+    """The one-byte varint at `at` written again in two bytes (0x80|b, 0x00): the same value."""
+    assert data[at] < 0x80
+    return data[:at] + bytes([data[at] | 0x80, 0x00]) + data[at + 1 :]
+
+
+def test_a_non_canonical_enum_index_is_refused() -> None:
+    env = Envelope("m-1", PayloadType.STATUS_NOTICE, "x@0", b"p", "d", "s", (),
+                   datetime(2019, 1, 1, tzinfo=UTC))  # fmt: skip
+    data = encode_envelope(env)
+    enum_at = 10 + 1 + len("m-1")  # header, length of message_id, its bytes
+    assert data[enum_at] == 2  # STATUS_NOTICE: index 1, zig-zag encoded
+    twin = _overlong(data, enum_at)
+    # fastavro alone reads both as the same envelope: that is what must not be accepted.
+    import io
+
+    import fastavro
+
+    from schemas.codec import read_header
+
+    writer = read_header(twin)
+    assert fastavro.schemaless_reader(io.BytesIO(twin[10:]), writer.parsed)["payload_type"] == (
+        "STATUS_NOTICE"
+    )
+    assert _reason(twin) == "non_canonical"
+    with pytest.raises(SchemaError) as e:
+        decode_envelope(twin)
+    assert e.value.reason == "non_canonical" and "byte 14" in str(e.value)
+    assert decode_envelope(data) == env  # the canonical bytes still decode
+
+
+def test_a_non_canonical_length_or_long_is_refused() -> None:
+    data = _status_bytes()
+    # The first field's string length (a one-byte varint right after the header).
+    assert _reason(_overlong(data, 10)) == "non_canonical"
+    assert decode(data).record  # untouched bytes are fine

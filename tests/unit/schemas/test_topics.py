@@ -50,7 +50,9 @@ def test_kafka_config_and_names() -> None:
         inbox.full_name(agency="H26")
     with pytest.raises(ValueError):
         sub.full_name(agency="000.00.31.H26")
-    assert topic_spec("checkpoints").cleanup_policy == "compact"
+    # The checkpoints and cosignatures are evidence: every one kept, none compacted away.
+    for name in ("checkpoints", "cosignatures"):
+        assert (topic_spec(name).cleanup_policy, topic_spec(name).retention_ms) == ("delete", -1)
     with pytest.raises(KeyError):
         topic_spec("nope")
 

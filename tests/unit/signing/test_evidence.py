@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography import x509
 
-from schemas.codec import encode_envelope
+from schemas.codec import decode_envelope, encode_envelope
 from schemas.envelope import SignerRole
 from signing import CertRole, TrustStore, sign_envelope
 from signing.evidence import (
@@ -28,11 +29,20 @@ from signing.evidence import (
     EvidenceError,
     Status,
     build_bundle,
+    pinned_trust,
     verify_bundle,
 )
 from signing.merkle import DictNodeStore, RightEdge, append_leaves, inclusion_proof, leaf_hash
 from signing.merkle_leaf import LeafRecord, canonical_json, format_archived_at
-from signing.pki import build_crl, certificate_pem, create_root_ca, crl_pem, generate_key
+from signing.note import COSIGNATURE_V1, ED25519, Checkpoint, NoteSigner, cosign, sign_note
+from signing.pki import (
+    RevokedEntry,
+    build_crl,
+    certificate_pem,
+    create_root_ca,
+    crl_pem,
+    generate_key,
+)
 from signing.treehead import TreeHead, sign_tree_head
 from tests.unit.signing.conftest import HANOI, ISSUED_AT, SIGN_AT, VERIFY_AT, TestPki, make_envelope
 
@@ -84,6 +94,7 @@ def _parts(pki: TestPki, metadata: dict[str, Any] | None = None) -> dict[str, An
         if metadata is not None
         else {
             "document_id": env.document_id,
+            "seq": INDEX,
             "sender_agency": {
                 "code": HANOI,
                 "name": "Ủy ban nhân dân thành phố Hà Nội",
@@ -128,13 +139,18 @@ def test_valid_bundle_pinned(parts: Parts, trust: TrustStore) -> None:
     assert build_bundle(**parts.kwargs) == parts.bundle  # deterministic
 
 
-def test_unpinned_and_unregistered_are_skips_not_passes(pki: TestPki, parts: Parts) -> None:
+def test_unpinned_and_unregistered_are_skips_not_passes(
+    pki: TestPki, parts: Parts, trust: TrustStore
+) -> None:
     report = verify_bundle(parts.bundle, at=VERIFY_AT)
-    assert report.ok and not report.anchors_pinned
+    # Anchors from the bundle prove only self-consistency: never ok, though nothing failed.
+    assert not report.ok and not report.anchors_pinned and not report.failures
     assert _status(report)["anchor-pinned"] is Status.SKIP
     assert _status(report)["envelope-signatures"] is Status.PASS
-    bare = build_bundle(**{**_parts(pki, metadata={}), "metadata": {}})
-    report = verify_bundle(bare, at=VERIFY_AT)
+    kwargs = _parts(pki, metadata={})
+    label = {"document_id": decode_envelope(kwargs["envelope_bytes"]).document_id, "seq": INDEX}
+    bare = build_bundle(**{**kwargs, "metadata": label})
+    report = verify_bundle(bare, at=VERIFY_AT, trust_override=trust)
     assert report.ok and _status(report)["envelope-signatures"] is Status.SKIP
 
 
@@ -252,3 +268,72 @@ def test_build_refusals(parts: Parts) -> None:
             build_bundle(**{**kw, **change})
     assert not verify_bundle(b"not a zip").ok
     assert verify_bundle(b"not a zip").failures[0].name == "container"
+
+
+def test_a_revocation_in_the_bundle_counts_when_its_crl_is_signed_under_the_pinned_root(
+    pki: TestPki,
+) -> None:
+    kwargs = _parts(pki)
+    env = decode_envelope(kwargs["envelope_bytes"])
+    signer = x509.load_der_x509_certificate(env.signatures[0].certificate_chain[0])
+    revoked = build_crl(
+        issuer_key=pki.ca_key,
+        issuer_cert=pki.ca,
+        revoked=[RevokedEntry(signer.serial_number, SIGN_AT - timedelta(days=1))],
+        now=ISSUED_AT,
+    )
+    bundle = build_bundle(**{**kwargs, "crls_pem": crl_pem(revoked)})
+    # The auditor pins the root and brings no CRL of their own: the bundle's CRL, signed by
+    # the issuing CA under that root, still revokes the signer.
+    report = verify_bundle(bundle, at=VERIFY_AT, trust_override=TrustStore((pki.root,)))
+    assert not report.ok
+    assert _status(report)["envelope-signatures"] is Status.FAIL
+    assert "REVOKED" in next(c.detail for c in report.failures if c.name == "envelope-signatures")
+    assert "1 CRL(s) from the bundle" in next(c.detail for c in report.checks if c.name == "trust")
+    # A CRL claiming to be the root's but signed by another key is ignored, and said so.
+    other_key = generate_key("ecdsa-p256")
+    forged = build_crl(issuer_key=other_key, issuer_cert=pki.root, revoked=[], now=ISSUED_AT)
+    trust, note = pinned_trust(TrustStore((pki.root,)), crl_pem(forged) + crl_pem(revoked))
+    assert trust.crls == (revoked,) and "ignored bundle CRL(s) with a bad signature" in note
+
+
+def test_a_bundle_labelled_with_another_document_is_refused(
+    pki: TestPki, parts: Parts, trust: TrustStore
+) -> None:
+    meta = {**parts.kwargs["metadata"], "document_id": "000.00.00.H26,2019/08/28,1/QĐ-UBND"}
+    bundle = build_bundle(**{**parts.kwargs, "metadata": meta})
+    report = verify_bundle(bundle, at=VERIFY_AT, trust_override=trust)
+    assert not report.ok and [c.name for c in report.failures] == ["document"]
+    assert "labels the bundle" in report.failures[0].detail
+    asked = verify_bundle(parts.bundle, at=VERIFY_AT, trust_override=trust, document_id="x")
+    assert [c.name for c in asked.failures] == ["document"]
+
+
+def test_a_witnessed_bundle_carries_its_cosigned_checkpoint(
+    parts: Parts, trust: TrustStore
+) -> None:
+    head = parts.kwargs["signed_tree_head"].head
+    log = NoteSigner.generate(head.log_id, ED25519)
+    w1, w2, w3 = (NoteSigner.generate(f"w{i}.example/witness", COSIGNATURE_V1) for i in (1, 2, 3))
+    note = sign_note(Checkpoint(head.log_id, head.size, head.root).text(), log)
+    for w in (w1, w2):
+        note = note.with_signature(cosign(note, w, 1_773_108_000))
+    bundle = build_bundle(**parts.kwargs, checkpoint_note=note.encode())
+    keys = (w1.verifier, w2.verifier, w3.verifier)
+    report = verify_bundle(bundle, at=VERIFY_AT, trust_override=trust, witnesses=keys, required=2)
+    assert report.ok, report.summary()
+    assert "cosigned by w1.example/witness, w2.example/witness" in _detail(report, "witnessed")
+    three = verify_bundle(bundle, at=VERIFY_AT, trust_override=trust, witnesses=keys, required=3)
+    assert not three.ok and [c.name for c in three.failures] == ["witnessed"]
+    # Asked for witnesses, a bundle without a checkpoint (v1) is not ok.
+    plain = verify_bundle(parts.bundle, at=VERIFY_AT, trust_override=trust, witnesses=keys,
+                          required=1)  # fmt: skip
+    assert not plain.ok and "format v1" in _detail(plain, "witnessed")
+    # The checkpoint must be the tree head's.
+    other = sign_note(Checkpoint(head.log_id, head.size + 1, head.root).text(), log)
+    with pytest.raises(EvidenceError, match="checkpoint"):
+        build_bundle(**parts.kwargs, checkpoint_note=other.encode())
+
+
+def _detail(report: Any, name: str) -> str:
+    return next(c.detail for c in report.checks if c.name == name)

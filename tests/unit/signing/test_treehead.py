@@ -202,3 +202,19 @@ def test_leaf_refusals() -> None:
         replace(LEAF, extra={"seq": 1}).encode()
     with pytest.raises(ValueError):
         replace(LEAF, sha256="x").encode()
+
+
+def test_a_withheld_leaf_says_so_and_a_kept_one_says_nothing() -> None:
+    withheld = replace(LEAF, withheld=True)
+    data = withheld.encode()
+    assert data == LEAF.encode().replace(b'{"archived_at"', b'{"archived_at"', 1).replace(
+        b',"message_id"', b',"content":"withheld","message_id"', 1
+    )
+    assert decode_leaf(data) == withheld and decode_leaf(LEAF.encode()).withheld is False
+    obj = json.loads(data)
+    for value in ("kept", "", None, True):
+        bad = json.dumps({**obj, "content": value}, sort_keys=True, separators=(",", ":"))
+        with pytest.raises(LeafFormatError):
+            decode_leaf(bad.encode())
+    with pytest.raises(ValueError):
+        replace(LEAF, extra={"content": "withheld"}).encode()  # only through the field

@@ -1,0 +1,86 @@
+"""The witness's loop: the checkpoints topic from its beginning, each head judged by Witness,
+each cosignature published on the cosignatures topic; refusals logged with their evidence and
+written beside the state file (conflict-<size>.txt)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from consumers.witness.core import Refused, Witness
+
+log = structlog.get_logger()
+
+
+def _checkpoint_of(headers: object) -> bytes | None:
+    for key, value in headers or ():  # type: ignore[attr-defined]
+        if key == "lt-checkpoint":
+            return bytes(value)
+    return None
+
+
+async def run_witness(
+    witness: Witness,
+    bootstrap: str,
+    checkpoints_topic: str,
+    cosignatures_topic: str,
+    stop: asyncio.Event,
+    *,
+    idle: asyncio.Event | None = None,
+) -> None:
+    """Until `stop`: cosign every new consistent head. `idle` is set whenever the witness has
+    caught up with the topic (tests wait on it)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await consumer.start()
+    await producer.start()
+    try:
+        tp = TopicPartition(checkpoints_topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning()
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=300, max_records=100)
+            if not batch and idle is not None:
+                end = (await consumer.end_offsets([tp]))[tp]
+                if await consumer.position(tp) >= end:
+                    idle.set()  # every checkpoint published so far was judged
+            for records in batch.values():
+                for record in records:
+                    data = _checkpoint_of(record.headers)
+                    if data is None:
+                        log.warning("witness.no_checkpoint", offset=record.offset)
+                        continue
+                    await _judge(witness, producer, cosignatures_topic, data)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _judge(witness: Witness, producer: AIOKafkaProducer, topic: str, data: bytes) -> None:
+    try:
+        cosigned = await witness.observe(data)
+    except Refused as refused:
+        log.error("witness.refused", reason=refused.reason, detail=refused.detail)
+        if refused.evidence:
+            path = _conflict_path(witness.state_path, refused)
+            path.write_text("\n".join(refused.evidence), encoding="utf-8")
+        return
+    if cosigned is None:
+        return
+    state = witness.state
+    assert state is not None
+    await producer.send_and_wait(
+        topic, cosigned.encode(), key=f"{state.origin}/{state.size}".encode()
+    )
+    log.info("witness.cosigned", origin=state.origin, size=state.size, root=state.root.hex())
+
+
+def _conflict_path(state_path: Path, refused: Refused) -> Path:
+    digest = hashlib.sha256("\n".join(refused.evidence).encode()).hexdigest()[:16]
+    return state_path.with_name(f"conflict-{refused.reason.lower()}-{digest}.txt")
