@@ -1,0 +1,78 @@
+"""edXML files to payloads ready to seal, and deliveries on disk back to edXML bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.codec import decode_envelope, decode_payload
+from schemas.document import OfficialDocument
+from schemas.edxml import export_document, export_status, import_document, import_status, is_status
+from schemas.national import NationalOrigin, SignatureCheck
+from schemas.status import StatusNotice
+
+ENVELOPE_FILE = "envelope.avro"  # what `lienthong subscribe` writes beside document.json
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """One edXML file as a payload; ``recipients`` only for a status (its ResponseFor)."""
+
+    payload: OfficialDocument | StatusNotice
+    recipients: tuple[str, ...] = ()
+
+    @property
+    def document_id(self) -> str:
+        return self.payload.document_id
+
+    @property
+    def national(self) -> NationalOrigin | None:
+        return self.payload.national
+
+
+def import_edxml(
+    data: bytes,
+    *,
+    legacy_codes: Mapping[str, str] | None = None,
+    signature: SignatureCheck | None = None,
+) -> Imported:
+    """A document or a status, under the receipt profile; SchemaError when it is not edXML."""
+    if is_status(data):
+        status = import_status(data, legacy_codes=legacy_codes, signature=signature)
+        return Imported(status.notice, status.recipients)
+    return Imported(import_document(data, legacy_codes=legacy_codes, signature=signature))
+
+
+def flag_codes(national: NationalOrigin | None) -> list[str]:
+    """The receipt profile's flags, each once, in the order raised."""
+    if national is None:
+        return []
+    return list(dict.fromkeys(f.code for f in national.flags))
+
+
+def export_payload(payload: object) -> bytes:
+    """edXML bytes for a delivered document or status; ValueError for other payloads."""
+    if isinstance(payload, OfficialDocument):
+        return export_document(payload)
+    if isinstance(payload, StatusNotice):
+        return export_status(payload)
+    raise ValueError(f"{type(payload).__name__} has no edXML form (documents and statuses only)")
+
+
+def read_delivery(folder_or_json: Path) -> OfficialDocument | StatusNotice:
+    """The payload of a delivery folder written by `lienthong subscribe`: it reads the signed
+    envelope (envelope.avro) beside document.json, not the readable JSON, so no value is
+    re-interpreted on the way out."""
+    folder = folder_or_json if folder_or_json.is_dir() else folder_or_json.parent
+    path = folder / ENVELOPE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {ENVELOPE_FILE} in {folder}: not a delivery folder")
+    payload = decode_payload(decode_envelope(path.read_bytes()))
+    if not isinstance(payload, OfficialDocument | StatusNotice):
+        raise ValueError(f"{path}: a {type(payload).__name__} has no edXML form")
+    return payload
+
+
+def export_delivery(folder_or_json: Path) -> bytes:
+    return export_payload(read_delivery(folder_or_json))
