@@ -4,13 +4,14 @@ record on as a Delivery or a Refusal; files writes them to disk, attachments che
 Modules: subscriber (InboxSubscriber), files (deliveries and refusals on disk).
 
 Public names: AttachmentMismatch, Delivery, InboxSubscriber, Refusal, mark_answered, refusal_of,
-was_answered, write_delivery, write_refusal.
+safe_name, was_answered, write_delivery, write_refusal.
 """
 
 from consumers.inbox.files import (
     AttachmentMismatch,
     mark_answered,
     refusal_of,
+    safe_name,
     was_answered,
     write_delivery,
     write_refusal,
@@ -24,6 +25,7 @@ __all__ = [
     "Refusal",
     "mark_answered",
     "refusal_of",
+    "safe_name",
     "was_answered",
     "write_delivery",
     "write_refusal",

@@ -15,6 +15,7 @@ from infra.cli import (
     audit,
     decode,
     demo,
+    edxml,
     kpi,
     pki,
     route,
@@ -26,7 +27,20 @@ from infra.cli import (
 from infra.logs import configure_logging
 
 # In the order `lienthong --help` lists them.
-GROUPS = (services, pki, route, send, subscribe, archive, audit, witness, kpi, decode, demo)
+GROUPS = (
+    services,
+    pki,
+    route,
+    send,
+    edxml,
+    subscribe,
+    archive,
+    audit,
+    witness,
+    kpi,
+    decode,
+    demo,
+)
 
 
 def build_app() -> typer.Typer:

@@ -99,9 +99,11 @@ def _bootstrap(settings: Settings) -> str:
     return services.kafka_bootstrap(settings)
 
 
-def _credentials(
+def agency_credentials(
     settings: Settings, agency: str, person: str | None, passphrase_env: str | None
 ) -> list[Credential]:
+    """The agency's AGENCY key (and a PERSON key) from the PKI directory: what every sending
+    command signs with (`lienthong edxml import` too)."""
     secret = passphrase_from_env(passphrase_env)
     creds = [load_credential(settings.pki_dir, agency, SignerRole.AGENCY, passphrase=secret)]
     if person:
@@ -127,7 +129,7 @@ def publish(
     check_secrecy(payload)
     check_attachment_size(attachment_bytes(payload))
     settings = settings or load_settings()
-    creds = _credentials(settings, agency, person, passphrase_env)
+    creds = agency_credentials(settings, agency, person, passphrase_env)
     bootstrap = _bootstrap(settings)
 
     async def run() -> Receipt:

@@ -1,6 +1,7 @@
 """The edXML gateway: national-axis files in and out of the exchange.
 
-Public names: Imported, import_edxml, read_delivery, export_delivery, flag_codes (convert);
+Public names: Imported, import_edxml, read_delivery, export_delivery, export_payload, flag_codes,
+national_legacy_codes (convert); import_files (the import command's work);
 DropFolder, Journal, JournalEntry, Step, next_step, Outcome (the drop folder's file states).
 """
 
@@ -10,9 +11,11 @@ from infra.gateway.convert import (
     export_payload,
     flag_codes,
     import_edxml,
+    national_legacy_codes,
     read_delivery,
 )
 from infra.gateway.dropfolder import DropFolder, Journal, JournalEntry, Outcome, Step, next_step
+from infra.gateway.importer import import_files
 
 __all__ = [
     "DropFolder",
@@ -25,6 +28,8 @@ __all__ = [
     "export_payload",
     "flag_codes",
     "import_edxml",
+    "import_files",
+    "national_legacy_codes",
     "next_step",
     "read_delivery",
 ]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
+from schemas.agency import load_legacy_codes
 from schemas.codec import decode_envelope, decode_payload
 from schemas.document import OfficialDocument
 from schemas.edxml import export_document, export_status, import_document, import_status, is_status
 from schemas.national import NationalOrigin, SignatureCheck
 from schemas.status import StatusNotice
 
+NATIONAL_AGENCIES = "data/national_agencies.yaml"
 ENVELOPE_FILE = "envelope.avro"  # what `lienthong subscribe` writes beside document.json
 
 
@@ -76,3 +79,9 @@ def read_delivery(folder_or_json: Path) -> OfficialDocument | StatusNotice:
 
 def export_delivery(folder_or_json: Path) -> bytes:
     return export_payload(read_delivery(folder_or_json))
+
+
+def national_legacy_codes() -> dict[str, str]:
+    """The legacy-code table of schemas/data/national_agencies.yaml (the receipt profile's)."""
+    text = resources.files("schemas").joinpath(NATIONAL_AGENCIES).read_text("utf-8")
+    return load_legacy_codes(text)

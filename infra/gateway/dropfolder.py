@@ -135,15 +135,15 @@ class Outcome:
     """What became of one dropped file (one line of the gateway's output)."""
 
     name: str
-    state: str  # sent, sent before, rejected
+    state: str  # sent, sent before, rejected (drop folder), refused (import command)
     document_id: str | None = None
     message_id: str | None = None
     flags: tuple[str, ...] = ()
     reason: str | None = None
 
     def line(self) -> str:
-        if self.state == "rejected":
-            return f"{self.name}  rejected  {self.reason}"
+        if self.state in ("rejected", "refused"):
+            return f"{self.name}  {self.state}  {self.reason}"
         flags = ",".join(self.flags) or "-"
         return (
             f"{self.name}  {self.state}  document_id={self.document_id} "

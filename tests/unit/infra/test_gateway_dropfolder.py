@@ -24,7 +24,8 @@ from signing.seal import load_credential
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "edxml"
-H13 = "002.00.20.H13"  # the national samples' sender
+H13 = "002.00.20.H13"  # the sender of the national sample edoc_new
+G22 = "000.00.00.G22"  # the Government Office, sender of the update, replacement, revocation
 
 
 class Crash(Exception):
@@ -64,12 +65,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pki")
     d = PkiDirectory(root)
     d.init(now=NOW)
-    d.issue(agency_code=H13, role=CertRole.AGENCY, now=NOW)
+    for code in (H13, G22):
+        d.issue(agency_code=code, role=CertRole.AGENCY, now=NOW)
     return root
 
 
-def sender(pki: Path, fake: FakeProducer) -> DocumentSender:
-    creds = [load_credential(pki, H13, SignerRole.AGENCY)]
+def sender(pki: Path, fake: FakeProducer, code: str = H13) -> DocumentSender:
+    creds = [load_credential(pki, code, SignerRole.AGENCY)]
     return DocumentSender(
         "unused:9092", credentials=creds, topic="t.submissions", clock=lambda: NOW, producer=fake
     )

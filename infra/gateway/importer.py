@@ -1,0 +1,32 @@
+"""`lienthong edxml import`'s work: each file imported, sealed and sent; a bad file is one
+refused line, not the end of the batch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from infra.gateway.convert import flag_codes, import_edxml
+from infra.gateway.dropfolder import Outcome
+from producers.refusals import SendRefused
+from producers.sender import DocumentSender
+from schemas.errors import SchemaError, ValidationError
+
+
+async def import_files(
+    paths: Sequence[Path], sender: DocumentSender, *, legacy_codes: Mapping[str, str]
+) -> list[Outcome]:
+    """Send every file with ``sender`` (entered already); broker errors propagate."""
+    outcomes = []
+    for path in paths:
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+            imported = import_edxml(data, legacy_codes=legacy_codes)
+            receipt = await sender.send(imported.payload, list(imported.recipients) or None)
+        except (OSError, SchemaError, ValidationError, SendRefused, ValueError) as exc:
+            outcomes.append(Outcome(str(path), "refused", reason=str(exc)))
+            continue
+        flags = tuple(flag_codes(imported.national))
+        outcomes.append(Outcome(str(path), "sent", receipt.document_id, receipt.message_id, flags))
+    return outcomes
