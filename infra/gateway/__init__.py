@@ -2,7 +2,8 @@
 
 Public names: Imported, import_edxml, read_delivery, export_delivery, export_payload, flag_codes,
 national_legacy_codes (convert); import_files (the import command's work);
-DropFolder, Journal, JournalEntry, Step, next_step, Outcome (the drop folder's file states).
+DropFolder, Journal, JournalEntry, Step, next_step, Outcome, write_durably (the drop folder's
+file states).
 """
 
 from infra.gateway.convert import (
@@ -14,7 +15,15 @@ from infra.gateway.convert import (
     national_legacy_codes,
     read_delivery,
 )
-from infra.gateway.dropfolder import DropFolder, Journal, JournalEntry, Outcome, Step, next_step
+from infra.gateway.dropfolder import (
+    DropFolder,
+    Journal,
+    JournalEntry,
+    Outcome,
+    Step,
+    next_step,
+    write_durably,
+)
 from infra.gateway.importer import import_files
 
 __all__ = [
@@ -32,4 +41,5 @@ __all__ = [
     "national_legacy_codes",
     "next_step",
     "read_delivery",
+    "write_durably",
 ]

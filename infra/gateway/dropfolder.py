@@ -79,7 +79,7 @@ class Journal:
     def sealed(
         self, sha256: str, name: str, envelope: Envelope, flags: Sequence[str]
     ) -> JournalEntry:
-        _write_durably(self.dir / f"{sha256}.avro", encode_envelope(envelope))
+        write_durably(self.dir / f"{sha256}.avro", encode_envelope(envelope))
         entry = JournalEntry(sha256, name, envelope.message_id, envelope.document_id, tuple(flags))
         self._append(entry)
         return entry
@@ -220,7 +220,7 @@ class DropFolder:
 
     def reject(self, path: Path, reason: str) -> Outcome:
         target = self.move(path, self.in_dir / REJECTED)
-        _write_durably(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode())
+        write_durably(target.with_name(target.name + ".reason.txt"), (reason + "\n").encode())
         log.warning("gateway.rejected", file=path.name, reason=reason)
         return Outcome(path.name, "rejected", reason=reason)
 
@@ -244,7 +244,7 @@ def _reason(exc: Exception) -> str:
     return f"{kind}: {exc}" if str(kind) not in str(exc) else str(exc)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def write_durably(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)

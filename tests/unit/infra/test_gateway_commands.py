@@ -150,3 +150,14 @@ def test_a_status_exports_too(pki: Path) -> None:
     assert b"StatusCode" in export_payload(imported.payload)
     with pytest.raises(ValueError, match="no edXML form"):
         export_payload(object())
+
+
+def test_out_names_documents_by_id_and_statuses_by_message() -> None:
+    from infra.compose.gateway import edxml_name
+    from infra.gateway import import_edxml
+
+    doc = import_edxml((FIXTURES / "edoc_new.edxml").read_bytes()).payload
+    status = import_edxml((FIXTURES / "status_finish_06.edxml").read_bytes()).payload
+    assert edxml_name(doc, "m-1") == doc.document_id.replace("/", "%2F") + ".edxml"
+    assert edxml_name(status, "m/2") == "status-m%2F2.edxml"
+    assert edxml_name(object(), "m") is None

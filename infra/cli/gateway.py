@@ -1,0 +1,101 @@
+"""`lienthong gateway edxml`: a document system's drop folders, in/ to the exchange and the
+agency's inbox to out/, as edXML (docs/edxml.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from aiokafka.errors import KafkaError
+
+from infra import services
+from infra.cli.common import EX_TEMPFAIL
+from infra.compose.gateway import run_gateway
+from infra.errors import InfraError
+from infra.settings import load_settings
+from schemas.agency import is_valid_agency_code
+from signing.errors import PkiError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors(fn: F) -> F:
+    """Bad input: one line, exit 2. A broker failure: one line, exit 75 when a retry may help."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KafkaError as exc:
+            retry = " (transient: try again)" if exc.retriable else ""
+            print(f"error: kafka: {type(exc).__name__}: {exc}{retry}", file=sys.stderr)
+            raise typer.Exit(EX_TEMPFAIL if exc.retriable else 2) from None
+        except (InfraError, PkiError, ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_errors
+def gateway_edxml(
+    in_dir: Path = typer.Option(..., "--in", help="Drop folder: edXML files to send."),
+    out_dir: Path = typer.Option(..., "--out", help="Where deliveries are written as edXML."),
+    agency: str = typer.Option(..., "--agency", help="The agency the document system is."),
+    poll_seconds: float = typer.Option(2.0, "--poll-seconds", min=0.1, help="Scan interval."),
+    no_answer: bool = typer.Option(
+        False, "--no-answer", help="Do not answer 01 (arrived) for deliveries."
+    ),
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Re-read the inbox."),
+    group: str | None = typer.Option(
+        None, "--group", help="Consumer group (default <prefix>gateway.<agency>)."
+    ),
+) -> None:
+    """Send every edXML file dropped in IN (moved to IN/done once Kafka has it, to
+    IN/rejected with a reason if refused) and write AGENCY's deliveries to OUT as edXML."""
+    if not is_valid_agency_code(agency):
+        raise ValueError(f"--agency {agency!r} is not an agency code (DDD.DD.DD.LDD)")
+    settings = load_settings()
+    bootstrap = services.kafka_bootstrap(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)  # finish the file in hand, then stop
+                handled.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            await run_gateway(
+                settings=settings,
+                bootstrap=bootstrap,
+                agency=agency,
+                in_dir=in_dir,
+                out_dir=out_dir,
+                stop=stop,
+                group_id=group,
+                from_beginning=from_beginning,
+                answer=not no_answer,
+                poll_seconds=poll_seconds,
+            )
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    asyncio.run(main())
+
+
+def register(app: typer.Typer) -> None:
+    """Add `lienthong gateway edxml`."""
+    group = typer.Typer(help="Gateways to other systems' formats.", no_args_is_help=True)
+    group.command("edxml")(gateway_edxml)
+    app.add_typer(group, name="gateway")
