@@ -20,12 +20,19 @@ from infra import services
 from infra.cli.common import EX_TEMPFAIL
 from infra.cli.send import AGENCY, PASSPHRASE_ENV, PERSON, agency_credentials
 from infra.errors import InfraError
-from infra.gateway import Outcome, export_delivery, import_files, national_legacy_codes
+from infra.gateway import (
+    Outcome,
+    export_delivery,
+    import_files,
+    national_legacy_codes,
+    signature_checker,
+)
 from infra.settings import load_settings
 from producers.refusals import SendRefused
 from producers.sender import DocumentSender
 from schemas.errors import SchemaError, ValidationError
 from signing.errors import PkiError, SigningError
+from signing.pkidir import PkiDirectory
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,12 +81,13 @@ def import_command(
     creds = agency_credentials(settings, agency, person, passphrase_env)
     bootstrap = services.kafka_bootstrap(settings)
     legacy = national_legacy_codes()
+    verify = signature_checker(PkiDirectory(settings.pki_dir).root_cert, _now)
 
     async def run() -> list[Outcome]:
         async with DocumentSender(
             bootstrap, credentials=creds, topic=settings.topic("submissions"), clock=_now
         ) as sender:
-            return await import_files(files, sender, legacy_codes=legacy)
+            return await import_files(files, sender, legacy_codes=legacy, verify=verify)
 
     outcomes = asyncio.run(run())
     for outcome in outcomes:

@@ -17,13 +17,20 @@ from aiokafka.errors import KafkaError
 from consumers.inbox import Delivery, InboxSubscriber, safe_name
 from infra.compose.subscribe import InboxClerk
 from infra.context import agency_directory, trust_store
-from infra.gateway import DropFolder, export_payload, national_legacy_codes, write_durably
+from infra.gateway import (
+    DropFolder,
+    export_payload,
+    national_legacy_codes,
+    signature_checker,
+    write_durably,
+)
 from infra.settings import Settings
 from producers.sender import DocumentSender
 from schemas.common import AgencyRef
 from schemas.document import OfficialDocument
 from schemas.envelope import SignerRole
 from schemas.status import StatusNotice
+from signing.pkidir import PkiDirectory
 from signing.seal import load_credential
 
 log = structlog.get_logger()
@@ -128,6 +135,7 @@ async def run_gateway(
             seal=sender.seal,
             publish=sender.send_envelope,
             legacy_codes=national_legacy_codes(),
+            verify=signature_checker(PkiDirectory(settings.pki_dir).root_cert, clock),
         )
         me = AgencyRef(agency, known.name)
         answer_with = sender.send_status if answer else None

@@ -1,7 +1,7 @@
 """The edXML gateway: national-axis files in and out of the exchange.
 
 Public names: Imported, import_edxml, read_delivery, export_delivery, export_payload, flag_codes,
-national_legacy_codes (convert); import_files (the import command's work);
+national_legacy_codes, signature_checker (convert); import_files (the import command's work);
 DropFolder, Journal, JournalEntry, Step, next_step, Outcome, write_durably (the drop folder's
 file states).
 """
@@ -14,6 +14,7 @@ from infra.gateway.convert import (
     import_edxml,
     national_legacy_codes,
     read_delivery,
+    signature_checker,
 )
 from infra.gateway.dropfolder import (
     DropFolder,
@@ -41,5 +42,6 @@ __all__ = [
     "national_legacy_codes",
     "next_step",
     "read_delivery",
+    "signature_checker",
     "write_durably",
 ]

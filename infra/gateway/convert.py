@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from schemas.document import OfficialDocument
 from schemas.edxml import export_document, export_status, import_document, import_status, is_status
 from schemas.national import NationalOrigin, SignatureCheck
 from schemas.status import StatusNotice
+from signing.edxml import verify_edxml
 
 NATIONAL_AGENCIES = "data/national_agencies.yaml"
 ENVELOPE_FILE = "envelope.avro"  # what `lienthong subscribe` writes beside document.json
@@ -85,3 +87,12 @@ def national_legacy_codes() -> dict[str, str]:
     """The legacy-code table of schemas/data/national_agencies.yaml (the receipt profile's)."""
     text = resources.files("schemas").joinpath(NATIONAL_AGENCIES).read_text("utf-8")
     return load_legacy_codes(text)
+
+
+def signature_checker(
+    anchors: Path | None, clock: Callable[[], datetime]
+) -> Callable[[bytes], SignatureCheck]:
+    """XML-DSig checked on import against the CA in ``anchors`` (the PKI root), at clock()."""
+    return lambda data: verify_edxml(
+        data, anchors=anchors if anchors and anchors.exists() else None, at=clock()
+    )

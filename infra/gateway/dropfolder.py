@@ -26,6 +26,7 @@ from producers.refusals import SendRefused
 from schemas.codec import decode_envelope, encode_envelope
 from schemas.envelope import Envelope
 from schemas.errors import SchemaError, ValidationError
+from schemas.national import SignatureCheck
 
 log = structlog.get_logger()
 STATE_DIR = ".gateway"  # inside in/: hidden, so never taken for a dropped file
@@ -171,6 +172,7 @@ class DropFolder:
         seal: Seal,
         publish: Publish,
         legacy_codes: Mapping[str, str] | None = None,
+        verify: Callable[[bytes], SignatureCheck] | None = None,
     ) -> None:
         self.in_dir = in_dir
         for sub in (DONE, REJECTED):
@@ -179,6 +181,7 @@ class DropFolder:
         self._seal = seal
         self._publish = publish
         self._legacy_codes = legacy_codes or {}
+        self._verify = verify
 
     def pending(self) -> list[Path]:
         """Complete dropped files, by name: no folders, no hidden or partial files."""
@@ -200,7 +203,8 @@ class DropFolder:
         state = "sent before" if next_step(entry) is Step.MOVE else "sent"
         if next_step(entry) is Step.SEAL:
             try:
-                imported = import_edxml(data, legacy_codes=self._legacy_codes)
+                signature = self._verify(data) if self._verify is not None else None
+                imported = import_edxml(data, legacy_codes=self._legacy_codes, signature=signature)
                 envelope = self._seal(imported.payload, _recipients(imported))
             except (SchemaError, ValidationError, SendRefused, ValueError) as exc:
                 return await asyncio.to_thread(self.reject, path, _reason(exc))

@@ -4,7 +4,7 @@ refused line, not the end of the batch."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from infra.gateway.convert import flag_codes, import_edxml
@@ -12,17 +12,24 @@ from infra.gateway.dropfolder import Outcome
 from producers.refusals import SendRefused
 from producers.sender import DocumentSender
 from schemas.errors import SchemaError, ValidationError
+from schemas.national import SignatureCheck
 
 
 async def import_files(
-    paths: Sequence[Path], sender: DocumentSender, *, legacy_codes: Mapping[str, str]
+    paths: Sequence[Path],
+    sender: DocumentSender,
+    *,
+    legacy_codes: Mapping[str, str],
+    verify: Callable[[bytes], SignatureCheck] | None = None,
 ) -> list[Outcome]:
-    """Send every file with ``sender`` (entered already); broker errors propagate."""
+    """Send every file with ``sender`` (entered already); ``verify`` checks its XML-DSig into
+    ``national.signature``; broker errors propagate."""
     outcomes = []
     for path in paths:
         try:
             data = await asyncio.to_thread(path.read_bytes)
-            imported = import_edxml(data, legacy_codes=legacy_codes)
+            signature = verify(data) if verify is not None else None
+            imported = import_edxml(data, legacy_codes=legacy_codes, signature=signature)
             receipt = await sender.send(imported.payload, list(imported.recipients) or None)
         except (OSError, SchemaError, ValidationError, SendRefused, ValueError) as exc:
             outcomes.append(Outcome(str(path), "refused", reason=str(exc)))

@@ -10,12 +10,26 @@ import typer
 from typer.testing import CliRunner
 
 from infra.cli.edxml import register
-from infra.gateway import export_delivery, import_files, national_legacy_codes
+from infra.gateway import (
+    export_delivery,
+    import_files,
+    national_legacy_codes,
+    signature_checker,
+)
 from schemas.codec import decode_envelope, decode_payload, encode_envelope
 from schemas.document import OfficialDocument
 from schemas.edxml import header_leaves, parse, split_junk
+from schemas.national import SignatureStatus
 from schemas.status import StatusNotice
-from tests.unit.infra.test_gateway_dropfolder import FIXTURES, G22, H13, FakeProducer, pki, sender
+from tests.unit.infra.test_gateway_dropfolder import (
+    FIXTURES,
+    G22,
+    H13,
+    NOW,
+    FakeProducer,
+    pki,
+    sender,
+)
 
 __all__ = ["pki"]  # the module fixture, shared
 
@@ -31,12 +45,14 @@ async def test_import_sends_each_file_and_reports_its_ids_and_flags(
     broken = tmp_path / "broken.edxml"
     broken.write_bytes(b"not xml")
     fake = FakeProducer()
+    checker = signature_checker(pki / "ca" / "root.crt.pem", lambda: NOW)
     async with sender(pki, fake) as s:
         outcomes = await import_files(
             # edoc_update is the Government Office's: H13's keys may not send it
             [good, broken, FIXTURES / "edoc_update.edxml", good],
             s,
             legacy_codes=national_legacy_codes(),
+            verify=checker,
         )
     assert [o.state for o in outcomes] == ["sent", "refused", "refused", "sent"]
     assert "sender_mismatch" in (outcomes[2].reason or "")
@@ -52,6 +68,10 @@ async def test_import_sends_each_file_and_reports_its_ids_and_flags(
     doc = decode_payload(first)
     assert isinstance(doc, OfficialDocument) and doc.sender.code == H13
     assert doc.national is not None and doc.national.original == good.read_bytes()
+    # The national samples' signatures cannot verify: recorded with the reason, not refused.
+    assert doc.national.signature is not None
+    assert doc.national.signature.status is SignatureStatus.INVALID
+    assert "not XML-DSig" in (doc.national.signature.reason or "")
 
 
 async def test_a_document_signed_by_another_agency_is_refused(pki: Path) -> None:
