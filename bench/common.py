@@ -162,6 +162,11 @@ class BenchRun:
         )
         return cls(private, bootstrap, admin_url, run_id, work)
 
+    @property
+    def kafka_options(self) -> dict[str, Any]:
+        """TLS / SASL of this process's Kafka clients (LIENTHONG_KAFKA_SECURITY_*)."""
+        return self.settings.kafka_options()
+
     def database_url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{name}"))
 
@@ -192,7 +197,7 @@ class BenchRun:
         self.databases.clear()
 
     async def delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.kafka_options)
         await admin.start()
         try:
             mine = [t for t in await admin.list_topics() if t.startswith(f"bench.{self.run_id}")]
@@ -222,7 +227,7 @@ class BenchRun:
 
     async def make_topics(self, names: dict[str, int]) -> None:
         """Plain topics {name: partitions} for the raw baseline."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.kafka_options)
         await admin.start()
         try:
             await admin.create_topics(

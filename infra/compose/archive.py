@@ -82,6 +82,7 @@ def build_archiver(
         signer=signer,
         clock=utcnow,
         metrics=ArchiverMetrics(),
+        client_options=settings.kafka_options(),
     )
 
 

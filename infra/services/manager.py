@@ -29,7 +29,7 @@ class ServiceReport:
 def up(settings: Settings) -> Endpoints:
     """Start what is not running (or check what the environment points at)."""
     if settings.external_kafka:
-        check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+        check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP", settings)
         bootstrap = settings.external_kafka
     else:
         bootstrap = kafka_service.start(settings).bootstrap or ""
@@ -54,7 +54,7 @@ def status(settings: Settings) -> list[ServiceReport]:
     reports = []
     if settings.external_kafka:
         try:
-            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP", settings)
             reports.append(ServiceReport("kafka", "external", settings.external_kafka))
         except InfraError as exc:
             reports.append(ServiceReport("kafka", "unreachable", settings.external_kafka, str(exc)))
@@ -79,7 +79,7 @@ def kafka_bootstrap(settings: Settings, *, check: bool = True) -> str:
     """Where Kafka is, for commands that need nothing else (a department that only sends)."""
     if settings.external_kafka:
         if check:
-            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP", settings)
         return settings.external_kafka
     k = kafka_service.status(settings)
     if k.state != "running" or not k.bootstrap:
@@ -115,9 +115,11 @@ def endpoints(settings: Settings, *, check: bool = True) -> Endpoints:
     )
 
 
-def check_kafka(bootstrap: str, setting: str) -> None:
+def check_kafka(bootstrap: str, setting: str, settings: Settings | None = None) -> None:
+    """Every address of the bootstrap list is tried, with the process's TLS / SASL options."""
+    options = settings.kafka_options() if settings is not None else {}
     try:
-        asyncio.run(kafka_service.probe(bootstrap, timeout_s=5.0))
+        asyncio.run(kafka_service.probe(bootstrap, timeout_s=5.0, client_options=options))
     except InfraError as exc:
         raise InfraError(f"{setting}: {exc}") from None
 

@@ -92,3 +92,34 @@ def test_a_0700_checkout_is_made_traversable_up_to_the_working_directory_only(
     assert checkout.stat().st_mode & 0o777 == 0o701
     assert (checkout / ".lienthong").stat().st_mode & 0o777 == 0o701
     assert above.stat().st_mode & 0o777 == 0o700  # above the working directory: not ours
+
+
+def test_settings_read_the_kafka_transport(tmp_path: Path) -> None:
+    from signing.transport import SecurityProtocol
+
+    plain = load_settings({"LIENTHONG_HOME": str(tmp_path)})
+    assert plain.kafka_security.is_plaintext and plain.kafka_options() == {}
+    ca = tmp_path / "ca.pem"
+    secured = load_settings(
+        {
+            "LIENTHONG_HOME": str(tmp_path),
+            "LIENTHONG_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "LIENTHONG_KAFKA_CA_FILE": str(ca),
+            "LIENTHONG_KAFKA_SASL_USERNAME": "ops",
+            "LIENTHONG_KAFKA_SASL_PASSWORD_ENV": "OPS_PASSWORD",
+            "OPS_PASSWORD": "pw",
+        }
+    )
+    assert secured.kafka_security.protocol is SecurityProtocol.SASL_SSL
+    assert secured.kafka_security.ca_file == ca
+    with pytest.raises(ValueError, match="LIENTHONG_KAFKA_SECURITY_PROTOCOL"):
+        load_settings({"LIENTHONG_KAFKA_SECURITY_PROTOCOL": "TLS"})
+
+
+def test_every_bootstrap_address_is_parsed() -> None:
+    from infra.errors import InfraError
+    from infra.services.kafka import bootstrap_addresses
+
+    assert bootstrap_addresses("a:1, b:2,[::1]:3,") == [("a", 1), ("b", 2), ("::1", 3)]
+    with pytest.raises(InfraError, match="host:port"):
+        bootstrap_addresses("a:1,b")
