@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from infra.cli import (
+    acl,
     archive,
     audit,
     decode,
@@ -23,7 +24,7 @@ from infra.cli import (
 from infra.logs import configure_logging
 
 # In the order `lienthong --help` lists them.
-GROUPS = (services, pki, route, send, subscribe, archive, audit, kpi, decode, demo)
+GROUPS = (services, pki, acl, route, send, subscribe, archive, audit, kpi, decode, demo)
 
 
 def build_app() -> typer.Typer:
