@@ -1,0 +1,487 @@
+"""The secure bus on a real 3-node KRaft cluster: TLS everywhere, client certificates, SCRAM,
+ACLs from the agency directory; each process under its own principal; a broker killed under
+load. The cluster is started once for this module (about 25 s) in its own state directory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
+
+from consumers.inbox import Delivery, InboxSubscriber
+from infra import context
+from infra.acl import AclAdmin, derive_acls
+from infra.compose.router import build_router
+from infra.services import cluster, procs
+from infra.services.topic_setup import ensure_for_agencies
+from infra.settings import Settings, load_settings
+from producers.sender import DocumentSender
+from schemas.agency import AgencyDirectory
+from signing.pkidir import PkiDirectory
+from signing.profile import (
+    ADMIN_PRINCIPAL,
+    ARCHIVER_PRINCIPAL,
+    ROUTER_PRINCIPAL,
+    CertRole,
+    TransportKind,
+)
+from signing.seal import SignerRole, load_credential
+from signing.transport import ClientSecurity, SecurityProtocol
+from signing.transportpki import TransportPki
+from tests.support import seed_document
+
+H26 = "000.00.00.H26"
+BA_DINH = "000.00.31.H26"
+HAI_BA_TRUNG = "000.00.32.H26"
+DONG_DA = "000.00.33.H26"  # its transport identity is revoked by a test
+FETCH = 40 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SecureCluster:
+    settings: Settings  # as the administrator
+    bootstrap: str  # SSL listeners
+    sasl_bootstrap: str  # SASL_SSL listeners
+    transport: TransportPki
+    nodes: tuple[cluster.Node, ...]
+
+    def options(self, principal: str) -> dict[str, Any]:
+        return self.transport.client_security(principal).aiokafka_options()
+
+    def as_principal(self, principal: str) -> Settings:
+        return dataclasses.replace(
+            self.settings, kafka_security=self.transport.client_security(principal)
+        )
+
+    def acls(self) -> AclAdmin:
+        return AclAdmin(self.bootstrap, self.settings.kafka_security.librdkafka_options())
+
+    def sync(self) -> Any:
+        wanted = derive_acls(
+            AgencyDirectory.default(),
+            self.settings.topic_prefix,
+            at=datetime.now(UTC),
+            revoked=self.transport.revoked_names(),
+        )
+        return self.acls().sync(wanted)
+
+
+@pytest.fixture(scope="module")
+def secure() -> Iterator[SecureCluster]:
+    home = Path(tempfile.mkdtemp(prefix="lienthong-secure-"))
+    home.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIENTHONG_")}
+    env["LIENTHONG_HOME"] = str(home)
+    base = load_settings(env)
+    try:
+        status = cluster.start(base, brokers=3, secure=True)
+        now = datetime.now(UTC) - timedelta(days=1)
+        tp = cluster.transport(base)
+        for code in (H26, BA_DINH, HAI_BA_TRUNG, DONG_DA):
+            tp.issue(TransportKind.AGENCY, code, now=now)
+        for service in (ROUTER_PRINCIPAL, ARCHIVER_PRINCIPAL):
+            tp.issue(TransportKind.SERVICE, service, now=now)
+        pki = PkiDirectory(base.pki_dir)
+        for code in (H26, BA_DINH, HAI_BA_TRUNG):
+            pki.issue(agency_code=code, role=CertRole.AGENCY, now=now)
+        pki.issue(agency_code=base.platform_agency, role=CertRole.PLATFORM, now=now)
+        admin = dataclasses.replace(
+            base,
+            kafka_security=tp.client_security(ADMIN_PRINCIPAL),
+            external_kafka=status.bootstrap,
+        )
+        assert status.bootstrap and status.sasl_bootstrap
+        asyncio.run(
+            ensure_for_agencies(
+                admin,
+                status.bootstrap,
+                [H26, BA_DINH, HAI_BA_TRUNG, DONG_DA, base.platform_agency],
+            )
+        )
+        made = SecureCluster(admin, status.bootstrap, status.sasl_bootstrap, tp, status.nodes)
+        made.sync()
+        yield made
+    finally:
+        cluster.stop(base)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _refused(coro: Any, *errors: type[BaseException]) -> BaseException:
+    with pytest.raises(errors) as caught:
+        await asyncio.wait_for(coro, timeout=30)
+    return caught.value
+
+
+async def _produce(bootstrap: str, options: dict[str, Any], topic: str, **kw: Any) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10_000, **options, **kw
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"x", key=b"k")
+    finally:
+        await producer.stop()
+
+
+async def _fetch_one_partition(bootstrap: str, options: dict[str, Any], topic: str) -> None:
+    """Read a topic without a group (every partition, from the start): an unauthorized topic
+    fails the consumer's start with TopicAuthorizationFailedError."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        request_timeout_ms=10_000,
+        **options,
+    )
+    try:
+        await consumer.start()
+        for _ in range(5):
+            await consumer.getmany(timeout_ms=300)
+    finally:
+        await consumer.stop()
+
+
+# --- the cluster's shape ---------------------------------------------------------------------
+
+
+async def test_topics_have_three_replicas_two_in_sync_and_no_unclean_election(
+    secure: SecureCluster,
+) -> None:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=secure.bootstrap, **secure.settings.kafka_options()
+    )
+    await admin.start()
+    try:
+        name = secure.settings.topic("submissions")
+        (described,) = await admin.describe_topics([name])
+        assert len(described["partitions"]) == 12
+        assert {len(p["replicas"]) for p in described["partitions"]} == {3}
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        configs = {c[0]: c[1] for c in response.resources[0][4]}
+        assert configs["min.insync.replicas"] == "2"
+        assert configs["unclean.leader.election.enable"] == "false"
+        assert len((await admin.describe_cluster())["brokers"]) == 3
+    finally:
+        await admin.close()
+
+
+# --- who cannot connect ----------------------------------------------------------------------
+
+
+async def test_a_client_without_a_certificate_cannot_connect(secure: SecureCluster) -> None:
+    anonymous = ClientSecurity(SecurityProtocol.SSL, ca_file=secure.transport.ca_bundle)
+    await _refused(
+        _produce(secure.bootstrap, anonymous.aiokafka_options(), "lienthong.submissions"),
+        KafkaConnectionError,
+        KafkaError,
+    )
+
+
+async def test_a_certificate_from_another_ca_cannot_connect(
+    secure: SecureCluster, tmp_path: Path
+) -> None:
+    """Same subject as a real agency (CN=000.00.31.H26,OU=agency,O=lienthong), other CA."""
+    other = PkiDirectory(tmp_path / "other")
+    other.init(now=datetime.now(UTC) - timedelta(days=1))
+    forged = TransportPki(other)
+    forged.issue(TransportKind.AGENCY, BA_DINH, now=datetime.now(UTC) - timedelta(days=1))
+    security = dataclasses.replace(
+        forged.client_security(BA_DINH), ca_file=secure.transport.ca_bundle
+    )
+    await _refused(
+        _produce(secure.bootstrap, security.aiokafka_options(), "lienthong.submissions"),
+        KafkaConnectionError,
+        KafkaError,
+    )
+
+
+# --- what an agency may not do ---------------------------------------------------------------
+
+
+async def test_an_agency_writes_submissions_but_no_inbox_and_no_dead_letter(
+    secure: SecureCluster,
+) -> None:
+    me = secure.options(BA_DINH)
+    s = secure.settings
+    await _produce(secure.bootstrap, me, s.topic("submissions"))  # allowed: the control
+    for topic in (s.inbox(BA_DINH), s.inbox(HAI_BA_TRUNG), s.topic("deadletter")):
+        await _refused(_produce(secure.bootstrap, me, topic), TopicAuthorizationFailedError)
+
+
+async def test_an_agency_cannot_read_another_inbox_or_the_dead_letters(
+    secure: SecureCluster,
+) -> None:
+    me = secure.options(BA_DINH)
+    s = secure.settings
+    await _fetch_one_partition(secure.bootstrap, me, s.inbox(BA_DINH))  # allowed: the control
+    for topic in (s.inbox(HAI_BA_TRUNG), s.topic("deadletter"), s.topic("router-state")):
+        await _refused(
+            _fetch_one_partition(secure.bootstrap, me, topic), TopicAuthorizationFailedError
+        )
+
+
+async def test_an_agency_cannot_use_the_routers_transactional_id(secure: SecureCluster) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=secure.bootstrap,
+        transactional_id=f"{secure.settings.topic('router')}.0",
+        **secure.options(BA_DINH),
+    )
+    try:
+        await _refused(producer.start(), TransactionalIdAuthorizationFailed)
+    finally:
+        await producer.stop()
+
+
+async def test_an_agency_cannot_join_another_agencys_group(secure: SecureCluster) -> None:
+    s = secure.settings
+
+    async def join(group: str) -> None:
+        consumer = AIOKafkaConsumer(
+            s.inbox(BA_DINH),
+            bootstrap_servers=secure.bootstrap,
+            group_id=group,
+            **secure.options(BA_DINH),
+        )
+        await consumer.start()
+        try:
+            for _ in range(30):
+                await consumer.getmany(timeout_ms=300)
+                if consumer.assignment():
+                    return
+        finally:
+            await consumer.stop()
+
+    await join(s.topic(f"subscriber.{BA_DINH}"))  # its own prefix: allowed
+    await _refused(join(s.topic(f"subscriber.{HAI_BA_TRUNG}")), GroupAuthorizationFailedError)
+    await _refused(join(s.topic("router")), GroupAuthorizationFailedError)
+
+
+# --- SCRAM -----------------------------------------------------------------------------------
+
+
+async def test_a_scram_user_works_on_the_sasl_ssl_listener(secure: SecureCluster) -> None:
+    """A department without certificates: a SCRAM user named by its agency code gets that
+    agency's ACLs (same principal), over TLS."""
+    admin = AdminClient(
+        {
+            "bootstrap.servers": secure.bootstrap,
+            **secure.settings.kafka_security.librdkafka_options(),
+        }
+    )
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+    for future in admin.alter_user_scram_credentials(
+        [UserScramCredentialUpsertion(HAI_BA_TRUNG, info, b"mat-khau-dai")]
+    ).values():
+        future.result()
+
+    def scram(password: str) -> dict[str, Any]:
+        return ClientSecurity(
+            SecurityProtocol.SASL_SSL,
+            ca_file=secure.transport.ca_bundle,
+            sasl_username=HAI_BA_TRUNG,
+            sasl_password=password,
+        ).aiokafka_options()
+
+    s = secure.settings
+    await asyncio.sleep(1.0)  # the credential reaches every broker's metadata
+    await _produce(secure.sasl_bootstrap, scram("mat-khau-dai"), s.topic("submissions"))
+    await _fetch_one_partition(secure.sasl_bootstrap, scram("mat-khau-dai"), s.inbox(HAI_BA_TRUNG))
+    await _refused(
+        _fetch_one_partition(secure.sasl_bootstrap, scram("mat-khau-dai"), s.inbox(BA_DINH)),
+        TopicAuthorizationFailedError,
+    )
+    await _refused(
+        _produce(secure.sasl_bootstrap, scram("sai"), s.topic("submissions")), KafkaError
+    )
+
+
+# --- the seed flow, each process under its own principal ---------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _router(secure: SecureCluster, instance: str = "0") -> AsyncIterator[Any]:
+    router = build_router(
+        secure.as_principal(ROUTER_PRINCIPAL), secure.bootstrap, instance=instance
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(router.run(stop))
+    try:
+        await asyncio.wait_for(router.ready.wait(), timeout=60)
+        yield router
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+
+
+def _sender(secure: SecureCluster, *, clock: Any = None) -> DocumentSender:
+    s = secure.settings
+    return DocumentSender(
+        secure.bootstrap,
+        credentials=[load_credential(s.pki_dir, H26, SignerRole.AGENCY)],
+        topic=s.topic("submissions"),
+        client_options=secure.options(H26),
+        **({"clock": clock} if clock else {}),
+    )
+
+
+async def test_send_route_subscribe_each_under_its_own_principal(secure: SecureCluster) -> None:
+    s = secure.settings
+    document = seed_document(8101, [BA_DINH])
+    async with _router(secure):
+        async with _sender(secure) as sender:
+            receipt = await sender.send_document(document)
+        subscriber = InboxSubscriber(
+            secure.bootstrap,
+            BA_DINH,
+            topic=s.inbox(BA_DINH),
+            group_id=s.topic(f"subscriber.{BA_DINH}.seed"),
+            trust=context.trust_store(s),
+            agencies=AgencyDirectory.default(),
+            clock=lambda: datetime.now(UTC),
+            idle_timeout=30,
+            client_options=secure.options(BA_DINH),
+        )
+        delivered: list[Delivery] = []
+        async with subscriber:
+            async for item in subscriber:
+                if isinstance(item, Delivery) and item.envelope.message_id == receipt.message_id:
+                    delivered.append(item)
+                    break
+    assert len(delivered) == 1
+    assert delivered[0].envelope.sender == H26
+
+
+# --- revocation ------------------------------------------------------------------------------
+
+
+async def test_acl_sync_removes_a_revoked_agencys_acls_and_is_idempotent(
+    secure: SecureCluster,
+) -> None:
+    s = secure.settings
+    me = secure.options(DONG_DA)  # the TLS identity as it was before the revocation
+    await _produce(secure.bootstrap, me, s.topic("submissions"))
+    again = secure.sync()
+    assert (again.added, again.removed) == ([], [])
+    secure.transport.revoke(DONG_DA, now=datetime.now(UTC))
+    result = secure.sync()
+    assert result.added == []
+    assert {r.principal for r in result.removed} == {f"User:{DONG_DA}"}
+    assert len(result.removed) == 8
+    assert not [r for r in secure.acls().list() if r.principal == f"User:{DONG_DA}"]
+    # Kafka reads no CRL: the certificate still connects, and may do nothing at all.
+    await _refused(
+        _produce(secure.bootstrap, me, s.topic("submissions")), TopicAuthorizationFailedError
+    )
+    await _refused(
+        _fetch_one_partition(secure.bootstrap, me, s.inbox(DONG_DA)), TopicAuthorizationFailedError
+    )
+
+
+# --- a broker killed under load ----------------------------------------------------------------
+
+
+async def _leaders(secure: SecureCluster, topic: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=secure.bootstrap, **secure.settings.kafka_options()
+    )
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        return {p["partition"]: p["leader"] for p in described["partitions"]}
+    finally:
+        await admin.close()
+
+
+async def test_killing_the_broker_leading_most_submissions_loses_and_repeats_nothing(
+    secure: SecureCluster,
+) -> None:
+    s = secure.settings
+    total, kill_at = 240, 80
+    leaders = await _leaders(secure, s.topic("submissions"))
+    counts: dict[int, int] = {}
+    for leader in leaders.values():
+        counts[leader] = counts.get(leader, 0) + 1
+    victim_id = max(counts, key=lambda n: counts[n])
+    victim = next(n for n in secure.nodes if n.node_id == victim_id)
+    assert victim.pid is not None
+    sent: list[str] = []
+    async with _router(secure, instance="failover"):
+        async with _sender(secure) as sender:
+            for i in range(total):
+                if i == kill_at:
+                    os.kill(victim.pid, signal.SIGKILL)
+                document = seed_document(9000 + i, [HAI_BA_TRUNG])
+                receipt = await asyncio.wait_for(sender.send_document(document), timeout=60)
+                sent.append(receipt.message_id)
+        assert not procs.pid_alive(victim.pid)  # the rest went through a 2-node cluster
+        # Every document reaches the inbox once, read committed, while one node is dead.
+        consumer = AIOKafkaConsumer(
+            s.inbox(HAI_BA_TRUNG),
+            bootstrap_servers=secure.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=FETCH,
+            **secure.options(ARCHIVER_PRINCIPAL),
+        )
+        await consumer.start()
+        seen: list[str] = []
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 120
+            wanted = set(sent)
+            while loop.time() < deadline and not wanted <= set(seen):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for r in records:
+                        headers = dict(r.headers or ())
+                        mid = bytes(headers.get("lt-message-id", b"")).decode()
+                        if mid in wanted:
+                            seen.append(mid)
+            settle = loop.time() + 3
+            while loop.time() < settle:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    seen += [
+                        bytes(dict(r.headers or ()).get("lt-message-id", b"")).decode()
+                        for r in records
+                        if bytes(dict(r.headers or ()).get("lt-message-id", b"")).decode() in wanted
+                    ]
+        finally:
+            await consumer.stop()
+    lost = set(sent) - set(seen)
+    duplicated = len(seen) - len(set(seen))
+    print(
+        f"failover: sent {len(sent)}, delivered {len(set(seen))}, lost {len(lost)}, "
+        f"duplicated {duplicated}, killed node {victim_id} leading {counts[victim_id]}/12"
+    )
+    assert not lost
+    assert duplicated == 0
