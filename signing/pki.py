@@ -205,17 +205,19 @@ def issue_transport_certificate(
     days: int = 397,
     hosts: Sequence[str] = (),
 ) -> x509.Certificate:
-    """A TLS certificate of the transport profile (docs/security.md): clientAuth, and for a
-    broker serverAuth with its DNS names and IP addresses. No role marker: it signs nothing."""
+    """A TLS certificate of the transport profile (docs/security.md): clientAuth; a broker also
+    serverAuth, another server (PostgreSQL) serverAuth only, with their DNS names and IP
+    addresses. No role marker: it signs nothing."""
     _check_key(subject_key)
     try:
         subject = transport_subject(kind, name)
     except ValueError as exc:
         raise SigningError(str(exc)) from exc
-    usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
-    if kind is TransportKind.BROKER:
+    usages = {
         # The broker is also a client: of the other brokers and of the controllers.
-        usages.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
+        TransportKind.BROKER: [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        TransportKind.SERVER: [ExtendedKeyUsageOID.SERVER_AUTH],
+    }.get(kind, [ExtendedKeyUsageOID.CLIENT_AUTH])
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -133,6 +133,7 @@ class TransportKind(enum.StrEnum):
     AGENCY = "agency"  # an agency's systems: CN = the agency code
     SERVICE = "service"  # a platform service: CN = lienthong-router, lienthong-admin, ...
     BROKER = "broker"  # a Kafka node: serverAuth and clientAuth, with DNS/IP names
+    SERVER = "server"  # another server (PostgreSQL): serverAuth only; no Kafka principal
 
 
 TRANSPORT_ORGANIZATION = "lienthong"

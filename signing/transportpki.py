@@ -143,8 +143,8 @@ class TransportPki:
         """A fresh key and certificate for one principal. `passphrase` encrypts the key file
         (a broker's keystore must stay unencrypted: Kafka's PEM keystore then needs no
         ssl.key.password)."""
-        if kind is TransportKind.BROKER and passphrase:
-            raise PkiError("a broker's key stays unencrypted (Kafka reads it at start)")
+        if kind in (TransportKind.BROKER, TransportKind.SERVER) and passphrase:
+            raise PkiError("a server's key stays unencrypted (the server reads it at start)")
         self.ensure_ca(now=now, ca_passphrase=ca_passphrase)
         issuer_key, issuer_cert = self._issuer(ca_passphrase)
         key = generate_key("ecdsa-p256")

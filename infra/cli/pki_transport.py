@@ -27,18 +27,21 @@ def _pki() -> TransportPki:
     return TransportPki(PkiDirectory(load_settings().pki_dir))
 
 
-def _kind(agency: str | None, service: str | None, broker: str | None) -> tuple[TransportKind, str]:
+def _kind(
+    agency: str | None, service: str | None, broker: str | None, server: str | None
+) -> tuple[TransportKind, str]:
     chosen = [
         (kind, name)
         for kind, name in (
             (TransportKind.AGENCY, agency),
             (TransportKind.SERVICE, service),
             (TransportKind.BROKER, broker),
+            (TransportKind.SERVER, server),
         )
         if name
     ]
     if len(chosen) != 1:
-        raise PkiError("choose exactly one of --agency, --service, --broker")
+        raise PkiError("choose exactly one of --agency, --service, --broker, --server")
     return chosen[0]
 
 
@@ -52,6 +55,9 @@ def register(pki_app: typer.Typer) -> None:
             None, help="A platform service: lienthong-router, lienthong-archiver, ..."
         ),
         broker: str | None = typer.Option(None, help="A Kafka node, e.g. lienthong-broker."),
+        server: str | None = typer.Option(
+            None, help="Another TLS server (PostgreSQL), e.g. lienthong-postgres."
+        ),
         host: list[str] = typer.Option(
             ["127.0.0.1", "localhost"], "--host", help="Broker DNS name or IP (repeatable)."
         ),
@@ -64,12 +70,12 @@ def register(pki_app: typer.Typer) -> None:
         ),
     ) -> None:
         """Issue a key and TLS certificate: CN = the principal's name (User:<name> in Kafka)."""
-        kind, name = _kind(agency, service, broker)
+        kind, name = _kind(agency, service, broker, server)
         entry = _pki().issue(
             kind,
             name,
             now=datetime.now(UTC),
-            hosts=tuple(host) if kind is TransportKind.BROKER else (),
+            hosts=tuple(host) if kind in (TransportKind.BROKER, TransportKind.SERVER) else (),
             days=days,
             passphrase=passphrase_from_env(passphrase_env),
             ca_passphrase=passphrase_from_env(ca_passphrase_env),

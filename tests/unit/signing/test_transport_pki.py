@@ -72,6 +72,9 @@ def test_broker_certificate_has_its_addresses_and_both_usages(tp: TransportPki) 
     assert keystore.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, unencrypted
     assert keystore.count("BEGIN CERTIFICATE") == 2  # leaf + transport CA
     assert tp.path(entry.keystore).stat().st_mode & 0o077 == 0
+    server = _cert(tp, tp.issue(TransportKind.SERVER, "lienthong-postgres", now=NOW).certificate)
+    eku = server.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]  # no Kafka client identity
     with pytest.raises(PkiError, match="unencrypted"):
         tp.issue(TransportKind.BROKER, "lienthong-broker", now=NOW, passphrase=b"x")
 
