@@ -10,7 +10,11 @@ broker of infra.services.kafka stays the default (make demo).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import os
 import secrets
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -283,6 +287,7 @@ def start(settings: Settings, *, brokers: int = 3, secure: bool = True) -> Clust
     settings.kafka_dir.mkdir(parents=True, exist_ok=True)
     (settings.kafka_dir / "log4j2.properties").write_text(_asset("log4j2.properties"))
     started: list[Node] = []
+    jvms = {n.node_id: _jvm(settings, java, libs, n.node_id) for n in nodes}
     for node in nodes:
         if node.node_id in running:
             started.append(running[node.node_id])
@@ -291,7 +296,7 @@ def start(settings: Settings, *, brokers: int = 3, secure: bool = True) -> Clust
         (ndir / "logs").mkdir(parents=True, exist_ok=True)
         props = ndir / "server.properties"
         props.write_text(_properties(settings, node, nodes, secure, tls))
-        jvm = _jvm(settings, java, libs, node.node_id)
+        jvm = jvms[node.node_id]
         if not (ndir / "data" / "meta.properties").exists():
             extra = (
                 [
@@ -320,55 +325,69 @@ def start(settings: Settings, *, brokers: int = 3, secure: bool = True) -> Clust
                 raise InfraError(
                     f"formatting Kafka node {node.node_id} failed: {fmt.stderr.strip()[-300:]}"
                 )
-        out = open(ndir / "logs" / "broker.out", "ab")
+        started.append(_launch(settings, jvm, node))
+    state = {"secure": secure, "cluster_id": cluster_id, "version": KAFKA_VERSION}
+    _save(settings, state, started)
+    return _wait_ready(settings, started, state, jvms)
+
+
+def _launch(settings: Settings, jvm: list[str], node: Node) -> Node:
+    ndir = node_dir(settings, node.node_id)
+    with open(ndir / "logs" / "broker.out", "ab") as out:
         proc = subprocess.Popen(
-            [*jvm, "kafka.Kafka", str(props)],
+            [*jvm, "kafka.Kafka", str(ndir / "server.properties")],
             stdout=out,
             stderr=out,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        out.close()
-        started.append(
-            Node(node.node_id, node.port, node.sasl_port, node.controller_port, proc.pid)
-        )
+    return Node(node.node_id, node.port, node.sasl_port, node.controller_port, proc.pid)
+
+
+def _save(settings: Settings, state: dict[str, Any], nodes: list[Node]) -> None:
     procs.write_state(
         state_file(settings),
         {
-            "nodes": [
-                {
-                    "node_id": n.node_id,
-                    "port": n.port,
-                    "sasl_port": n.sasl_port,
-                    "controller_port": n.controller_port,
-                    "pid": n.pid,
-                }
-                for n in started
-            ],
-            "secure": secure,
-            "cluster_id": cluster_id,
-            "version": KAFKA_VERSION,
+            **state,
+            "nodes": [dataclasses.asdict(n) for n in nodes],
             "started_at": time.time(),
         },
     )
-    return _wait_ready(settings, tuple(started), secure)
 
 
-def _wait_ready(settings: Settings, nodes: tuple[Node, ...], secure: bool) -> ClusterStatus:
+def _wait_ready(
+    settings: Settings, nodes: list[Node], state: dict[str, Any], jvms: dict[int, list[str]]
+) -> ClusterStatus:
+    secure = bool(state["secure"])
     bootstrap = ",".join(n.address for n in nodes)
     options = admin_security(settings).aiokafka_options() if secure else {}
     deadline = time.monotonic() + READY_TIMEOUT_S
+    relaunched: set[int] = set()
     while time.monotonic() < deadline:
-        for n in nodes:
+        for i, n in enumerate(nodes):
+            if not _alive(settings, n) and n.node_id not in relaunched:
+                # Seen once on a loaded machine: a node quit during its first start while its
+                # peers' controllers were still coming up. Its storage is formatted; one more
+                # start is what an operator would do.
+                log.warning("kafka.node_restarted", node=n.node_id, during="cluster start")
+                relaunched.add(n.node_id)
+                nodes[i] = _launch(settings, jvms[n.node_id], n)
+                _save(settings, state, nodes)
+                continue
             if not _alive(settings, n):
-                logf = node_dir(settings, n.node_id) / "logs" / "broker.out"
+                logs = node_dir(settings, n.node_id) / "logs"
+                errors = [
+                    line
+                    for line in procs.tail(logs / "server.log", 200).splitlines()
+                    if "ERROR" in line or "Exception" in line
+                ]
                 raise InfraError(
-                    f"Kafka node {n.node_id} exited while starting; see {logf}: "
-                    f"{procs.tail(logf, 3)}"
+                    f"Kafka node {n.node_id} exited while starting; see {logs}: "
+                    + " | ".join([procs.tail(logs / "broker.out", 3), *errors[-3:]]).strip(" |")
                 )
         if asyncio.run(_all_registered(bootstrap, len(nodes), options)):
             log.info("kafka.cluster_started", bootstrap=bootstrap, nodes=len(nodes), secure=secure)
-            return ClusterStatus("running", bootstrap, secure, nodes)
+            return ClusterStatus("running", bootstrap, secure, tuple(nodes))
         time.sleep(1.0)
     raise InfraError(
         f"the Kafka cluster did not come up on {bootstrap} within {READY_TIMEOUT_S:.0f}s; "
@@ -401,19 +420,13 @@ def stop(settings: Settings) -> bool:
         return False
     stopped = False
     nodes = _nodes(state)
-    for n in nodes:
-        if _alive(settings, n) and n.pid:
-            procs.terminate(n.pid)
-            stopped = True
-    state["nodes"] = [
-        {
-            "node_id": n.node_id,
-            "port": n.port,
-            "sasl_port": n.sasl_port,
-            "controller_port": n.controller_port,
-            "pid": None,
-        }
-        for n in nodes
-    ]
+    alive = [n.pid for n in nodes if n.pid and _alive(settings, n)]
+    for pid in alive:  # all at once: a node's controlled shutdown waits for its peers
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in alive:
+        procs.terminate(pid, timeout=15)  # then KILL
+        stopped = True
+    state["nodes"] = [dataclasses.asdict(dataclasses.replace(n, pid=None)) for n in nodes]
     procs.write_state(state_file(settings), state)
     return stopped

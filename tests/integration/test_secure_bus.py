@@ -139,6 +139,34 @@ async def _refused(coro: Any, *errors: type[BaseException]) -> BaseException:
     return caught.value
 
 
+async def _eventually(make: Any, timeout_s: float = 15.0) -> None:
+    """An allowed operation, retried while a new ACL reaches every broker (the metadata log
+    carries it; each broker applies it a few milliseconds apart)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await make()
+            return
+        except KafkaError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def _refused_eventually(
+    make: Any, error: type[BaseException], timeout_s: float = 15.0
+) -> None:
+    """A removed ACL stops working within seconds on every broker."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await asyncio.wait_for(make(), timeout=30)
+        except error:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "still allowed"
+        await asyncio.sleep(0.5)
+
+
 async def _produce(bootstrap: str, options: dict[str, Any], topic: str, **kw: Any) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10_000, **options, **kw
@@ -231,7 +259,7 @@ async def test_an_agency_writes_submissions_but_no_inbox_and_no_dead_letter(
 ) -> None:
     me = secure.options(BA_DINH)
     s = secure.settings
-    await _produce(secure.bootstrap, me, s.topic("submissions"))  # allowed: the control
+    await _eventually(lambda: _produce(secure.bootstrap, me, s.topic("submissions")))  # control
     for topic in (s.inbox(BA_DINH), s.inbox(HAI_BA_TRUNG), s.topic("deadletter")):
         await _refused(_produce(secure.bootstrap, me, topic), TopicAuthorizationFailedError)
 
@@ -241,7 +269,7 @@ async def test_an_agency_cannot_read_another_inbox_or_the_dead_letters(
 ) -> None:
     me = secure.options(BA_DINH)
     s = secure.settings
-    await _fetch_one_partition(secure.bootstrap, me, s.inbox(BA_DINH))  # allowed: the control
+    await _eventually(lambda: _fetch_one_partition(secure.bootstrap, me, s.inbox(BA_DINH)))
     for topic in (s.inbox(HAI_BA_TRUNG), s.topic("deadletter"), s.topic("router-state")):
         await _refused(
             _fetch_one_partition(secure.bootstrap, me, topic), TopicAuthorizationFailedError
@@ -279,7 +307,7 @@ async def test_an_agency_cannot_join_another_agencys_group(secure: SecureCluster
         finally:
             await consumer.stop()
 
-    await join(s.topic(f"subscriber.{BA_DINH}"))  # its own prefix: allowed
+    await _eventually(lambda: join(s.topic(f"subscriber.{BA_DINH}")))  # its own prefix
     await _refused(join(s.topic(f"subscriber.{HAI_BA_TRUNG}")), GroupAuthorizationFailedError)
     await _refused(join(s.topic("router")), GroupAuthorizationFailedError)
 
@@ -311,9 +339,9 @@ async def test_a_scram_user_works_on_the_sasl_ssl_listener(secure: SecureCluster
         ).aiokafka_options()
 
     s = secure.settings
-    await asyncio.sleep(1.0)  # the credential reaches every broker's metadata
-    await _produce(secure.sasl_bootstrap, scram("mat-khau-dai"), s.topic("submissions"))
-    await _fetch_one_partition(secure.sasl_bootstrap, scram("mat-khau-dai"), s.inbox(HAI_BA_TRUNG))
+    good = scram("mat-khau-dai")
+    await _eventually(lambda: _produce(secure.sasl_bootstrap, good, s.topic("submissions")))
+    await _fetch_one_partition(secure.sasl_bootstrap, good, s.inbox(HAI_BA_TRUNG))
     await _refused(
         _fetch_one_partition(secure.sasl_bootstrap, scram("mat-khau-dai"), s.inbox(BA_DINH)),
         TopicAuthorizationFailedError,
@@ -387,7 +415,7 @@ async def test_acl_sync_removes_a_revoked_agencys_acls_and_is_idempotent(
 ) -> None:
     s = secure.settings
     me = secure.options(DONG_DA)  # the TLS identity as it was before the revocation
-    await _produce(secure.bootstrap, me, s.topic("submissions"))
+    await _eventually(lambda: _produce(secure.bootstrap, me, s.topic("submissions")))
     again = secure.sync()
     assert (again.added, again.removed) == ([], [])
     secure.transport.revoke(DONG_DA, now=datetime.now(UTC))
