@@ -195,7 +195,7 @@ async def measure(
         received.clear()
         arrived.clear()
         want["n"] = count
-        meter = CpuMeter({"bench": "self", "relay": relay_proc.pid})
+        meter = CpuMeter({"bench": "self", "relay": relay_proc.pid, **run.meter_pids})
         first = await drive(send, count, concurrency, rate)
         await asyncio.wait_for(arrived.wait(), timeout=max(60.0, count / 20))
         last = time.perf_counter()

@@ -153,6 +153,9 @@ class BenchRun:
     run_id: str
     work: Path  # temp dir: PKI, subprocess logs, profiles
     databases: list[str] = field(default_factory=list)
+    replication: int = 1  # of the baseline's plain topics (3 on a 3-node cluster)
+    # More processes whose CPU per document the baseline reports (e.g. the brokers).
+    meter_pids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, bootstrap: str, admin_url: str, work: Path) -> BenchRun:
@@ -232,7 +235,15 @@ class BenchRun:
         try:
             await admin.create_topics(
                 [
-                    NewTopic(n, p, 1, topic_configs={"max.message.bytes": str(32 << 20)})
+                    NewTopic(
+                        n,
+                        p,
+                        self.replication,
+                        topic_configs={
+                            "max.message.bytes": str(32 << 20),
+                            **({"min.insync.replicas": "2"} if self.replication >= 3 else {}),
+                        },
+                    )
                     for n, p in names.items()
                 ]
             )

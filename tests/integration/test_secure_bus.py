@@ -10,6 +10,8 @@ import dataclasses
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -418,7 +420,37 @@ async def test_acl_sync_removes_a_revoked_agencys_acls_and_is_idempotent(
     await _eventually(lambda: _produce(secure.bootstrap, me, s.topic("submissions")))
     again = secure.sync()
     assert (again.added, again.removed) == ([], [])
+    # The command, as an operator runs it with the administrator's identity.
+    security = secure.settings.kafka_security
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LIENTHONG_")},
+        "LIENTHONG_HOME": str(s.home),
+        "LIENTHONG_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "LIENTHONG_KAFKA_CA_FILE": str(security.ca_file),
+        "LIENTHONG_KAFKA_CERT_FILE": str(security.cert_file),
+        "LIENTHONG_KAFKA_KEY_FILE": str(security.key_file),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "infra.cli", "--log-json", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = cli("acl", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert f"lienthong.inbox.{DONG_DA}" in listed.stdout
+    synced = cli("acl", "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stdout.strip().splitlines()[-1].startswith("added 0, removed 0, kept ")
     secure.transport.revoke(DONG_DA, now=datetime.now(UTC))
+    dry = cli("acl", "sync", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert sum(line.startswith(f"- User:{DONG_DA}") for line in dry.stdout.splitlines()) == 8
     result = secure.sync()
     assert result.added == []
     assert {r.principal for r in result.removed} == {f"User:{DONG_DA}"}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+import pytest
 import yaml
 
 from infra.acl import AclRule, derive_acls, is_managed, strimzi_users
@@ -104,3 +107,30 @@ def test_strimzi_export_is_one_tls_kafkauser_per_principal() -> None:
     assert inbox["resource"]["patternType"] == "literal"
     assert sorted(inbox["operations"]) == ["Describe", "Read"]
     assert {"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"], "host": "*"} in acls
+
+
+def test_the_export_and_transport_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lienthong acl export` needs no Kafka; a revoked transport identity leaves the export."""
+    from typer.testing import CliRunner
+
+    from infra.cli.main import build_app
+
+    monkeypatch.setenv("LIENTHONG_HOME", str(tmp_path))
+    for name in [k for k in os.environ if k.startswith("LIENTHONG_KAFKA_")]:
+        monkeypatch.delenv(name)
+    runner = CliRunner()
+    app = build_app()
+    assert runner.invoke(app, ["pki", "init"]).exit_code == 0
+    issued = runner.invoke(app, ["pki", "transport", "issue", "--agency", BA_DINH])
+    assert issued.exit_code == 0, issued.output
+    assert f"principal User:{BA_DINH}" in issued.output
+    exported = runner.invoke(app, ["acl", "export", "--format", "strimzi", "--cluster", "city"])
+    assert exported.exit_code == 0, exported.output
+    names = {d["metadata"]["name"] for d in yaml.safe_load_all(exported.output)}
+    assert BA_DINH.lower() in names and "lienthong-router" in names
+    revoked = runner.invoke(app, ["pki", "transport", "revoke", BA_DINH])
+    assert revoked.exit_code == 0 and "acl sync" in revoked.output
+    after = runner.invoke(app, ["acl", "export", "--format", "strimzi"])
+    assert BA_DINH.lower() not in {d["metadata"]["name"] for d in yaml.safe_load_all(after.output)}
+    wrong = runner.invoke(app, ["acl", "export", "--format", "csv"])
+    assert wrong.exit_code == 2
