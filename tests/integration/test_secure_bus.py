@@ -40,12 +40,14 @@ from confluent_kafka.admin import (
 from consumers.inbox import Delivery, InboxSubscriber
 from infra import context
 from infra.acl import AclAdmin, derive_acls
-from infra.compose.router import build_router
+from infra.compose.router import build_router, run_router
+from infra.compose.subscribe import run_subscribe
 from infra.services import cluster, procs
 from infra.services.topic_setup import ensure_for_agencies
 from infra.settings import Settings, load_settings
 from producers.sender import DocumentSender
 from schemas.agency import AgencyDirectory
+from schemas.status import StatusCode, StatusNotice
 from signing.pkidir import PkiDirectory
 from signing.profile import (
     ADMIN_PRINCIPAL,
@@ -358,11 +360,12 @@ async def test_a_scram_user_works_on_the_sasl_ssl_listener(secure: SecureCluster
 
 @contextlib.asynccontextmanager
 async def _router(secure: SecureCluster, instance: str = "0") -> AsyncIterator[Any]:
-    router = build_router(
-        secure.as_principal(ROUTER_PRINCIPAL), secure.bootstrap, instance=instance
-    )
+    """`lienthong route` as deployed: the router and its trust feed (the crl topic), both
+    under User:lienthong-router."""
+    as_router = secure.as_principal(ROUTER_PRINCIPAL)
+    router = build_router(as_router, secure.bootstrap, instance=instance)
     stop = asyncio.Event()
-    task = asyncio.create_task(router.run(stop))
+    task = asyncio.create_task(run_router(as_router, secure.bootstrap, router, stop))
     try:
         await asyncio.wait_for(router.ready.wait(), timeout=60)
         yield router
@@ -382,31 +385,59 @@ def _sender(secure: SecureCluster, *, clock: Any = None) -> DocumentSender:
     )
 
 
-async def test_send_route_subscribe_each_under_its_own_principal(secure: SecureCluster) -> None:
+async def test_send_route_subscribe_each_under_its_own_principal(
+    secure: SecureCluster, tmp_path: Path
+) -> None:
+    """H26 sends as User:000.00.00.H26; the router routes as User:lienthong-router; Ba Đình's
+    `lienthong subscribe` (its trust feed, its own group, its 01 through submissions) runs as
+    User:000.00.31.H26; the 01 reaches H26's inbox, read as H26."""
     s = secure.settings
     document = seed_document(8101, [BA_DINH])
     async with _router(secure):
         async with _sender(secure) as sender:
             receipt = await sender.send_document(document)
+        handled = await asyncio.wait_for(
+            run_subscribe(
+                settings=secure.as_principal(BA_DINH),
+                bootstrap=secure.bootstrap,
+                agency=BA_DINH,
+                out_dir=tmp_path / "inbox",
+                group_id=s.topic(f"subscriber.{BA_DINH}"),
+                from_beginning=False,
+                max_messages=1,
+                idle_timeout=30,
+                answer=True,
+                stop=asyncio.Event(),
+                echo=lambda line: None,
+                live_trust=True,
+            ),
+            timeout=90,
+        )
+        assert handled == 1
+        delivered = list((tmp_path / "inbox").rglob("*"))
+        assert delivered, "nothing written for the delivered document"
         subscriber = InboxSubscriber(
             secure.bootstrap,
-            BA_DINH,
-            topic=s.inbox(BA_DINH),
-            group_id=s.topic(f"subscriber.{BA_DINH}.seed"),
+            H26,
+            topic=s.inbox(H26),
+            group_id=s.topic(f"subscriber.{H26}.seed"),
             trust=context.trust_store(s),
             agencies=AgencyDirectory.default(),
             clock=lambda: datetime.now(UTC),
             idle_timeout=30,
-            client_options=secure.options(BA_DINH),
+            client_options=secure.options(H26),
         )
-        delivered: list[Delivery] = []
+        answers = []
         async with subscriber:
             async for item in subscriber:
-                if isinstance(item, Delivery) and item.envelope.message_id == receipt.message_id:
-                    delivered.append(item)
-                    break
-    assert len(delivered) == 1
-    assert delivered[0].envelope.sender == H26
+                payload = getattr(item, "payload", None)
+                if isinstance(item, Delivery) and isinstance(payload, StatusNotice):
+                    if payload.document_id == document.document_id:
+                        answers.append(payload)
+                        break
+    assert receipt.message_id
+    assert [a.code for a in answers] == [StatusCode.ARRIVED]
+    assert answers[0].from_agency.code == BA_DINH
 
 
 # --- revocation ------------------------------------------------------------------------------
