@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -40,9 +41,10 @@ from confluent_kafka.admin import (
 from consumers.inbox import Delivery, InboxSubscriber
 from infra import context
 from infra.acl import AclAdmin, derive_acls
+from infra.compose.archive import build_archiver, run_archiver
 from infra.compose.router import build_router, run_router
 from infra.compose.subscribe import run_subscribe
-from infra.services import cluster, procs
+from infra.services import cluster, postgres, procs
 from infra.services.topic_setup import ensure_for_agencies
 from infra.settings import Settings, load_settings
 from producers.sender import DocumentSender
@@ -53,13 +55,14 @@ from signing.profile import (
     ADMIN_PRINCIPAL,
     ARCHIVER_PRINCIPAL,
     ROUTER_PRINCIPAL,
+    WITNESS_PRINCIPAL,
     CertRole,
     TransportKind,
 )
 from signing.seal import SignerRole, load_credential
 from signing.transport import ClientSecurity, SecurityProtocol
 from signing.transportpki import TransportPki
-from tests.support import seed_document
+from tests.support import fresh_database, seed_document
 
 H26 = "000.00.00.H26"
 BA_DINH = "000.00.31.H26"
@@ -75,6 +78,7 @@ class SecureCluster:
     sasl_bootstrap: str  # SASL_SSL listeners
     transport: TransportPki
     nodes: tuple[cluster.Node, ...]
+    database_url: str  # a PostgreSQL server for the archiver's test
 
     def options(self, principal: str) -> dict[str, Any]:
         return self.transport.client_security(principal).aiokafka_options()
@@ -110,12 +114,15 @@ def secure() -> Iterator[SecureCluster]:
         tp = cluster.transport(base)
         for code in (H26, BA_DINH, HAI_BA_TRUNG, DONG_DA):
             tp.issue(TransportKind.AGENCY, code, now=now)
-        for service in (ROUTER_PRINCIPAL, ARCHIVER_PRINCIPAL):
+        for service in (ROUTER_PRINCIPAL, ARCHIVER_PRINCIPAL, WITNESS_PRINCIPAL):
             tp.issue(TransportKind.SERVICE, service, now=now)
         pki = PkiDirectory(base.pki_dir)
         for code in (H26, BA_DINH, HAI_BA_TRUNG):
             pki.issue(agency_code=code, role=CertRole.AGENCY, now=now)
         pki.issue(agency_code=base.platform_agency, role=CertRole.PLATFORM, now=now)
+        pki.issue(agency_code=base.platform_agency, role=CertRole.ARCHIVE, now=now)
+        database = postgres.start(dataclasses.replace(base, postgres_unsafe_fast=True))
+        assert database.url
         admin = dataclasses.replace(
             base,
             kafka_security=tp.client_security(ADMIN_PRINCIPAL),
@@ -129,11 +136,14 @@ def secure() -> Iterator[SecureCluster]:
                 [H26, BA_DINH, HAI_BA_TRUNG, DONG_DA, base.platform_agency],
             )
         )
-        made = SecureCluster(admin, status.bootstrap, status.sasl_bootstrap, tp, status.nodes)
+        made = SecureCluster(
+            admin, status.bootstrap, status.sasl_bootstrap, tp, status.nodes, database.url
+        )
         made.sync()
         yield made
     finally:
         cluster.stop(base)
+        postgres.stop(base)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -438,6 +448,53 @@ async def test_send_route_subscribe_each_under_its_own_principal(
     assert receipt.message_id
     assert [a.code for a in answers] == [StatusCode.ARRIVED]
     assert answers[0].from_agency.code == BA_DINH
+
+
+async def test_the_archiver_and_the_witness_under_their_own_principals(
+    secure: SecureCluster,
+) -> None:
+    """`lienthong archive` as User:lienthong-archiver (reads submissions, the dead letters, every
+    inbox and the crl topic; writes its tree heads to checkpoints), and the witness reading
+    those tree heads as User:lienthong-witness."""
+    as_archiver = secure.as_principal(ARCHIVER_PRINCIPAL)
+    async with fresh_database(secure.database_url) as url:
+        archiver = build_archiver(as_archiver, secure.bootstrap, url, checkpoint_seconds=1)
+        archiver.config = dataclasses.replace(archiver.config, refresh_seconds=0.5)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_archiver(as_archiver, secure.bootstrap, archiver, stop))
+        conn = await asyncpg.connect(url)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            kinds: dict[str, int] = {}
+            while loop.time() < deadline and not {"submission", "delivery"} <= set(kinds):
+                assert not task.done(), task.exception()
+                rows = await conn.fetch("SELECT kind, count(*) FROM archive_record GROUP BY kind")
+                kinds = {r[0]: r[1] for r in rows}
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+            stop.set()
+            await asyncio.wait_for(task, timeout=60)  # a last tree head at stop
+    assert {"submission", "delivery"} <= set(kinds), kinds
+    witness = AIOKafkaConsumer(
+        secure.settings.topic("checkpoints"),
+        bootstrap_servers=secure.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        **secure.options(WITNESS_PRINCIPAL),
+    )
+    await witness.start()
+    try:
+        heads = []
+        for _ in range(40):
+            batch = await witness.getmany(timeout_ms=300)
+            heads += [r for records in batch.values() for r in records]
+            if heads:
+                break
+    finally:
+        await witness.stop()
+    assert heads, "no signed tree head on the checkpoints topic"
 
 
 # --- revocation ------------------------------------------------------------------------------
