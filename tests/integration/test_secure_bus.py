@@ -91,6 +91,26 @@ class SecureCluster:
     def acls(self) -> AclAdmin:
         return AclAdmin(self.bootstrap, self.settings.kafka_security.librdkafka_options())
 
+    def cli(self, *args: str, principal: str = ADMIN_PRINCIPAL) -> subprocess.CompletedProcess[str]:
+        """`lienthong ...` as an operator runs it: this home, one principal's TLS identity."""
+        security = self.transport.client_security(principal)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("LIENTHONG_")},
+            "LIENTHONG_HOME": str(self.settings.home),
+            "LIENTHONG_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "LIENTHONG_KAFKA_CA_FILE": str(security.ca_file),
+            "LIENTHONG_KAFKA_CERT_FILE": str(security.cert_file),
+            "LIENTHONG_KAFKA_KEY_FILE": str(security.key_file),
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "infra.cli", "--log-json", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
     def sync(self) -> Any:
         wanted = derive_acls(
             AgencyDirectory.default(),
@@ -497,6 +517,16 @@ async def test_the_archiver_and_the_witness_under_their_own_principals(
     assert heads, "no signed tree head on the checkpoints topic"
 
 
+def test_decode_reads_an_inbox_as_its_agency_and_not_anothers(secure: SecureCluster) -> None:
+    mine = secure.cli("decode", "--topic", f"inbox.{BA_DINH}", "--max", "1", principal=BA_DINH)
+    assert mine.returncode == 0, mine.stderr
+    assert f"1 record(s) from lienthong.inbox.{BA_DINH}" in mine.stderr  # the seed document
+    assert len(mine.stdout.splitlines()) == 1
+    theirs = secure.cli("decode", "--topic", f"inbox.{HAI_BA_TRUNG}", principal=BA_DINH)
+    assert theirs.returncode == 2  # the topic is not even visible to Ba Đình
+    assert f"no topic lienthong.inbox.{HAI_BA_TRUNG}" in theirs.stderr
+
+
 # --- revocation ------------------------------------------------------------------------------
 
 
@@ -508,27 +538,7 @@ async def test_acl_sync_removes_a_revoked_agencys_acls_and_is_idempotent(
     await _eventually(lambda: _produce(secure.bootstrap, me, s.topic("submissions")))
     again = secure.sync()
     assert (again.added, again.removed) == ([], [])
-    # The command, as an operator runs it with the administrator's identity.
-    security = secure.settings.kafka_security
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LIENTHONG_")},
-        "LIENTHONG_HOME": str(s.home),
-        "LIENTHONG_KAFKA_SECURITY_PROTOCOL": "SSL",
-        "LIENTHONG_KAFKA_CA_FILE": str(security.ca_file),
-        "LIENTHONG_KAFKA_CERT_FILE": str(security.cert_file),
-        "LIENTHONG_KAFKA_KEY_FILE": str(security.key_file),
-    }
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "infra.cli", "--log-json", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
+    cli = secure.cli
     listed = cli("acl", "list")
     assert listed.returncode == 0, listed.stderr
     assert f"lienthong.inbox.{DONG_DA}" in listed.stdout
