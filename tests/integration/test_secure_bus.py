@@ -253,6 +253,15 @@ async def test_topics_have_three_replicas_two_in_sync_and_no_unclean_election(
         assert len((await admin.describe_cluster())["brokers"]) == 3
     finally:
         await admin.close()
+    status = secure.cli("infra", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "running" in status.stdout
+    env = secure.cli("infra", "env")
+    assert env.returncode == 0, env.stderr
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
+    assert exports["LIENTHONG_KAFKA_BOOTSTRAP"] == secure.bootstrap
+    assert exports["LIENTHONG_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+    assert "lienthong-admin" in exports["LIENTHONG_KAFKA_CERT_FILE"]
 
 
 # --- who cannot connect ----------------------------------------------------------------------
