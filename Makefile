@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 LIENTHONG := $(BIN)/lienthong
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit integration up down status bench bench-quick clean prereqs help
+.PHONY: demo test lint unit integration up down status bench bench-quick bench-secure clean prereqs help
 
 help:
 	@echo "make demo   - start Kafka and PostgreSQL here and run the seed scenario end to end"
 	@echo "make test   - lint (ruff, mypy) and the whole test suite on real services"
-	@echo "make lint | unit | integration | up | down | status | bench | bench-quick | clean"
+	@echo "make lint | unit | integration | up | down | status | bench | bench-quick | bench-secure | clean"
 
 prereqs:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ not found: install python3 (3.11 or newer) and python3-venv"; exit 1; }
@@ -65,6 +65,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(LIENTHONG) infra up
 	$(BIN)/python -m bench.run --quick
+
+# The raw Kafka baseline on 3 nodes, plaintext beside TLS + client certificates + ACLs; starts
+# and stops its own clusters (docs/benchmarks.md); writes bench/results/secure-latest.json.
+bench-secure: $(STAMP)
+	$(BIN)/python -m bench.secure
 
 clean:
 	-@[ -x $(LIENTHONG) ] && $(LIENTHONG) infra down

@@ -14,7 +14,7 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -27,12 +27,15 @@ from bench.common import (
     latency_summary,
     peak_rss_mb,
 )
+from infra.settings import load_settings
 
 HEADER = struct.Struct("!qd")  # index (-1 for warm-up), perf_counter at send
 WARMUP = 5
 
 
-def sink_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+def sink_consumer(
+    bootstrap: str, topic: str, client_options: Mapping[str, Any] | None = None
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -42,20 +45,31 @@ def sink_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
         isolation_level="read_committed",
         max_partition_fetch_bytes=FETCH_BYTES,
         fetch_max_bytes=FETCH_BYTES,
+        **(client_options or {}),
     )
 
 
-def durable_producer(bootstrap: str) -> AIOKafkaProducer:
+def durable_producer(
+    bootstrap: str, client_options: Mapping[str, Any] | None = None
+) -> AIOKafkaProducer:
     # What DocumentSender uses: acks=all, idempotent.
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
         max_request_size=FETCH_BYTES,
+        **(client_options or {}),
     )
 
 
-async def relay(bootstrap: str, source: str, target: str, group: str, stop: asyncio.Event) -> None:
+async def relay(
+    bootstrap: str,
+    source: str,
+    target: str,
+    group: str,
+    stop: asyncio.Event,
+    client_options: Mapping[str, Any] | None = None,
+) -> None:
     """The router's Kafka shape without its work: read_committed batches of at most 200, each one
     transaction holding the copies and the consumed offsets; linger 5 ms, as the router."""
     producer = AIOKafkaProducer(
@@ -63,6 +77,7 @@ async def relay(bootstrap: str, source: str, target: str, group: str, stop: asyn
         transactional_id=f"{group}.relay",
         max_request_size=FETCH_BYTES,
         linger_ms=5,
+        **(client_options or {}),
     )
     consumer = AIOKafkaConsumer(
         source,
@@ -73,6 +88,7 @@ async def relay(bootstrap: str, source: str, target: str, group: str, stop: asyn
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=FETCH_BYTES,
         fetch_max_bytes=FETCH_BYTES,
+        **(client_options or {}),
     )
     await producer.start()
     await consumer.start()
@@ -145,8 +161,8 @@ async def measure(
     # As submissions (12 partitions) and an inbox (1 partition).
     await run.make_topics({source: 12, target: 1})
     relay_proc = start_relay(run, source, target, f"{base}.group")
-    producer = durable_producer(run.bootstrap)
-    sink = sink_consumer(run.bootstrap, target)
+    producer = durable_producer(run.bootstrap, run.kafka_options)
+    sink = sink_consumer(run.bootstrap, target, run.kafka_options)
     await producer.start()
     await sink.start()
     filler = os.urandom(max(0, size - HEADER.size))
@@ -179,7 +195,7 @@ async def measure(
         received.clear()
         arrived.clear()
         want["n"] = count
-        meter = CpuMeter({"bench": "self", "relay": relay_proc.pid})
+        meter = CpuMeter({"bench": "self", "relay": relay_proc.pid, **run.meter_pids})
         first = await drive(send, count, concurrency, rate)
         await asyncio.wait_for(arrived.wait(), timeout=max(60.0, count / 20))
         last = time.perf_counter()
@@ -216,7 +232,9 @@ def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await relay(args.bootstrap, args.source, args.target, args.group, stop)
+        # The relay runs as a child process: its TLS / SASL come from the same environment.
+        options = load_settings().kafka_options()
+        await relay(args.bootstrap, args.source, args.target, args.group, stop, options)
 
     asyncio.run(run_relay())
 

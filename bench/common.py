@@ -153,6 +153,9 @@ class BenchRun:
     run_id: str
     work: Path  # temp dir: PKI, subprocess logs, profiles
     databases: list[str] = field(default_factory=list)
+    replication: int = 1  # of the baseline's plain topics (3 on a 3-node cluster)
+    # More processes whose CPU per document the baseline reports (e.g. the brokers).
+    meter_pids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, bootstrap: str, admin_url: str, work: Path) -> BenchRun:
@@ -161,6 +164,11 @@ class BenchRun:
             settings, topic_prefix=f"bench.{run_id}.", pki_dir_override=work / "pki"
         )
         return cls(private, bootstrap, admin_url, run_id, work)
+
+    @property
+    def kafka_options(self) -> dict[str, Any]:
+        """TLS / SASL of this process's Kafka clients (LIENTHONG_KAFKA_SECURITY_*)."""
+        return self.settings.kafka_options()
 
     def database_url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{name}"))
@@ -192,7 +200,7 @@ class BenchRun:
         self.databases.clear()
 
     async def delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.kafka_options)
         await admin.start()
         try:
             mine = [t for t in await admin.list_topics() if t.startswith(f"bench.{self.run_id}")]
@@ -222,12 +230,20 @@ class BenchRun:
 
     async def make_topics(self, names: dict[str, int]) -> None:
         """Plain topics {name: partitions} for the raw baseline."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.kafka_options)
         await admin.start()
         try:
             await admin.create_topics(
                 [
-                    NewTopic(n, p, 1, topic_configs={"max.message.bytes": str(32 << 20)})
+                    NewTopic(
+                        n,
+                        p,
+                        self.replication,
+                        topic_configs={
+                            "max.message.bytes": str(32 << 20),
+                            **({"min.insync.replicas": "2"} if self.replication >= 3 else {}),
+                        },
+                    )
                     for n, p in names.items()
                 ]
             )

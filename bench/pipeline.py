@@ -104,6 +104,7 @@ async def measure_repeats(
         trust=trust,
         agencies=agencies,
         clock=utcnow,
+        client_options=run.kafka_options,
     )
     sent_at: dict[str, float] = {}
     sent_wall: dict[str, float] = {}
@@ -129,7 +130,10 @@ async def measure_repeats(
     number = number_base
     repeats_out: list[dict[str, Any]] = []
     async with DocumentSender(
-        run.bootstrap, credentials=credentials(run), topic=settings.topic("submissions")
+        run.bootstrap,
+        credentials=credentials(run),
+        topic=settings.topic("submissions"),
+        client_options=run.kafka_options,
     ) as sender:
         await subscriber.start()
         consumer_task = asyncio.create_task(consume())

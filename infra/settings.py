@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from signing.transport import ClientSecurity, TransportConfigError, client_security_from_env
 
 KAFKA_VERSION = "4.1.1"
 DEFAULT_TOPIC_PREFIX = "lienthong."
@@ -36,6 +39,13 @@ class Settings:
     # warning starts (docs/signing.md).
     crl_grace_hours: float = 24.0
     cert_warn_days: float = 30.0
+    # How every Kafka client of this process connects: TLS, client certificate, SCRAM
+    # (LIENTHONG_KAFKA_SECURITY_PROTOCOL and friends, docs/security.md). PLAINTEXT by default.
+    kafka_security: ClientSecurity = field(default_factory=ClientSecurity)
+
+    def kafka_options(self) -> dict[str, Any]:
+        """Keyword options for any aiokafka client of this process ({} for PLAINTEXT)."""
+        return self.kafka_security.aiokafka_options()
 
     @property
     def pki_dir(self) -> Path:
@@ -99,6 +109,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         pki_dir_override=_path(env.get("LIENTHONG_PKI_DIR")),
         crl_grace_hours=_number(env, "LIENTHONG_CRL_GRACE_HOURS", 24.0),
         cert_warn_days=_number(env, "LIENTHONG_CERT_WARN_DAYS", 30.0),
+        kafka_security=_security(env),
     )
 
 
@@ -113,6 +124,13 @@ def _number(env: dict[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ValueError(f"{name}={raw!r} must not be negative")
     return value
+
+
+def _security(env: dict[str, str]) -> ClientSecurity:
+    try:
+        return client_security_from_env(env)
+    except TransportConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _path(raw: str | None) -> Path | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -107,6 +107,7 @@ class DocumentSender:
         max_envelope_bytes: int = MAX_ENVELOPE_BYTES,
         producer: KafkaProducerLike | None = None,
         client_id: str = "lienthong-sender",
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
         self._credentials = tuple(credentials)
@@ -122,6 +123,8 @@ class DocumentSender:
         self._receipts: OrderedDict[str, Receipt] = OrderedDict()
         self._producer = producer
         self._client_id = client_id
+        # TLS / SASL (signing.transport.ClientSecurity.aiokafka_options); none for PLAINTEXT.
+        self._client_options = dict(client_options or {})
         self._started = False
 
     async def __aenter__(self) -> DocumentSender:
@@ -134,6 +137,7 @@ class DocumentSender:
                 acks="all",
                 enable_idempotence=True,
                 max_request_size=MAX_MESSAGE_BYTES,
+                **self._client_options,
             )
         try:
             await self._producer.start()

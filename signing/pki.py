@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.algorithms import PrivateKey, key_problem
 from signing.errors import SigningError
-from signing.profile import CertRole, end_entity_ekus, subject_for
+from signing.profile import (
+    CertRole,
+    TransportKind,
+    end_entity_ekus,
+    subject_for,
+    transport_subject,
+)
 
 KEY_ALGORITHMS = ("rsa", "rsa-pss", "ecdsa-p256", "ed25519")
 
@@ -185,6 +192,68 @@ def issue_certificate(
     )
     builder = _validity(builder, now, days)
     return _issued_by(builder, issuer_key, issuer_cert).sign(issuer_key, _hash_for(issuer_key))
+
+
+def issue_transport_certificate(
+    subject_key: PrivateKey,
+    *,
+    kind: TransportKind,
+    name: str,
+    issuer_key: PrivateKey,
+    issuer_cert: x509.Certificate,
+    now: datetime,
+    days: int = 397,
+    hosts: Sequence[str] = (),
+) -> x509.Certificate:
+    """A TLS certificate of the transport profile (docs/security.md): clientAuth; a broker also
+    serverAuth, another server (PostgreSQL) serverAuth only, with their DNS names and IP
+    addresses. No role marker: it signs nothing."""
+    _check_key(subject_key)
+    try:
+        subject = transport_subject(kind, name)
+    except ValueError as exc:
+        raise SigningError(str(exc)) from exc
+    usages = {
+        # The broker is also a client: of the other brokers and of the controllers.
+        TransportKind.BROKER: [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        TransportKind.SERVER: [ExtendedKeyUsageOID.SERVER_AUTH],
+    }.get(kind, [ExtendedKeyUsageOID.CLIENT_AUTH])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .public_key(subject_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=isinstance(subject_key, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(usages), False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key()), False)
+    )
+    if hosts:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(h) for h in hosts]), False
+        )
+    builder = _validity(builder, now, days)
+    return _issued_by(builder, issuer_key, issuer_cert).sign(issuer_key, _hash_for(issuer_key))
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
 
 
 @dataclass(frozen=True, slots=True)

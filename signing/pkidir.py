@@ -75,6 +75,11 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "x"
 
 
+def write_file(path: Path, data: bytes, *, secret: bool = False) -> None:
+    """Atomic write; a secret (a private key) is 0600 from its first byte."""
+    _write(path, data, secret=secret)
+
+
 def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

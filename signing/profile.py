@@ -121,3 +121,68 @@ def roles_of(cert: x509.Certificate) -> frozenset[CertRole]:
     except x509.ExtensionNotFound:
         return frozenset()
     return frozenset(role for role, oid in ROLE_EKU.items() if oid in eku)
+
+
+# --- the transport profile: who a Kafka client is (docs/security.md) ----------------------------
+# Transport certificates are separate keys under a transport sub-CA: they carry no role marker
+# and no organizationIdentifier, so they can never sign a document, and a document signature
+# never depends on a key that sits on every Kafka client.
+
+
+class TransportKind(enum.StrEnum):
+    AGENCY = "agency"  # an agency's systems: CN = the agency code
+    SERVICE = "service"  # a platform service: CN = lienthong-router, lienthong-admin, ...
+    BROKER = "broker"  # a Kafka node: serverAuth and clientAuth, with DNS/IP names
+    SERVER = "server"  # another server (PostgreSQL): serverAuth only; no Kafka principal
+
+
+TRANSPORT_ORGANIZATION = "lienthong"
+SERVICE_NAME_RE = re.compile(r"^lienthong-[a-z][a-z0-9-]{1,40}$")
+# The platform's own principals (docs/security.md has what each may do).
+ROUTER_PRINCIPAL = "lienthong-router"
+ARCHIVER_PRINCIPAL = "lienthong-archiver"
+WITNESS_PRINCIPAL = "lienthong-witness"
+CONSOLE_PRINCIPAL = "lienthong-console"
+ADMIN_PRINCIPAL = "lienthong-admin"
+BROKER_PRINCIPAL = "lienthong-broker"
+PLATFORM_SERVICES = (
+    ROUTER_PRINCIPAL,
+    ARCHIVER_PRINCIPAL,
+    WITNESS_PRINCIPAL,
+    CONSOLE_PRINCIPAL,
+    ADMIN_PRINCIPAL,
+)
+
+
+def check_transport_name(kind: TransportKind, name: str) -> str:
+    ok = is_agency_code(name) if kind is TransportKind.AGENCY else bool(SERVICE_NAME_RE.match(name))
+    if not ok:
+        wanted = "an agency code" if kind is TransportKind.AGENCY else "lienthong-<name>"
+        raise ValueError(f"{kind.value} transport name {name!r} is not {wanted}")
+    return name
+
+
+def transport_subject(kind: TransportKind, name: str) -> x509.Name:
+    """C=VN, O=lienthong, OU=<kind>, CN=<name>: Kafka sees it as
+    `CN=<name>,OU=<kind>,O=lienthong,C=VN` and KAFKA_PRINCIPAL_RULES makes the principal
+    `User:<name>`."""
+    check_transport_name(kind, name)
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, TRANSPORT_ORGANIZATION),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, kind.value),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+    )
+
+
+# ssl.principal.mapping.rules for the brokers. Anchored on the whole DN (OU and O too): a
+# certificate whose CN merely looks like an agency code does not become that agency. Anything
+# else maps to its full DN (DEFAULT), which no ACL names. Written with [.] rather than \. since
+# Java properties files eat backslashes.
+KAFKA_PRINCIPAL_RULES = (
+    "RULE:^CN=([0-9]{3}[.][0-9]{2}[.][0-9]{2}[.][A-Z][0-9]{2}),OU=agency,O=lienthong,C=VN$/$1/,"
+    "RULE:^CN=(lienthong-[a-z][a-z0-9-]*),OU=(service|broker),O=lienthong,C=VN$/$1/,"
+    "DEFAULT"
+)

@@ -13,8 +13,9 @@ import contextlib
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import structlog
@@ -69,8 +70,10 @@ class Archiver:
         signer: HeadSigner,
         clock: Callable[[], datetime],
         metrics: ArchiverMetrics | None = None,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.client_options = dict(client_options or {})  # TLS / SASL (signing.transport)
         self.config = config
         self.parse = parse
         # Worker processes when config.parse_workers > 0; they build their context from
@@ -194,11 +197,16 @@ class Archiver:
             fetch_max_bytes=FETCH_BYTES,
             fetch_min_bytes=FETCH_MIN_BYTES,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            **self.client_options,
         )
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            **self.client_options,
         )
-        return consumer, producer, AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.client_options)
+        return consumer, producer, admin
 
     def _refresh_due(self) -> bool:
         if time.monotonic() < self._kafka_retry_at:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -197,6 +197,7 @@ class InboxSubscriber:
         stop: asyncio.Event | None = None,
         idle_timeout: float | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.agency_code = agency_code
         self.topic = topic
@@ -219,6 +220,7 @@ class InboxSubscriber:
             max_partition_fetch_bytes=max_message_bytes,
             fetch_max_bytes=max(max_message_bytes, 52_428_800),
             max_poll_records=50,
+            **(client_options or {}),
         )
         self._started = False
         self._rewound = False

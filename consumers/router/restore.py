@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -21,7 +22,13 @@ class Restored:
 
 
 async def restore_from_changelog(
-    bootstrap: str, topic: str, store: RouterStore, partitions: Sequence[int], fetch_bytes: int
+    bootstrap: str,
+    topic: str,
+    store: RouterStore,
+    partitions: Sequence[int],
+    fetch_bytes: int,
+    *,
+    client_options: Mapping[str, Any] | None = None,
 ) -> Restored:
     """Read each partition's changelog from the store's checkpoint (or from the start, when the
     log cannot continue it) up to the last stable offset, committed records only."""
@@ -31,6 +38,7 @@ async def restore_from_changelog(
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=fetch_bytes,
+        **(client_options or {}),
     )
     await consumer.start()
     try:

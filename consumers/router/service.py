@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -94,8 +94,11 @@ class Router:
         platform_credential: Credential | CredentialSource,  # chosen at each signing time
         clock: Callable[[], datetime],
         metrics: RouterMetrics | None = None,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        # TLS / SASL for every client the router opens (signing.transport); none for PLAINTEXT.
+        self.client_options = dict(client_options or {})
         self.config = config
         self.trust = trust
         self.agencies = agencies
@@ -186,6 +189,7 @@ class Router:
             max_request_size=FETCH_BYTES,
             transaction_timeout_ms=cfg.transaction_timeout_ms,
             linger_ms=5,
+            **self.client_options,
         )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
@@ -195,8 +199,10 @@ class Router:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=FETCH_BYTES,
             fetch_max_bytes=FETCH_BYTES,
+            **self.client_options,
         )
-        return consumer, producer, AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.client_options)
+        return consumer, producer, admin
 
     def _close_store(self, scratch: tempfile.TemporaryDirectory[str] | None) -> None:
         self.states.clear()
@@ -478,7 +484,12 @@ class Router:
         assert self.store is not None
         started = time.monotonic()
         restored = await restore_from_changelog(
-            self.bootstrap, self.config.topics.state, self.store, partitions, FETCH_BYTES
+            self.bootstrap,
+            self.config.topics.state,
+            self.store,
+            partitions,
+            FETCH_BYTES,
+            client_options=self.client_options,
         )
         self.states.update({p: StoredPartition(self.store, p) for p in partitions})
         log.info(

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -55,8 +56,10 @@ class TrustFeed:
         on_update: OnUpdate | Iterable[OnUpdate] = (),
         metrics: TrustMetrics | None = None,
         tick_seconds: float = 5.0,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.client_options = dict(client_options or {})  # TLS / SASL (signing.transport)
         self.topic = topic
         self.clock = clock
         self.grace = grace
@@ -171,6 +174,7 @@ class TrustFeed:
             max_partition_fetch_bytes=FETCH_BYTES,
             fetch_max_bytes=FETCH_BYTES,
             fetch_max_wait_ms=300,
+            **self.client_options,
         )
         # Without a group, a subscription is assigned every partition of the topic, at the
         # earliest offset (nothing is committed), and follows the topic once it exists.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from cryptography import x509
@@ -39,13 +40,20 @@ def issuer_chain_of(headers: Iterable[tuple[str, bytes]] | None) -> bytes:
     return b""
 
 
-async def publish_crl(bootstrap: str, topic: str, record: CrlRecord) -> int:
+async def publish_crl(
+    bootstrap: str,
+    topic: str,
+    record: CrlRecord,
+    *,
+    client_options: Mapping[str, Any] | None = None,
+) -> int:
     """Publish one CRL (acks=all, idempotent); returns its offset."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
         max_request_size=8 * 1024 * 1024,
+        **(client_options or {}),
     )
     await producer.start()
     try:

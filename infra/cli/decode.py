@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -32,6 +33,7 @@ async def decode_topic(
     max_records: int | None = None,
     emit: Callable[[str], None] = print,
     stop: asyncio.Event | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Print each committed record of `topic` as one JSON line; how many were printed.
 
@@ -44,8 +46,9 @@ async def decode_topic(
         isolation_level="read_committed",
         max_partition_fetch_bytes=max(FETCH_BYTES, MAX_MESSAGE_BYTES),
         fetch_max_bytes=max(FETCH_BYTES, MAX_MESSAGE_BYTES),
+        **(client_options or {}),
     )
-    known = await _partitions(bootstrap, topic)
+    known = await _partitions(bootstrap, topic, client_options or {})
     await consumer.start()
     printed = 0
     try:
@@ -97,8 +100,8 @@ async def decode_topic(
     return printed
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _partitions(bootstrap: str, topic: str, client_options: Mapping[str, Any]) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     await admin.start()
     try:
         if topic not in await admin.list_topics():
@@ -167,6 +170,7 @@ def register(app: typer.Typer) -> None:
                 max_records=max_records,
                 emit=emit,
                 stop=stop,
+                client_options=settings.kafka_options(),
             )
 
         try:

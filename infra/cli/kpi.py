@@ -227,6 +227,7 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
                         credentials=creds,
                         topic=settings.topic("submissions"),
                         clock=clock,
+                        client_options=settings.kafka_options(),
                     )
                 )
             published = 0
@@ -260,7 +261,11 @@ async def _publish_plan(settings: Any, bootstrap: str, events: list[Any], first:
             for e in events
         )
         await wait_for_statuses(
-            bootstrap, settings.inbox("000.00.00.H26"), StatusCode.ARRIVED, hub_arrivals
+            bootstrap,
+            settings.inbox("000.00.00.H26"),
+            StatusCode.ARRIVED,
+            hub_arrivals,
+            client_options=settings.kafka_options(),
         )
     finally:
         stop.set()

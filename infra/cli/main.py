@@ -11,6 +11,7 @@ from importlib import metadata
 import typer
 
 from infra.cli import (
+    acl,
     archive,
     audit,
     decode,
@@ -31,6 +32,7 @@ from infra.logs import configure_logging
 GROUPS = (
     services,
     pki,
+    acl,
     route,
     send,
     edxml,

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra import services
+from infra.cli import pki_transport
 from infra.cli.common import passphrase_from_env
 from infra.compose.trust import publish_pki_crl
 from infra.errors import InfraError
@@ -299,4 +300,5 @@ def list_certificates() -> None:
 
 
 def register(main_app: typer.Typer) -> None:
+    pki_transport.register(app)
     main_app.add_typer(app, name="pki", help="Agency PKI: root CA, certificates, revocation.")

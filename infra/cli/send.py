@@ -134,7 +134,11 @@ def publish(
 
     async def run() -> Receipt:
         async with DocumentSender(
-            bootstrap, credentials=creds, topic=settings.topic("submissions"), clock=_now
+            bootstrap,
+            credentials=creds,
+            topic=settings.topic("submissions"),
+            clock=_now,
+            client_options=settings.kafka_options(),
         ) as sender:
             if isinstance(payload, StatusNotice):
                 return await sender.send_status(payload, to=status_to)

@@ -20,10 +20,19 @@ topics_app = typer.Typer(help="Kafka topics from the manifests.", no_args_is_hel
 
 @infra_app.command("up")
 @clean_errors
-def infra_up() -> None:
+def infra_up(
+    brokers: int | None = typer.Option(
+        None, "--brokers", min=1, help="Run a cluster of this many nodes (default: one broker)."
+    ),
+    secure: bool | None = typer.Option(
+        None,
+        "--secure/--plaintext",
+        help="TLS on every listener, client certificates, SCRAM, ACLs (docs/security.md).",
+    ),
+) -> None:
     """Start Kafka and PostgreSQL (or check the ones the environment names)."""
     settings = load_settings()
-    ep = services.up(settings)
+    ep = services.up(settings, brokers=brokers, secure=secure)
     out.print(f"kafka     {ep.bootstrap}")
     out.print(f"postgres  {ep.database_url}")
     out.print(f"state     {settings.home}")
@@ -56,6 +65,9 @@ def infra_env() -> None:
     """Print the endpoints as shell exports (eval "$(lienthong infra env)")."""
     ep = services.endpoints(load_settings())
     print(f"export LIENTHONG_KAFKA_BOOTSTRAP={ep.bootstrap}")
+    # A secure cluster: the administrator's identity (a department uses its own certificate).
+    for name, value in services.kafka_client_env(load_settings()).items():
+        print(f"export {name}={value}")
     print(f"export LIENTHONG_DATABASE_URL={ep.database_url}")
 
 

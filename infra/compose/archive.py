@@ -118,6 +118,7 @@ def build_archiver(
         signer=signer,
         clock=utcnow,
         metrics=ArchiverMetrics(),
+        client_options=settings.kafka_options(),
     )
 
 

@@ -54,6 +54,7 @@ def build_router(
         ),
         clock=lambda: datetime.now(UTC),
         metrics=metrics,
+        client_options=settings.kafka_options(),
     )
 
 

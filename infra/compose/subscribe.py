@@ -199,6 +199,7 @@ async def run_subscribe(
         from_beginning=from_beginning,
         stop=stop,
         idle_timeout=idle_timeout,
+        client_options=settings.kafka_options(),
     )
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     me = AgencyRef(agency, known.name)
@@ -224,6 +225,10 @@ async def run_subscribe(
         return await serve(InboxClerk(out_dir, me, None, clock, echo))
     credential = load_credential(settings.pki_dir, agency, SignerRole.AGENCY)
     async with DocumentSender(
-        bootstrap, credentials=[credential], topic=settings.topic("submissions"), clock=clock
+        bootstrap,
+        credentials=[credential],
+        topic=settings.topic("submissions"),
+        clock=clock,
+        client_options=settings.kafka_options(),
     ) as sender:
         return await serve(InboxClerk(out_dir, me, sender.send_status, clock, echo))

@@ -70,6 +70,7 @@ def trust_feed(
         grace=crl_grace(settings),
         on_update=list(owners),
         metrics=metrics,
+        client_options=settings.kafka_options(),
     )
 
 
@@ -130,4 +131,6 @@ async def run_with_trust(
 async def publish_pki_crl(settings: Settings, bootstrap: str, pki: PkiDirectory) -> int:
     """Publish the PKI directory's current CRL on `<prefix>crl`; returns its offset."""
     record = crl_record(pki.crl_der(), pki.crl_issuer(), pki.crl_issuer_chain())
-    return await publish_crl(bootstrap, settings.topic("crl"), record)
+    return await publish_crl(
+        bootstrap, settings.topic("crl"), record, client_options=settings.kafka_options()
+    )

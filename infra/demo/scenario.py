@@ -17,9 +17,10 @@ import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -134,9 +135,26 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
         await _report_progress(settings, bootstrap, clock, documents[1], sent)
         await _submit_report(settings, bootstrap, clock, report, sent)
         refused = await _send_bad_documents(settings, bootstrap, clock, documents[1], sent)
-        await wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.REJECTED, 1)
-        await _read(bootstrap, settings.topic("deadletter"), lambda values: len(values) >= 3)
-        await wait_for_statuses(bootstrap, settings.inbox(LABOUR), StatusCode.ARRIVED, 1)
+        await wait_for_statuses(
+            bootstrap,
+            settings.inbox(H26),
+            StatusCode.REJECTED,
+            1,
+            client_options=settings.kafka_options(),
+        )
+        await _read(
+            bootstrap,
+            settings.topic("deadletter"),
+            lambda values: len(values) >= 3,
+            client_options=settings.kafka_options(),
+        )
+        await wait_for_statuses(
+            bootstrap,
+            settings.inbox(LABOUR),
+            StatusCode.ARRIVED,
+            1,
+            client_options=settings.kafka_options(),
+        )
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -195,6 +213,7 @@ async def _send_documents(
         credentials=_credentials(settings, H26, CHAIRMAN),
         topic=settings.topic("submissions"),
         clock=clock,
+        client_options=settings.kafka_options(),
     ) as sender:
         arrivals = 0
         for doc in documents:
@@ -206,7 +225,13 @@ async def _send_documents(
             sent.append((doc.document_id, "document", len(_recipients(doc)), receipt.message_id))
             # Every recipient answers 01 the same day, before the next day's document.
             arrivals += len(_recipients(doc))
-            await wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.ARRIVED, arrivals)
+            await wait_for_statuses(
+                bootstrap,
+                settings.inbox(H26),
+                StatusCode.ARRIVED,
+                arrivals,
+                client_options=settings.kafka_options(),
+            )
 
 
 async def _report_progress(
@@ -233,6 +258,7 @@ async def _report_progress(
                     credentials=_credentials(settings, d.code),
                     topic=settings.topic("submissions"),
                     clock=clock,
+                    client_options=settings.kafka_options(),
                 )
             )
             for d in districts
@@ -251,7 +277,13 @@ async def _report_progress(
                 await senders[district.code].send_status(notice, to=H26)
                 expected += 1
     sent.append((decision.document_id, "statuses 03-06", expected, "-"))
-    await wait_for_statuses(bootstrap, settings.inbox(H26), StatusCode.ACCEPTED, len(districts))
+    await wait_for_statuses(
+        bootstrap,
+        settings.inbox(H26),
+        StatusCode.ACCEPTED,
+        len(districts),
+        client_options=settings.kafka_options(),
+    )
 
 
 async def _submit_report(
@@ -267,6 +299,7 @@ async def _submit_report(
         credentials=_credentials(settings, LABOUR),
         topic=settings.topic("submissions"),
         clock=clock,
+        client_options=settings.kafka_options(),
     ) as sender:
         receipt = await sender.send_report(report)  # type: ignore[arg-type]
     sent.append((receipt.document_id, "periodic report", 1, receipt.message_id))
@@ -301,6 +334,7 @@ async def _send_bad_documents(
         credentials=_credentials(settings, H26, CHAIRMAN),
         topic=settings.topic("submissions"),
         clock=clock,
+        client_options=settings.kafka_options(),
     ) as sender:
         sealed = sender.seal(forged_doc)
         misaddressed = sender.seal(
@@ -332,15 +366,24 @@ async def _send_bad_documents(
     secret = sign_envelope(
         unsent_secret, key=agency.key, chain=agency.chain, role=SignerRole.AGENCY, at=clock()
     )
-    await _publish_raw(bootstrap, settings.topic("submissions"), [forged, secret, misaddressed])
+    await _publish_raw(
+        bootstrap,
+        settings.topic("submissions"),
+        [forged, secret, misaddressed],
+        settings.kafka_options(),
+    )
     sent.append((forged.document_id, "forged document", len(forged.recipients), forged.message_id))
     sent.append((secret.document_id, "secret document", len(secret.recipients), secret.message_id))
     sent.append((misaddressed.document_id, "to an unknown agency", 1, misaddressed.message_id))
     return refused
 
 
-async def _publish_raw(bootstrap: str, topic: str, envelopes: list[Envelope]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+async def _publish_raw(
+    bootstrap: str, topic: str, envelopes: list[Envelope], client_options: Mapping[str, Any]
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **client_options
+    )
     await producer.start()
     try:
         for env in envelopes:
@@ -350,7 +393,11 @@ async def _publish_raw(bootstrap: str, topic: str, envelopes: list[Envelope]) ->
 
 
 async def _read(
-    bootstrap: str, topic: str, until: Callable[[list[bytes]], bool], timeout_s: float = 60.0
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[bytes]], bool],
+    timeout_s: float = 60.0,
+    client_options: Mapping[str, Any] | None = None,
 ) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
     consumer = AIOKafkaConsumer(
         topic,
@@ -359,6 +406,7 @@ async def _read(
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=40 * 1024 * 1024,
+        **(client_options or {}),
     )
     await consumer.start()
     records: list[tuple[bytes, list[tuple[str, bytes]]]] = []
@@ -376,13 +424,20 @@ async def _read(
     return records
 
 
-async def wait_for_statuses(bootstrap: str, inbox: str, code: StatusCode, count: int) -> None:
+async def wait_for_statuses(
+    bootstrap: str,
+    inbox: str,
+    code: StatusCode,
+    count: int,
+    *,
+    client_options: Mapping[str, Any] | None = None,
+) -> None:
     """Until `count` status notices with `code` are in that inbox (also `lienthong generate`'s)."""
 
     def enough(values: list[bytes]) -> bool:
         return sum(_status_code(v) == code for v in values) >= count
 
-    records = await _read(bootstrap, inbox, enough)
+    records = await _read(bootstrap, inbox, enough, client_options=client_options)
     if not enough([v for v, _ in records]):
         raise RuntimeError(f"timed out waiting for {count} status {code} in {inbox}")
 
@@ -420,7 +475,9 @@ async def _print_summary(
     )
     for code in agencies:
         counts: collections.Counter[str] = collections.Counter()
-        for value, _ in await _read(bootstrap, settings.inbox(code), lambda v: True, 3):
+        for value, _ in await _read(
+            bootstrap, settings.inbox(code), lambda v: True, 3, settings.kafka_options()
+        ):
             env = decode_envelope(value)
             payload = decode_payload(env, validate=False)
             if isinstance(payload, StatusNotice) and payload.code == StatusCode.REJECTED:
@@ -448,7 +505,7 @@ async def _print_summary(
     )
     by_doc: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for inbox in (settings.inbox(H26), settings.inbox(LABOUR)):
-        for value, _ in await _read(bootstrap, inbox, lambda v: True, 3):
+        for value, _ in await _read(bootstrap, inbox, lambda v: True, 3, settings.kafka_options()):
             payload = decode_payload(decode_envelope(value), validate=False)
             if isinstance(payload, StatusNotice):
                 by_doc[payload.document_id][str(payload.code)] += 1
@@ -460,7 +517,9 @@ async def _print_summary(
     rejected = Table("document / digest", "refused by", "reason", "kept", title="Refused")
     for doc_id, where, reason in refused:
         rejected.add_row(doc_id, where, reason, "nothing left the machine")
-    for value, headers in await _read(bootstrap, settings.topic("deadletter"), lambda v: True, 3):
+    for value, headers in await _read(
+        bootstrap, settings.topic("deadletter"), lambda v: True, 3, settings.kafka_options()
+    ):
         h = {k: bytes(v).decode() for k, v in headers}
         ident = (
             f"sha256 {h.get('lt-sha256', '')[:16]}…"

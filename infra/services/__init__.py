@@ -3,7 +3,8 @@
 Modules: kafka and postgres (start, stop, probe one service), procs (ports, pids, state files),
 topics and topic_setup (create topics from the manifests), migrate (the numbered SQL migrations
 in infra/migrations), manager (both services together). Public names, from manager: up,
-down, status, endpoints, kafka_bootstrap, database_url, probe_database, Endpoints, ServiceReport.
+down, status, endpoints, kafka_bootstrap, kafka_client_env, database_url, probe_database,
+Endpoints, ServiceReport. cluster: the local multi-node (and secure) KRaft cluster.
 """
 
 from infra.services.manager import (
@@ -13,6 +14,7 @@ from infra.services.manager import (
     down,
     endpoints,
     kafka_bootstrap,
+    kafka_client_env,
     probe_database,
     status,
     up,
@@ -25,6 +27,7 @@ __all__ = [
     "down",
     "endpoints",
     "kafka_bootstrap",
+    "kafka_client_env",
     "probe_database",
     "status",
     "up",

@@ -9,9 +9,10 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -119,25 +120,43 @@ def _pick_ports(settings: Settings, previous: dict[str, object] | None) -> tuple
     return broker, controller
 
 
-async def probe(bootstrap: str, timeout_s: float = 5.0) -> None:
-    """One metadata request; raises InfraError naming the address if the broker does not answer."""
+async def probe(
+    bootstrap: str,
+    timeout_s: float = 5.0,
+    client_options: Mapping[str, Any] | None = None,
+) -> None:
+    """One metadata request; raises InfraError naming the addresses if no broker answers.
+
+    Every bootstrap address is tried (a cluster whose first listed broker is down is still
+    reachable); client_options carry TLS / SASL (signing.transport), so a secured cluster is
+    probed as its clients will reach it."""
     from aiokafka import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
+    addresses = bootstrap_addresses(bootstrap)
+    if not addresses:
+        raise InfraError(f"Kafka bootstrap {bootstrap!r} names no host:port")
     # A plain TCP connect first: a refused port is answered at once, without the client's
     # retry loop and its error log lines.
-    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
-    try:
-        _reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host or "127.0.0.1", int(port)), timeout=timeout_s
-        )
-        writer.close()
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise InfraError(
-            f"Kafka at {bootstrap} does not answer: "
-            f"{exc.strerror if isinstance(exc, OSError) and exc.strerror else 'timeout'}"
-        ) from None
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    reasons = []
+    reachable = []
+    for host, port in addresses:
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), timeout=timeout_s
+            )
+            writer.close()
+            reachable.append(f"{host}:{port}")
+        except (OSError, TimeoutError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timeout"
+            reasons.append(f"{host}:{port} {reason}")
+    if not reachable:
+        raise InfraError(f"Kafka at {bootstrap} does not answer: {'; '.join(reasons)}")
+    client = AIOKafkaClient(
+        bootstrap_servers=reachable,
+        request_timeout_ms=int(timeout_s * 1000),
+        **(client_options or {}),
+    )
     try:
         await asyncio.wait_for(client.bootstrap(), timeout=timeout_s)
     except (KafkaError, OSError, TimeoutError) as exc:
@@ -146,6 +165,22 @@ async def probe(bootstrap: str, timeout_s: float = 5.0) -> None:
         ) from None
     finally:
         await client.close()
+
+
+def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
+    """host:port pairs of a bootstrap list ("h1:9092,h2:9092", IPv6 as [::1]:9092)."""
+    found = []
+    for item in bootstrap.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        try:
+            number = int(port)
+        except ValueError:
+            raise InfraError(f"Kafka bootstrap address {item!r} is not host:port") from None
+        found.append((host.strip("[]") or "127.0.0.1", number))
+    return found
 
 
 def _answers(bootstrap: str) -> bool:

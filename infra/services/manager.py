@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from infra.errors import InfraError
+from infra.services import cluster as cluster_service
 from infra.services import kafka as kafka_service
 from infra.services import postgres as postgres_service
 from infra.settings import Settings
@@ -26,11 +27,25 @@ class ServiceReport:
     detail: str = ""
 
 
-def up(settings: Settings) -> Endpoints:
-    """Start what is not running (or check what the environment points at)."""
+def up(settings: Settings, *, brokers: int | None = None, secure: bool | None = None) -> Endpoints:
+    """Start what is not running (or check what the environment points at).
+
+    Without brokers/secure: the single broker, or the cluster this home already has. With them,
+    a cluster of that many nodes (secure: TLS, client certificates, SCRAM, ACLs; infra.services
+    .cluster)."""
     if settings.external_kafka:
-        check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+        check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP", settings)
         bootstrap = settings.external_kafka
+    elif brokers is not None or secure is not None or cluster_service.configured(settings):
+        shape = cluster_service.status(settings, check=False)
+        bootstrap = (
+            cluster_service.start(
+                settings,
+                brokers=brokers or len(shape.nodes) or 3,
+                secure=shape.secure if secure is None and shape.nodes else bool(secure),
+            ).bootstrap
+            or ""
+        )
     else:
         bootstrap = kafka_service.start(settings).bootstrap or ""
     if settings.external_database:
@@ -43,6 +58,8 @@ def up(settings: Settings) -> Endpoints:
 
 def down(settings: Settings) -> list[str]:
     stopped = []
+    if not settings.external_kafka and cluster_service.stop(settings):
+        stopped.append("kafka cluster")
     if not settings.external_kafka and kafka_service.stop(settings):
         stopped.append("kafka")
     if not settings.external_database and postgres_service.stop(settings):
@@ -54,10 +71,15 @@ def status(settings: Settings) -> list[ServiceReport]:
     reports = []
     if settings.external_kafka:
         try:
-            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP", settings)
             reports.append(ServiceReport("kafka", "external", settings.external_kafka))
         except InfraError as exc:
             reports.append(ServiceReport("kafka", "unreachable", settings.external_kafka, str(exc)))
+    elif cluster_service.configured(settings):
+        c = cluster_service.status(settings)
+        shape = f"{len(c.nodes)} nodes" + (", TLS+SCRAM+ACLs" if c.secure else "")
+        detail = "; ".join(d for d in (shape, c.detail) if d)
+        reports.append(ServiceReport("kafka", c.state, c.bootstrap, detail))
     else:
         k = kafka_service.status(settings)
         reports.append(ServiceReport("kafka", k.state, k.bootstrap, k.detail))
@@ -79,8 +101,15 @@ def kafka_bootstrap(settings: Settings, *, check: bool = True) -> str:
     """Where Kafka is, for commands that need nothing else (a department that only sends)."""
     if settings.external_kafka:
         if check:
-            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP")
+            check_kafka(settings.external_kafka, "LIENTHONG_KAFKA_BOOTSTRAP", settings)
         return settings.external_kafka
+    if cluster_service.configured(settings):
+        c = cluster_service.status(settings, check=False)
+        if c.state in ("running", "degraded") and c.bootstrap:
+            return c.bootstrap
+        raise InfraError(
+            f"the Kafka cluster is {c.state} in {settings.home}: run `lienthong infra up`"
+        )
     k = kafka_service.status(settings)
     if k.state != "running" or not k.bootstrap:
         raise InfraError(
@@ -88,6 +117,24 @@ def kafka_bootstrap(settings: Settings, *, check: bool = True) -> str:
             "or set LIENTHONG_KAFKA_BOOTSTRAP"
         )
     return k.bootstrap
+
+
+def kafka_client_env(settings: Settings, principal: str | None = None) -> dict[str, str]:
+    """The LIENTHONG_KAFKA_* variables a process needs to reach this home's secure cluster as
+    `principal` (default: the administrator); empty for a plaintext broker or an external one."""
+    if settings.external_kafka or not cluster_service.configured(settings):
+        return {}
+    c = cluster_service.status(settings, check=False)
+    if not c.secure:
+        return {}
+    tp = cluster_service.transport(settings)
+    security = tp.client_security(principal or cluster_service.ADMIN_PRINCIPAL)
+    return {
+        "LIENTHONG_KAFKA_SECURITY_PROTOCOL": security.protocol.value,
+        "LIENTHONG_KAFKA_CA_FILE": str(security.ca_file),
+        "LIENTHONG_KAFKA_CERT_FILE": str(security.cert_file),
+        "LIENTHONG_KAFKA_KEY_FILE": str(security.key_file),
+    }
 
 
 def database_url(settings: Settings, *, check: bool = True) -> str:
@@ -115,9 +162,11 @@ def endpoints(settings: Settings, *, check: bool = True) -> Endpoints:
     )
 
 
-def check_kafka(bootstrap: str, setting: str) -> None:
+def check_kafka(bootstrap: str, setting: str, settings: Settings | None = None) -> None:
+    """Every address of the bootstrap list is tried, with the process's TLS / SASL options."""
+    options = settings.kafka_options() if settings is not None else {}
     try:
-        asyncio.run(kafka_service.probe(bootstrap, timeout_s=5.0))
+        asyncio.run(kafka_service.probe(bootstrap, timeout_s=5.0, client_options=options))
     except InfraError as exc:
         raise InfraError(f"{setting}: {exc}") from None
 

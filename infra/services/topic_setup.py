@@ -50,7 +50,7 @@ async def ensure_for_agencies(
     settings: Settings, bootstrap: str, agencies: Iterable[str]
 ) -> list[TopicOutcome]:
     """The manifests' topics under settings.topic_prefix, with an inbox for each of `agencies`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **settings.kafka_options())
     await admin.start()
     try:
         cluster = await admin.describe_cluster()

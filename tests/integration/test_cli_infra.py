@@ -184,3 +184,19 @@ async def test_an_unmigrated_database_names_the_fix_in_one_line(
         assert done.returncode == 2, (args, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "run `lienthong db migrate`" in lines[0], done.stderr
+
+
+def test_a_bootstrap_list_whose_first_broker_is_down_is_reachable(
+    service_env: dict[str, str], bootstrap: str
+) -> None:
+    """The probe tries every address: a cluster with one broker down is still up."""
+    env = dict(service_env)
+    dead = f"127.0.0.1:{_closed_port()}"
+    env["LIENTHONG_KAFKA_BOOTSTRAP"] = f"{dead},{bootstrap}"
+    result = lienthong(env, "infra", "status", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "external" in result.stdout
+    env["LIENTHONG_KAFKA_BOOTSTRAP"] = f"{dead},127.0.0.1:{_closed_port()}"
+    result = lienthong(env, "topics", "ensure", timeout=30)
+    assert result.returncode == 2
+    assert dead in result.stderr  # every address and why it failed

@@ -117,3 +117,74 @@ def test_the_key_passphrase_comes_from_the_environment_or_a_file_outside_the_sta
         key_passphrase(
             s, {"LIENTHONG_KEY_PASSPHRASE": "a", "LIENTHONG_KEY_PASSPHRASE_FILE": str(outside)}
         )
+
+
+def test_settings_read_the_kafka_transport(tmp_path: Path) -> None:
+    from signing.transport import SecurityProtocol
+
+    plain = load_settings({"LIENTHONG_HOME": str(tmp_path)})
+    assert plain.kafka_security.is_plaintext and plain.kafka_options() == {}
+    ca = tmp_path / "ca.pem"
+    secured = load_settings(
+        {
+            "LIENTHONG_HOME": str(tmp_path),
+            "LIENTHONG_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "LIENTHONG_KAFKA_CA_FILE": str(ca),
+            "LIENTHONG_KAFKA_SASL_USERNAME": "ops",
+            "LIENTHONG_KAFKA_SASL_PASSWORD_ENV": "OPS_PASSWORD",
+            "OPS_PASSWORD": "pw",
+        }
+    )
+    assert secured.kafka_security.protocol is SecurityProtocol.SASL_SSL
+    assert secured.kafka_security.ca_file == ca
+    with pytest.raises(ValueError, match="LIENTHONG_KAFKA_SECURITY_PROTOCOL"):
+        load_settings({"LIENTHONG_KAFKA_SECURITY_PROTOCOL": "TLS"})
+
+
+def test_every_bootstrap_address_is_parsed() -> None:
+    from infra.errors import InfraError
+    from infra.services.kafka import bootstrap_addresses
+
+    assert bootstrap_addresses("a:1, b:2,[::1]:3,") == [("a", 1), ("b", 2), ("::1", 3)]
+    with pytest.raises(InfraError, match="host:port"):
+        bootstrap_addresses("a:1,b")
+
+
+def test_secure_cluster_properties(tmp_path: Path) -> None:
+    """What each node of `infra up --brokers 3 --secure` runs with (docs/security.md)."""
+    from infra.services.cluster import Node, _properties
+    from signing.profile import KAFKA_PRINCIPAL_RULES
+
+    settings = load_settings({"LIENTHONG_HOME": str(tmp_path)})
+    nodes = (Node(1, 9001, 9101, 9201), Node(2, 9002, 9102, 9202), Node(3, 9003, 9103, 9203))
+    tls = {"keystore": tmp_path / "ks.pem", "truststore": tmp_path / "ca.pem"}
+    text = _properties(settings, nodes[1], nodes, True, tls)
+    props = dict(line.split("=", 1) for line in text.splitlines())
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9201,2@127.0.0.1:9202,3@127.0.0.1:9203"
+    assert props["listeners"] == (
+        "SSL://127.0.0.1:9002,SASL_SSL://127.0.0.1:9102,CONTROLLER://127.0.0.1:9202"
+    )
+    assert props["listener.security.protocol.map"] == "SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:SSL"
+    assert props["inter.broker.listener.name"] == "SSL"
+    assert (props["ssl.keystore.type"], props["ssl.truststore.type"]) == ("PEM", "PEM")
+    assert props["ssl.keystore.location"] == str(tls["keystore"])
+    assert props["ssl.client.auth"] == "required"
+    assert props["listener.name.sasl_ssl.ssl.client.auth"] == "none"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["ssl.principal.mapping.rules"] == KAFKA_PRINCIPAL_RULES
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:lienthong-broker;User:lienthong-admin"
+    assert props["default.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == "2"
+    assert props["transaction.state.log.min.isr"] == "2"
+    assert props["unclean.leader.election.enable"] == "false"
+    plain = dict(
+        line.split("=", 1)
+        for line in _properties(settings, nodes[0], nodes, False, {}).splitlines()
+    )
+    assert plain["listener.security.protocol.map"] == "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    assert "authorizer.class.name" not in plain and "ssl.client.auth" not in plain

@@ -1,0 +1,143 @@
+"""Applies the ACL table to a cluster with Kafka's Admin API (confluent-kafka's AdminClient:
+aiokafka's admin client has no ACL calls)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from infra.acl.rules import CLUSTER, AclRule, is_managed
+from infra.errors import InfraError
+
+TIMEOUT_S = 30.0
+# Kafka calls the cluster resource CLUSTER; librdkafka calls it BROKER.
+_TO_KAFKA = {
+    "TOPIC": ResourceType.TOPIC,
+    "GROUP": ResourceType.GROUP,
+    "TRANSACTIONAL_ID": ResourceType.TRANSACTIONAL_ID,
+    "CLUSTER": ResourceType.BROKER,
+}
+_FROM_KAFKA = {v: k for k, v in _TO_KAFKA.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    added: list[AclRule]
+    removed: list[AclRule]
+    kept: int
+
+
+def _binding(rule: AclRule) -> AclBinding:
+    return AclBinding(
+        _TO_KAFKA[rule.resource],
+        CLUSTER if rule.resource == "CLUSTER" else rule.name,
+        ResourcePatternType[rule.pattern],
+        rule.principal,
+        rule.host,
+        AclOperation[rule.operation],
+        AclPermissionType.ALLOW,
+    )
+
+
+def _rule(binding: AclBinding) -> AclRule | None:
+    # librdkafka's stubs allow str | int too; a described binding always holds the enums.
+    restype, pattern, operation = (
+        binding.restype,
+        binding.resource_pattern_type,
+        binding.operation,
+    )
+    if not (
+        isinstance(restype, ResourceType)
+        and isinstance(pattern, ResourcePatternType)
+        and isinstance(operation, AclOperation)
+    ):
+        return None
+    resource = _FROM_KAFKA.get(restype)
+    if resource is None or binding.permission_type != AclPermissionType.ALLOW:
+        return None
+    return AclRule(
+        binding.principal, resource, pattern.name, binding.name, operation.name, binding.host
+    )
+
+
+class AclAdmin:
+    """ACLs of one cluster; needs a super user's identity (lienthong-admin) or ALTER on the
+    cluster. `options` are librdkafka properties (ClientSecurity.librdkafka_options)."""
+
+    def __init__(self, bootstrap: str, options: Mapping[str, str]) -> None:
+        self._admin = AdminClient({"bootstrap.servers": bootstrap, **options})
+
+    def list(self) -> list[AclRule]:
+        # None matches any name, principal and host (the stubs say str).
+        everything = AclBindingFilter(
+            ResourceType.ANY,
+            None,  # type: ignore[arg-type]
+            ResourcePatternType.ANY,
+            None,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+        try:
+            found = self._admin.describe_acls(everything, request_timeout=TIMEOUT_S).result()
+        except KafkaException as exc:
+            raise InfraError(f"describing ACLs failed: {exc.args[0]}") from None
+        return sorted(r for r in map(_rule, found) if r is not None)
+
+    def add(self, rules: Iterable[AclRule]) -> None:
+        bindings = [_binding(r) for r in rules]
+        if not bindings:
+            return
+        futures = self._admin.create_acls(bindings, request_timeout=TIMEOUT_S)
+        for binding, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise InfraError(f"creating ACL {binding} failed: {exc.args[0]}") from None
+
+    def remove(self, rules: Iterable[AclRule]) -> None:
+        # A binding used as a filter matches exactly itself.
+        filters = [_as_filter(_binding(r)) for r in rules]
+        if not filters:
+            return
+        futures = self._admin.delete_acls(filters, request_timeout=TIMEOUT_S)
+        for binding, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                raise InfraError(f"deleting ACL {binding} failed: {exc.args[0]}") from None
+
+    def sync(self, wanted: Iterable[AclRule], *, dry_run: bool = False) -> SyncResult:
+        """Make the managed principals' ACLs exactly `wanted`: add what is missing, remove what
+        no rule asks for any more (a closed or revoked agency's). Idempotent."""
+        want = set(wanted)
+        have = {r for r in self.list() if is_managed(r.principal)}
+        added = sorted(want - have)
+        removed = sorted(have - want)
+        if not dry_run:
+            self.add(added)
+            self.remove(removed)
+        return SyncResult(added, removed, len(want & have))
+
+
+def _as_filter(binding: AclBinding) -> AclBindingFilter:
+    return AclBindingFilter(
+        binding.restype,
+        binding.name,
+        binding.resource_pattern_type,
+        binding.principal,
+        binding.host,
+        binding.operation,
+        binding.permission_type,
+    )
