@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 import structlog
@@ -48,13 +50,20 @@ async def store_cosigned(conn: asyncpg.Connection, data: bytes) -> int:
 
 
 async def collect_cosignatures(
-    bootstrap: str, topic: str, database_url: str, stop: asyncio.Event
+    bootstrap: str,
+    topic: str,
+    database_url: str,
+    stop: asyncio.Event,
+    client_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Follow the cosignatures topic from its beginning (a small topic; rows are deduplicated)
     and store each record; a record that is not a checkpoint note is logged and skipped."""
     conn = await asyncpg.connect(database_url)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        **(client_options or {}),
     )
     try:
         await consumer.start()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -31,13 +33,17 @@ async def run_witness(
     stop: asyncio.Event,
     *,
     idle: asyncio.Event | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Until `stop`: cosign every new consistent head. `idle` is set whenever the witness has
     caught up with the topic (tests wait on it)."""
+    options = dict(client_options or {})
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **options
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **options
+    )
     await consumer.start()
     await producer.start()
     try:

@@ -85,7 +85,11 @@ def import_command(
 
     async def run() -> list[Outcome]:
         async with DocumentSender(
-            bootstrap, credentials=creds, topic=settings.topic("submissions"), clock=_now
+            bootstrap,
+            credentials=creds,
+            topic=settings.topic("submissions"),
+            clock=_now,
+            client_options=settings.kafka_options(),
         ) as sender:
             return await import_files(files, sender, legacy_codes=legacy, verify=verify)
 

@@ -145,7 +145,11 @@ async def run_archiver(
         # Witnesses' cosignatures, from their topic into the cosignature table.
         cosigned = asyncio.create_task(
             collect_cosignatures(
-                bootstrap, settings.topic("cosignatures"), archiver.config.database_url, stop
+                bootstrap,
+                settings.topic("cosignatures"),
+                archiver.config.database_url,
+                stop,
+                settings.kafka_options(),
             )
         )
         try:

@@ -122,6 +122,7 @@ async def run_gateway(
         clock=clock,
         from_beginning=from_beginning,
         stop=stop,
+        client_options=settings.kafka_options(),
     )
     async with DocumentSender(
         bootstrap,
@@ -129,6 +130,7 @@ async def run_gateway(
         topic=settings.topic("submissions"),
         clock=clock,
         client_id="lienthong-gateway",
+        client_options=settings.kafka_options(),
     ) as sender:
         folder = DropFolder(
             in_dir,

@@ -47,6 +47,7 @@ async def witness_main(
             settings.topic("cosignatures"),
             stop,
             idle=idle,
+            client_options=settings.kafka_options(),
         )
     finally:
         await conn.close()
