@@ -56,6 +56,12 @@ def _security_env(settings: Settings) -> dict[str, str]:
 
 
 async def _measure(run: BenchRun, opts: argparse.Namespace) -> dict[str, Any]:
+    # The fresh JVMs are still compiling their hot paths: repeats kept rising by half in the
+    # first runs. One discarded round first, the same in both modes.
+    for _ in range(opts.warmup):
+        await baseline.measure(
+            run, size=opts.size, count=opts.count, concurrency=opts.concurrency, tag="warm"
+        )
     reps = []
     for _ in range(opts.repeats):
         reps.append(
@@ -117,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=2048, help="payload bytes")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="discarded rounds per mode")
     parser.add_argument("--out", type=Path, default=RESULTS)
     opts = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="lienthong-bench-secure-"))
