@@ -57,10 +57,12 @@ status: $(STAMP)
 	$(LIENTHONG) infra status
 
 # Benchmarks on the real local broker and database (docs/benchmarks.md): baseline, pipeline,
-# archive, audit, signing and codec in one run; writes bench/results/latest.json.
+# archive, audit, signing and codec in one run, then the 3-node cluster plaintext beside TLS+ACL
+# (bench.secure); writes bench/results/latest.json and secure-latest.json.
 bench: $(STAMP)
 	$(LIENTHONG) infra up
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.secure
 
 bench-quick: $(STAMP)
 	$(LIENTHONG) infra up
