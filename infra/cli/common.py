@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 
 from infra.errors import InfraError, unmigrated
@@ -53,3 +54,33 @@ def passphrase_from_env(env_var: str | None) -> bytes | None:
     if not value:
         raise PkiError(f"environment variable {env_var} is not set (passphrase expected)")
     return value.encode("utf-8")
+
+
+def broker_errors(*expected: type[BaseException]) -> Callable[[F], F]:
+    """For the commands that talk to Kafka: bad input (InfraError, PkiError, ValueError,
+    OSError and `expected`) is one line and exit 2; a broker failure is one line, and exit 75
+    (EX_TEMPFAIL) when the client says a retry may help."""
+    bad_input: tuple[type[BaseException], ...] = (
+        InfraError,
+        PkiError,
+        ValueError,
+        OSError,
+        *expected,
+    )
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except KafkaError as exc:
+                retry = " (transient: try again)" if exc.retriable else ""
+                print(f"error: kafka: {type(exc).__name__}: {exc}{retry}", file=sys.stderr)
+                raise typer.Exit(EX_TEMPFAIL if exc.retriable else 2) from None
+            except bad_input as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                raise typer.Exit(2) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -4,7 +4,6 @@ deliveries back out as edXML (docs/edxml.md)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sys
 from collections.abc import Callable
@@ -13,13 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from aiokafka.errors import KafkaError
 
 from consumers.inbox import safe_name
 from infra import services
-from infra.cli.common import EX_TEMPFAIL
+from infra.cli.common import broker_errors
 from infra.cli.send import AGENCY, PASSPHRASE_ENV, PERSON, agency_credentials
-from infra.errors import InfraError
 from infra.gateway import (
     Outcome,
     export_delivery,
@@ -31,44 +28,17 @@ from infra.settings import load_settings
 from producers.refusals import SendRefused
 from producers.sender import DocumentSender
 from schemas.errors import SchemaError, ValidationError
-from signing.errors import PkiError, SigningError
+from signing.errors import SigningError
 from signing.pkidir import PkiDirectory
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _errors(fn: F) -> F:
-    """Bad input: one line, exit 2. A transient broker failure: one line, exit 75."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except KafkaError as exc:
-            retry = " (transient: try again)" if exc.retriable else ""
-            print(f"error: kafka: {type(exc).__name__}: {exc}{retry}", file=sys.stderr)
-            raise typer.Exit(EX_TEMPFAIL if exc.retriable else 2) from None
-        except (
-            InfraError,
-            PkiError,
-            SigningError,
-            SendRefused,
-            SchemaError,
-            ValidationError,
-            ValueError,
-            OSError,
-        ) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _now() -> datetime:
     return datetime.now(UTC)  # the command is the composition root: it reads the clock
 
 
-@_errors
+@broker_errors(SigningError, SendRefused, SchemaError, ValidationError)
 def import_command(
     files: list[Path] = typer.Argument(..., help="edXML files (documents or statuses)."),
     agency: str = AGENCY,
@@ -100,7 +70,7 @@ def import_command(
         raise typer.Exit(2)
 
 
-@_errors
+@broker_errors(SigningError, SendRefused, SchemaError, ValidationError)
 def export_command(
     in_file: Path | None = typer.Option(
         None, "--in", help="document.json of a delivery folder written by `lienthong subscribe`."

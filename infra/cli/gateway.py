@@ -4,46 +4,23 @@ agency's inbox to out/, as edXML (docs/edxml.md)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from aiokafka.errors import KafkaError
 
 from infra import services
-from infra.cli.common import EX_TEMPFAIL
+from infra.cli.common import broker_errors
 from infra.compose.gateway import run_gateway
-from infra.errors import InfraError
 from infra.settings import load_settings
 from schemas.agency import is_valid_agency_code
-from signing.errors import PkiError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _errors(fn: F) -> F:
-    """Bad input: one line, exit 2. A broker failure: one line, exit 75 when a retry may help."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except KafkaError as exc:
-            retry = " (transient: try again)" if exc.retriable else ""
-            print(f"error: kafka: {type(exc).__name__}: {exc}{retry}", file=sys.stderr)
-            raise typer.Exit(EX_TEMPFAIL if exc.retriable else 2) from None
-        except (InfraError, PkiError, ValueError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-@_errors
+@broker_errors()
 def gateway_edxml(
     in_dir: Path = typer.Option(..., "--in", help="Drop folder: edXML files to send."),
     out_dir: Path = typer.Option(..., "--out", help="Where deliveries are written as edXML."),

@@ -188,3 +188,35 @@ def test_secure_cluster_properties(tmp_path: Path) -> None:
     )
     assert plain["listener.security.protocol.map"] == "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     assert "authorizer.class.name" not in plain and "ssl.client.auth" not in plain
+
+
+def test_broker_errors_are_one_line_with_the_exit_code_that_says_whether_to_retry(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import typer
+    from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+
+    from infra.cli.common import EX_TEMPFAIL, broker_errors
+
+    class Refused(Exception):
+        pass
+
+    def failing(exc: BaseException) -> object:
+        @broker_errors(Refused)
+        def command() -> None:
+            raise exc
+
+        return command
+
+    for exc, code in (
+        (KafkaConnectionError("broker away"), EX_TEMPFAIL),
+        (TopicAuthorizationFailedError(), 2),
+        (Refused("bad file"), 2),
+        (ValueError("bad agency"), 2),
+    ):
+        with pytest.raises(typer.Exit) as done:
+            failing(exc)()  # type: ignore[operator]
+        assert done.value.exit_code == code, exc
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    with pytest.raises(ZeroDivisionError):  # a bug is not "bad input": it stays loud
+        failing(ZeroDivisionError())()  # type: ignore[operator]
