@@ -26,7 +26,15 @@ import structlog
 
 from infra.errors import InfraError
 from infra.services import procs
-from infra.services.kafka import _asset, ensure_jars, find_java, probe, random_cluster_id
+from infra.services.kafka import (
+    _asset,
+    ensure_jars,
+    find_java,
+    format_storage,
+    jvm_command,
+    probe,
+    random_cluster_id,
+)
 from infra.settings import KAFKA_VERSION, Settings
 from signing.pkidir import PkiDirectory
 from signing.profile import (
@@ -219,20 +227,8 @@ def _pick(previous: tuple[Node, ...], brokers: int, secure: bool) -> tuple[Node,
 
 
 def _jvm(settings: Settings, java: str, libs: Path, node_id: int) -> list[str]:
-    ndir = node_dir(settings, node_id)
-    return [
-        java,
-        HEAP,
-        HEAP.replace("mx", "ms"),
-        "-server",
-        "-XX:+UseG1GC",
-        "-XX:MaxGCPauseMillis=20",
-        "-Djava.awt.headless=true",
-        f"-Dkafka.logs.dir={ndir / 'logs'}",
-        f"-Dlog4j2.configurationFile={settings.kafka_dir / 'log4j2.properties'}",
-        "-cp",
-        f"{libs}/*",
-    ]
+    logs = node_dir(settings, node_id) / "logs"
+    return jvm_command(java, HEAP, logs, settings.kafka_dir / "log4j2.properties", libs)
 
 
 def _alive(settings: Settings, node: Node) -> bool:
@@ -306,25 +302,7 @@ def start(settings: Settings, *, brokers: int = 3, secure: bool = True) -> Clust
                 if secure
                 else []
             )
-            fmt = subprocess.run(
-                [
-                    *jvm,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    f"--cluster-id={cluster_id}",
-                    "-c",
-                    str(props),
-                    "--ignore-formatted",
-                    *extra,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if fmt.returncode != 0:
-                raise InfraError(
-                    f"formatting Kafka node {node.node_id} failed: {fmt.stderr.strip()[-300:]}"
-                )
+            format_storage(jvm, cluster_id, props, extra, what=f"Kafka node {node.node_id}")
         started.append(_launch(settings, jvm, node))
     state = {"secure": secure, "cluster_id": cluster_id, "version": KAFKA_VERSION}
     _save(settings, state, started)

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,39 +241,10 @@ def start(settings: Settings) -> BrokerStatus:
     )
     log4j = kdir / "log4j2.properties"
     log4j.write_text(_asset("log4j2.properties"))
-    classpath = f"{libs}/*"
-    jvm = [
-        java,
-        HEAP,
-        HEAP.replace("mx", "ms"),
-        "-server",
-        "-XX:+UseG1GC",
-        "-XX:MaxGCPauseMillis=20",
-        "-Djava.awt.headless=true",
-        f"-Dkafka.logs.dir={kdir / 'logs'}",
-        f"-Dlog4j2.configurationFile={log4j}",
-        "-cp",
-        classpath,
-    ]
+    jvm = jvm_command(java, HEAP, kdir / "logs", log4j, libs)
     if not (data_dir / "meta.properties").exists():
         cluster_id = (previous or {}).get("cluster_id") or random_cluster_id()
-        fmt = subprocess.run(
-            [
-                *jvm,
-                "kafka.tools.StorageTool",
-                "format",
-                # One argument, "=": an id that starts with "-" is not taken for an option.
-                f"--cluster-id={cluster_id}",
-                "-c",
-                str(props),
-                "--ignore-formatted",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if fmt.returncode != 0:
-            raise InfraError(f"formatting Kafka storage failed: {fmt.stderr.strip()[-300:]}")
+        format_storage(jvm, cluster_id, props, what="Kafka storage")
     else:
         cluster_id = (previous or {}).get("cluster_id", "")
     out = open(kdir / "logs" / "broker.out", "ab")
@@ -327,6 +298,47 @@ def stop(settings: Settings) -> bool:
     # Keep ports and cluster id: the next start reuses them with the retained data directory.
     procs.write_state(_state_file(settings), {**state, "pid": None})
     return stopped
+
+
+def jvm_command(java: str, heap: str, logs_dir: Path, log4j: Path, libs: Path) -> list[str]:
+    """The java command line every Kafka node (and its storage tool) runs with."""
+    return [
+        java,
+        heap,
+        heap.replace("mx", "ms"),
+        "-server",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={logs_dir}",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        f"{libs}/*",
+    ]
+
+
+def format_storage(
+    jvm: list[str], cluster_id: str, props: Path, extra: Sequence[str] = (), *, what: str
+) -> None:
+    """KRaft's storage format for one node (idempotent: --ignore-formatted)."""
+    fmt = subprocess.run(
+        [
+            *jvm,
+            "kafka.tools.StorageTool",
+            "format",
+            # One argument, "=": an id that starts with "-" is not taken for an option.
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(props),
+            "--ignore-formatted",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if fmt.returncode != 0:
+        raise InfraError(f"formatting {what} failed: {fmt.stderr.strip()[-300:]}")
 
 
 def random_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
