@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -23,6 +24,20 @@ from schemas.envelope import Envelope
 from schemas.samples import example_record
 
 FETCH = 40 * 1024 * 1024
+
+# How the session's test clients reach the broker: {} for a plaintext one; TLS options (the
+# administrator's certificate) when the session runs on the secure cluster (tests/conftest.py).
+_KAFKA_OPTIONS: dict[str, Any] = {}
+
+
+def use_kafka_options(options: dict[str, Any]) -> None:
+    _KAFKA_OPTIONS.clear()
+    _KAFKA_OPTIONS.update(options)
+
+
+def kafka_options() -> dict[str, Any]:
+    """Keyword arguments for an aiokafka client of the test session (security settings)."""
+    return dict(_KAFKA_OPTIONS)
 
 
 def seed_document(
@@ -51,7 +66,11 @@ async def publish(
     bootstrap: str, topic: str, items: Iterable[Envelope | bytes], key: bytes | None = None
 ) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_request_size=FETCH
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=FETCH,
+        **kafka_options(),
     )
     await producer.start()
     try:
@@ -79,6 +98,7 @@ async def read_topic(
         isolation_level="read_committed",
         max_partition_fetch_bytes=FETCH,
         fetch_max_bytes=FETCH,
+        **kafka_options(),
     )
     await consumer.start()
     records: list[ConsumerRecord] = []
