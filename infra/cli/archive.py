@@ -7,11 +7,10 @@ import signal
 import sys
 
 import typer
-from prometheus_client import start_http_server
 
 from consumers.archive import ArchiveLockedError
 from infra import services
-from infra.cli.common import clean_errors
+from infra.cli.common import METRICS_PORT, clean_errors
 from infra.compose.archive import PARSE_WORKERS_ENV, build_archiver, run_archiver
 from infra.settings import load_settings
 
@@ -20,7 +19,7 @@ def register(app: typer.Typer) -> None:
     @app.command("archive")
     @clean_errors
     def archive(
-        metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
+        metrics_port: int = METRICS_PORT,
         checkpoint_seconds: float = typer.Option(60.0, help="Sign a tree head this often."),
         max_batch: int = typer.Option(500, help="Records per database transaction, at most."),
         wait: bool = typer.Option(False, help="Wait for a running archiver to stop, not refuse."),
@@ -43,15 +42,13 @@ def register(app: typer.Typer) -> None:
             wait_for_lock=wait,
             parse_workers=parse_workers,
         )
-        if metrics_port:
-            start_http_server(metrics_port, addr="127.0.0.1", registry=archiver.metrics.registry)
 
         async def main() -> None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await run_archiver(settings, bootstrap, archiver, stop)
+            await run_archiver(settings, bootstrap, archiver, stop, metrics_port=metrics_port)
 
         try:
             asyncio.run(main())

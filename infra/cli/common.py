@@ -22,6 +22,17 @@ EX_TEMPFAIL = 75
 out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Every long-running service's endpoints (docs/observability.md); the address is
+# LIENTHONG_METRICS_HOST (default 127.0.0.1).
+METRICS_PORT = typer.Option(
+    0,
+    "--metrics-port",
+    min=0,
+    max=65535,
+    envvar="LIENTHONG_METRICS_PORT",
+    help="Serve /metrics, /healthz and /readyz on LIENTHONG_METRICS_HOST:PORT (0: off).",
+)
+
 
 def clean_errors(fn: F) -> F:
     """Expected failures end in one line on stderr and exit code 2, never a stack trace; the

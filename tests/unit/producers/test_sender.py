@@ -21,6 +21,7 @@ from schemas.envelope import SignerRole
 from schemas.report import report_from_record
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice
+from schemas.trace import parse_traceparent
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 from signing.seal import Credential, load_credential, seal
@@ -99,7 +100,12 @@ async def test_a_document_is_keyed_by_its_id_with_the_exchange_headers(pki: Path
     ((topic, value, key, headers),) = fake.sent
     envelope = decode_envelope(value)
     assert (topic, key) == ("t.submissions", doc.document_id.encode())
-    assert dict(headers) == {
+    fields = dict(headers)
+    # A new W3C trace per send (schemas.trace), named in the receipt.
+    context = parse_traceparent(fields.pop("traceparent"))
+    assert context is not None and context.sampled
+    assert context.trace_id == receipt.trace_id
+    assert fields == {
         "lt-message-id": envelope.message_id.encode(),
         "lt-payload-type": b"OFFICIAL_DOCUMENT",
         "lt-sender": H26.encode(),
