@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -158,7 +159,11 @@ def test_the_alerts_the_issue_asks_for_are_there_with_a_runbook() -> None:
 
 
 def promtool() -> str | None:
-    return os.environ.get("LIENTHONG_PROMTOOL") or shutil.which("promtool")
+    """$LIENTHONG_PROMTOOL, else beside this Python (`make promtool`), else on the PATH."""
+    beside = Path(sys.executable).parent / "promtool"
+    if os.environ.get("LIENTHONG_PROMTOOL"):
+        return os.environ["LIENTHONG_PROMTOOL"]
+    return str(beside) if beside.exists() else shutil.which("promtool")
 
 
 @pytest.mark.skipif(promtool() is None, reason="promtool is not installed (make promtool)")
