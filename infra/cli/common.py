@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
+from rich.table import Table
 
 from infra.errors import InfraError, unmigrated
 from signing.errors import PkiError
@@ -34,6 +36,38 @@ METRICS_PORT = typer.Option(
 )
 
 
+# Every command that prints a table takes it (docs/observability.md, "Scripts").
+TABLE_OR_JSON = typer.Option(
+    "table", "--format", help="table (for people) or json (a list of objects, for scripts)."
+)
+
+Record = Mapping[str, Any]
+
+
+def check_format(fmt: str) -> None:
+    """Before any work is done: a wrong --format is one line, not a traceback at the end."""
+    if fmt not in ("table", "json"):
+        raise ValueError(f"--format must be table or json, not {fmt!r}")
+
+
+def print_records(
+    fmt: str,
+    headers: Sequence[str],
+    records: Sequence[Record],
+    cells: Callable[[Record], Sequence[str]] | None = None,
+) -> None:
+    """The same rows as a table (`cells` may shorten values for the eye) or as a JSON list of
+    objects with every value in full, on stdout alone so that it pipes into jq."""
+    if fmt == "json":
+        print(json.dumps(list(records), ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table(*headers)
+    for record in records:
+        row = cells(record) if cells else [str(v) for v in record.values()]
+        table.add_row(*row)
+    out.print(table)
+
+
 def clean_errors(fn: F) -> F:
     """Expected failures end in one line on stderr and exit code 2, never a stack trace; the
     common mistakes name their fix."""
@@ -49,6 +83,7 @@ def clean_errors(fn: F) -> F:
             asyncpg.UndefinedTableError,
             asyncpg.UndefinedFunctionError,
             asyncpg.InvalidCatalogNameError,
+            asyncpg.InvalidAuthorizationSpecificationError,
         ) as exc:
             print(f"error: {unmigrated(exc)}", file=sys.stderr)
             raise typer.Exit(2) from None
