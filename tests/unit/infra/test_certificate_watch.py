@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from infra.observe import CertificateWatch
 from infra.observe.certs import CERT_METRIC, CertSource, file_source
@@ -45,32 +45,30 @@ def test_valid_certificates_are_ready_and_gauged(tmp_path: Path) -> None:
     assert gauge(registry, "transport", "CN=client,O=lienthong,C=VN") == 200 * 86400
 
 
-def test_an_expired_certificate_fails_readiness_naming_the_setting(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_expired_certificate_fails_readiness_naming_the_setting(tmp_path: Path) -> None:
     registry = CollectorRegistry()
     path = cert_file(tmp_path / "client.pem", "client", days_left=-3)
     w = watch([file_source("transport", path, "LIENTHONG_KAFKA_CERT_FILE")], registry)
-    ok, detail = w.check(NOW)
+    with capture_logs() as logs:
+        ok, detail = w.check(NOW)
     assert not ok
     assert "expired" in detail and f"LIENTHONG_KAFKA_CERT_FILE={path}" in detail
     assert gauge(registry, "transport", "CN=client,O=lienthong,C=VN") == -3 * 86400
-    assert "certificate.expired" in capsys.readouterr().out
+    assert [e["event"] for e in logs] == ["certificate.expired"]
 
 
 def test_within_the_critical_margin_fails_and_within_the_warning_only_warns(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
 ) -> None:
     registry = CollectorRegistry()
     soon = cert_file(tmp_path / "ca.pem", "ca", days_left=10)
     w = watch([file_source("transport-ca", soon, "LIENTHONG_KAFKA_CA_FILE")], registry)
-    ok, _ = w.check(NOW)
-    assert ok
-    out = capsys.readouterr().out
-    assert "certificate.expires_soon" in out and "days_left=10.0" in out
-    # Warned once per six hours, not at every scrape.
-    w.check(NOW + timedelta(minutes=5))
-    assert "certificate.expires_soon" not in capsys.readouterr().out
+    with capture_logs() as logs:
+        ok, _ = w.check(NOW)
+        assert ok
+        # Warned once per six hours, not at every scrape.
+        w.check(NOW + timedelta(minutes=5))
+    assert [(e["event"], e["days_left"]) for e in logs] == [("certificate.expires_soon", 10.0)]
     ok, detail = w.check(NOW + timedelta(days=9, hours=12))
     assert not ok and "renew it now" in detail
 
