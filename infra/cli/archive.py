@@ -5,14 +5,29 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 
 import typer
 
 from consumers.archive import ArchiveLockedError
 from infra import services
-from infra.cli.common import METRICS_PORT, clean_errors
+from infra.cli.common import METRICS_PORT, Bar, clean_errors, progress_bar
 from infra.compose.archive import PARSE_WORKERS_ENV, build_archiver, run_archiver
 from infra.settings import load_settings
+
+
+async def catch_up(lag: Callable[[], int], bar: Bar, every_s: float = 0.5) -> None:
+    """The backlog found at start (or any later one) as a bar, hidden again once caught up."""
+    total = 0
+    while True:
+        behind = lag()
+        if behind > 0:
+            total = max(total, behind)
+            bar.update(completed=total - behind, total=total)
+        elif total:
+            bar.update(completed=total, total=total, visible=False)
+            total = 0
+        await asyncio.sleep(every_s)
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +63,14 @@ def register(app: typer.Typer) -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await run_archiver(settings, bootstrap, archiver, stop, metrics_port=metrics_port)
+            with progress_bar("archive catch-up", None, visible=False) as bar:
+                follow = asyncio.create_task(catch_up(lambda: archiver.consumer_lag.total, bar))
+                try:
+                    await run_archiver(
+                        settings, bootstrap, archiver, stop, metrics_port=metrics_port
+                    )
+                finally:
+                    follow.cancel()
 
         try:
             asyncio.run(main())

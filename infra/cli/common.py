@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from infra.errors import InfraError, unmigrated
@@ -66,6 +68,40 @@ def print_records(
         row = cells(record) if cells else [str(v) for v in record.values()]
         table.add_row(*row)
     out.print(table)
+
+
+class Bar:
+    """A progress bar's handle; does nothing when there is no bar."""
+
+    def __init__(self, progress: Progress | None = None, task: Any = None) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def update(self, *, completed: int, total: int | None, visible: bool = True) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, total=total, visible=visible)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None, *, visible: bool = True) -> Iterator[Bar]:
+    """A transient bar on stderr while long work runs, only when stderr is a terminal: under
+    systemd, a pipe or a test, nothing (the log lines say the same)."""
+    if not sys.stderr.isatty():
+        yield Bar()
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        yield Bar(progress, progress.add_task(description, total=total, visible=visible))
 
 
 def clean_errors(fn: F) -> F:

@@ -15,7 +15,7 @@ import typer
 
 from consumers.inbox import safe_name
 from infra import services
-from infra.cli.common import broker_errors
+from infra.cli.common import broker_errors, progress_bar
 from infra.cli.send import AGENCY, PASSPHRASE_ENV, PERSON, agency_credentials
 from infra.gateway import (
     Outcome,
@@ -61,7 +61,10 @@ def import_command(
             clock=_now,
             client_options=settings.kafka_options(),
         ) as sender:
-            return await import_files(files, sender, legacy_codes=legacy, verify=verify)
+            with progress_bar("edxml import", len(files)) as bar:
+                return await import_files(
+                    files, sender, legacy_codes=legacy, verify=verify, done=bar.advance
+                )
 
     outcomes = asyncio.run(run())
     for outcome in outcomes:
