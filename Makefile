@@ -9,12 +9,13 @@ STAMP := $(VENV)/.installed
 LIENTHONG := $(BIN)/lienthong
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit integration up down status bench bench-quick bench-secure clean prereqs help
+.PHONY: demo test lint unit integration up down status bench bench-quick bench-secure clean prereqs help promtool
 
 help:
 	@echo "make demo   - start Kafka and PostgreSQL here and run the seed scenario end to end"
 	@echo "make test   - lint (ruff, mypy) and the whole test suite on real services"
 	@echo "make lint | unit | integration | up | down | status | bench | bench-quick | bench-secure | clean"
+	@echo "make promtool - build promtool with Go, so the tests also run the alert rules' unit tests"
 
 prereqs:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11+ not found: install python3 (3.11 or newer) and python3-venv"; exit 1; }
@@ -72,6 +73,13 @@ bench-quick: $(STAMP)
 # and stops its own clusters (docs/benchmarks.md); writes bench/results/secure-latest.json.
 bench-secure: $(STAMP)
 	$(BIN)/python -m bench.secure
+
+# promtool checks infra/deploy/prometheus/alerts.yml and runs alerts.test.yml (the unit tests
+# skip that part without it). Built from the Go module proxy into $(VENV)/bin: a few minutes.
+PROMTOOL_VERSION ?= v0.316.0
+promtool: $(STAMP)
+	@command -v go >/dev/null || { echo "Go not found: install golang (1.24+) to build promtool"; exit 1; }
+	GOBIN=$(abspath $(BIN)) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 clean:
 	-@[ -x $(LIENTHONG) ] && $(LIENTHONG) infra down

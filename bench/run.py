@@ -32,6 +32,7 @@ from bench.common import (
     start_router,
 )
 from infra import services
+from infra.cli.common import Bar, progress_bar
 from infra.logs import configure_logging
 from infra.services import Endpoints
 from infra.settings import Settings, load_settings
@@ -83,6 +84,23 @@ async def run_all(settings: Settings, endpoints: Endpoints, opts: Options) -> di
         "scenarios": {},
     }
     scenarios: dict[str, Any] = out["scenarios"]
+    wanted = set(opts.sections)
+    steps = (
+        len(opts.sizes)
+        + sum(s in wanted for s in ("steady", "signing", "codec", "audit", "proofs"))
+        + int({"archive", "pipeline"} <= wanted and bool(opts.sizes))
+    )
+    with progress_bar("bench scenarios", steps) as bar:
+        await _scenarios(run, opts, scenarios, started, bar)
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+async def _scenarios(
+    run: BenchRun, opts: Options, scenarios: dict[str, Any], started: float, bar: Bar
+) -> None:
+    """Each scenario in turn; one tick of the bar (on a terminal) per scenario done."""
+    work = run.work
     try:
         run.issue_pki()
         await run.ensure_exchange_topics()
@@ -98,10 +116,12 @@ async def run_all(settings: Settings, endpoints: Endpoints, opts: Options) -> di
                 )
             scenarios[f"throughput {label}"] = entry
             log(f"throughput {label} done at {time.perf_counter() - started:.0f} s")
+            bar.advance()
             if n == 0 and "archive" in wanted and "pipeline" in wanted:
                 # Now, while the topics hold only the 2 KB documents (same rows on both sides).
                 scenarios["archive"] = await archive.measure(run, db_url, opts.repeats)
                 log(f"archive done at {time.perf_counter() - started:.0f} s")
+                bar.advance()
         if "steady" in wanted:
             count = int(opts.steady_rate * opts.steady_seconds)
             size = target_bytes(run, 2048)
@@ -112,25 +132,28 @@ async def run_all(settings: Settings, endpoints: Endpoints, opts: Options) -> di
                 ),
             }
             log(f"steady done at {time.perf_counter() - started:.0f} s")
+            bar.advance()
         if "signing" in wanted:
             scenarios["signing"] = signing_rates(opts.micro_seconds)
+            bar.advance()
         if "codec" in wanted:
             from bench import codec
 
             scenarios["codec"] = codec.measure(opts.micro_seconds, opts.repeats)
+            bar.advance()
         if "audit" in wanted:
             scenarios["audit"] = await audit(run, opts)
             log(f"audit done at {time.perf_counter() - started:.0f} s")
+            bar.advance()
         if "proofs" in wanted:
             scenarios["proofs"] = await proofs.measure(
                 run, opts.proof_leaves, 200 if opts.quick else 1000
             )
+            bar.advance()
     finally:
         await run.drop_databases()
         await run.delete_topics()
         shutil.rmtree(work, ignore_errors=True)
-    out["seconds"] = round(time.perf_counter() - started, 1)
-    return out
 
 
 def target_bytes(run: BenchRun, target: int) -> int:

@@ -10,7 +10,15 @@ class InfraError(Exception):
 
 
 def unmigrated(exc: Exception) -> str:
-    """The one line for a database without lienthong's schema (or without that database)."""
+    """The one line for a database without lienthong's schema (or without that database, or
+    a server without lienthong's roles, which the migrations create)."""
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return f"{exc}: create it, then run `lienthong db migrate` (or fix LIENTHONG_DATABASE_URL)"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        if "does not exist" in str(exc):
+            return (
+                f"{exc}: run `lienthong db migrate`, which creates lienthong's roles "
+                "(or set LIENTHONG_ARCHIVE_DATABASE_URL / LIENTHONG_AUDIT_DATABASE_URL)"
+            )
+        return f"{exc}: check the user and password (LIENTHONG_DATABASE_URL, ~/.pgpass)"
     return f"the database has no lienthong schema ({exc}): run `lienthong db migrate`"

@@ -47,6 +47,14 @@ class Settings:
     # How every Kafka client of this process connects: TLS, client certificate, SCRAM
     # (LIENTHONG_KAFKA_SECURITY_PROTOCOL and friends, docs/security.md). PLAINTEXT by default.
     kafka_security: ClientSecurity = field(default_factory=ClientSecurity)
+    # What long-running services show operators (docs/observability.md): the address their
+    # /metrics, /healthz and /readyz listen on (the port is each command's --metrics-port),
+    # the lag above which a service reports not ready, how close to expiry a certificate
+    # fails readiness, and where spans go when OpenTelemetry is installed.
+    metrics_host: str = "127.0.0.1"
+    ready_max_lag: int = 10_000
+    cert_critical_days: float = 1.0
+    otel_endpoint: str | None = None
 
     def kafka_options(self) -> dict[str, Any]:
         """Keyword options for any aiokafka client of this process ({} for PLAINTEXT)."""
@@ -123,6 +131,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         crl_grace_hours=_number(env, "LIENTHONG_CRL_GRACE_HOURS", 24.0),
         cert_warn_days=_number(env, "LIENTHONG_CERT_WARN_DAYS", 30.0),
         kafka_security=_security(env),
+        metrics_host=env.get("LIENTHONG_METRICS_HOST") or "127.0.0.1",
+        ready_max_lag=int(_number(env, "LIENTHONG_READY_MAX_LAG", 10_000)),
+        cert_critical_days=_number(env, "LIENTHONG_CERT_CRITICAL_DAYS", 1.0),
+        otel_endpoint=env.get("LIENTHONG_OTEL_ENDPOINT") or None,
     )
 
 

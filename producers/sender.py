@@ -20,6 +20,7 @@ from producers.refusals import (
     check_sender,
     signing_agency,
 )
+from schemas import trace
 from schemas.addressing import Payload, addressing
 from schemas.codec import PAYLOADS, decode_payload, encode_envelope
 from schemas.common import check_answerable_id
@@ -60,6 +61,7 @@ class Receipt:
     partition: int
     offset: int
     size: int  # bytes of the encoded envelope
+    trace_id: str = ""  # the W3C trace the record started (its `traceparent` header)
 
 
 RECEIPTS_KEPT = 10_000
@@ -267,11 +269,14 @@ class DocumentSender:
             return earlier
         if self._producer is None or not self._started:
             raise RuntimeError("use DocumentSender as `async with DocumentSender(...) as sender`")
+        # A send made while handling a traced record (an answer 01) continues that trace.
+        parent = trace.current.get()
+        context = parent.child() if parent is not None else trace.TraceContext.start()
         meta = await self._producer.send_and_wait(
             self.topic,
             value,
             key=envelope.document_id.encode("utf-8"),
-            headers=kafka_headers(envelope),
+            headers=[*kafka_headers(envelope), context.header()],
         )
         receipt = Receipt(
             message_id=envelope.message_id,
@@ -280,6 +285,7 @@ class DocumentSender:
             partition=meta.partition,
             offset=meta.offset,
             size=len(value),
+            trace_id=context.trace_id,
         )
         self._receipts[receipt.message_id] = receipt
         if len(self._receipts) > RECEIPTS_KEPT:
@@ -294,6 +300,7 @@ class DocumentSender:
             partition=receipt.partition,
             offset=receipt.offset,
             size=receipt.size,
+            trace_id=receipt.trace_id,
         )
         return receipt
 

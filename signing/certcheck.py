@@ -4,12 +4,14 @@ CA constraints, the end-entity profile, revocation entries. TrustStore composes 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
-from signing.errors import ReasonCode, VerificationError
+from signing.errors import PkiError, ReasonCode, VerificationError
 from signing.profile import CertRole, roles_of
 
 MAX_CHAIN_DEPTH = 6
@@ -128,3 +130,40 @@ def refuse_if_revoked(serial: int, entry: x509.RevokedCertificate, at: datetime)
             ReasonCode.REVOKED,
             f"serial {serial:x} revoked {revoked_at.isoformat()} ({reason.value})",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """When one certificate stops being valid, and whose it is."""
+
+    subject: str  # RFC 4514
+    not_after: datetime  # UTC
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> Validity:
+        return cls(cert.subject.rfc4514_string(), cert.not_valid_after_utc)
+
+
+def certificates_in_file(path: Path) -> list[Validity]:
+    """Every certificate of a PEM file (a chain, a CA bundle) or of one DER certificate;
+    PkiError naming the file when it is missing or holds none."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PkiError(f"cannot read certificate file {path}: {exc.strerror or exc}") from None
+    try:
+        if b"-----BEGIN" in data:
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
+    except X509_PARSE_ERRORS as exc:
+        raise PkiError(f"{path} holds no readable certificate: {exc}") from None
+    return [Validity.of(c) for c in certs]
+
+
+def chain_validity(chain: Sequence[bytes]) -> list[Validity]:
+    """The certificates of a DER chain (a credential's), signer first."""
+    try:
+        return [Validity.of(x509.load_der_x509_certificate(der)) for der in chain]
+    except X509_PARSE_ERRORS as exc:
+        raise PkiError(f"unreadable certificate chain: {exc}") from None

@@ -12,9 +12,12 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 
@@ -64,18 +67,12 @@ class ClientSecurity:
     def is_plaintext(self) -> bool:
         return self.protocol is SecurityProtocol.PLAINTEXT
 
-    def ssl_context(self) -> ssl.SSLContext | None:
+    def ssl_context(self, at: datetime | None = None) -> ssl.SSLContext | None:
         """A client context: TLS 1.2+, the broker's certificate verified against ca_file (the
         system's CAs without one), the client certificate offered when configured."""
         if self.is_plaintext:
             return None
-        for name, path in (
-            ("CA file", self.ca_file),
-            ("client certificate", self.cert_file),
-            ("client key", self.key_file),
-        ):
-            if path is not None and not path.is_file():
-                raise TransportConfigError(f"Kafka {name} {path} does not exist")
+        self.check_files(at)
         context = ssl.create_default_context(
             ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file) if self.ca_file else None
         )
@@ -92,6 +89,22 @@ class ClientSecurity:
                     f"(wrong or missing passphrase?): {exc.reason or exc}"
                 ) from None
         return context
+
+    def check_files(self, at: datetime | None = None) -> None:
+        """A missing file, or a certificate expired (or not yet valid) at `at` (now), refused
+        with the setting to fix, rather than as a failed handshake with every broker later."""
+        for name, setting, path in (
+            ("CA file", "LIENTHONG_KAFKA_CA_FILE", self.ca_file),
+            ("client certificate", "LIENTHONG_KAFKA_CERT_FILE", self.cert_file),
+            ("client key", "LIENTHONG_KAFKA_KEY_FILE", self.key_file),
+        ):
+            if path is not None and not path.is_file():
+                raise TransportConfigError(f"{setting}={path}: no such file (the Kafka {name})")
+        at = at or datetime.now(UTC)
+        if self.cert_file is not None:
+            _check_current("LIENTHONG_KAFKA_CERT_FILE", self.cert_file, at, every=False)
+        if self.ca_file is not None:
+            _check_current("LIENTHONG_KAFKA_CA_FILE", self.ca_file, at, every=True)
 
     def aiokafka_options(self) -> dict[str, Any]:
         """Keyword arguments for AIOKafkaProducer / Consumer / AdminClient / Client."""
@@ -113,6 +126,7 @@ class ClientSecurity:
         """Properties for confluent-kafka (librdkafka names), e.g. the ACL admin client."""
         if self.is_plaintext:
             return {}
+        self.check_files()
         options = {"security.protocol": self.protocol.value}
         if self.ca_file:
             options["ssl.ca.location"] = str(self.ca_file)
@@ -176,3 +190,33 @@ def client_security_from_env(env: Mapping[str, str]) -> ClientSecurity:
         sasl_password=secret("LIENTHONG_KAFKA_SASL_PASSWORD_ENV"),
         check_hostname=env.get("LIENTHONG_KAFKA_CHECK_HOSTNAME", "1") not in ("0", "false", "no"),
     )
+
+
+def _check_current(setting: str, path: Path, at: datetime, *, every: bool) -> None:
+    """The file's first certificate (a client chain: its own), or with `every` all of them
+    (a CA bundle may keep an old root beside the new), must be valid at `at`."""
+    try:
+        data = path.read_bytes()
+        certs = (
+            x509.load_pem_x509_certificates(data)
+            if b"-----BEGIN" in data
+            else [x509.load_der_x509_certificate(data)]
+        )
+    except (OSError, ValueError) as exc:
+        raise TransportConfigError(f"{setting}={path}: no readable certificate ({exc})") from None
+    checked = certs if every else certs[:1]
+    current = [c for c in checked if c.not_valid_before_utc <= at <= c.not_valid_after_utc]
+    if current:
+        return
+    cert = checked[0]
+    subject = cert.subject.rfc4514_string()
+    if at < cert.not_valid_before_utc:
+        when = f"is valid only from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    else:
+        when = f"expired {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    fix = (
+        "renew it (`lienthong pki transport issue`, or your CA) and write it over the file"
+        if setting == "LIENTHONG_KAFKA_CERT_FILE"
+        else "point it at the CA's current certificate"
+    )
+    raise TransportConfigError(f"{setting}={path}: {subject} {when}: {fix}")

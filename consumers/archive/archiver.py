@@ -35,6 +35,7 @@ from consumers.archive.parse import ParseContext, Parsed, SourceRecord
 from consumers.archive.pool import ParsePool, ParseSource
 from consumers.archive.tree import HeadSigner, load_right_edge
 from consumers.lifecycle import Backoff, Stopped, close_all, keep_starting, pause, unless_stopped
+from consumers.telemetry import ConsumerLag, record_trace, seconds_since, trace_fields
 from signing.merkle import RightEdge, append_leaves
 from signing.trust import TrustStore
 
@@ -95,6 +96,10 @@ class Archiver:
         self._kafka_retry_at = 0.0  # monotonic time before which the broker is not asked again
         self._started = clock()
         self.ready = asyncio.Event()  # set once the lock is held and partitions assigned
+        self.consumer_lag = ConsumerLag(self.metrics.consumer_lag, config.lag_group)
+        # (topic, partition, offset) -> (Kafka timestamp in ms, traceparent): what the archive
+        # delay histogram and the per-record log line need of records being written.
+        self._stamps: dict[tuple[str, int, int], tuple[int, Any]] = {}
 
     def update_trust(self, trust: TrustStore) -> None:
         """A new trust store (a CRL from consumers.trustfeed): used from the next batch on."""
@@ -144,9 +149,17 @@ class Archiver:
                 if not await _settle(writing):
                     break
                 writing = None
+                for r in records:
+                    self._stamps[(r.topic, r.partition, r.offset)] = (
+                        r.timestamp,
+                        record_trace(r.headers),
+                    )
                 if parsed:
                     writing = asyncio.create_task(self._archive_with_retry(parsed, stop))
-                self._observe(consumer)
+                # The batch just handed to the writer is not archived yet: it counts as lag.
+                await self._observe(
+                    consumer, Tally(TopicPartition(r.topic, r.partition) for r in records)
+                )
                 if self._checkpoint_due():
                     if not await _settle(writing):
                         break
@@ -163,6 +176,7 @@ class Archiver:
                 with contextlib.suppress(asyncio.CancelledError, *TRANSIENT_DB_ERRORS):
                     await writing
             self.parser.close()  # waits for a chunk still running if cancelled mid-parse: ms
+            self.consumer_lag.forget()
             await close_all(consumer.stop(), producer.stop(), admin.close(), what="archive")
             await self._close()
             log.info("archive.stopped", size=self.size)
@@ -273,13 +287,14 @@ class Archiver:
                     wanted.add(TopicPartition(desc["topic"], part["partition"]))
         return wanted
 
-    def _observe(self, consumer: AIOKafkaConsumer) -> None:
-        lag = 0
-        for tp in self._assigned:
-            end = consumer.last_stable_offset(tp)
-            if end is not None:
-                lag += max(0, end - self.offsets.get((tp.topic, tp.partition), 0))
-        self.metrics.lag.set(lag)
+    async def _observe(
+        self, consumer: AIOKafkaConsumer, pending: Mapping[TopicPartition, int]
+    ) -> None:
+        # From the consumer's position, which passes transaction markers, not from the stored
+        # offsets, which stop after the last record: with a marker after it (every
+        # transaction ends with one), "end - stored" stays 1 per partition once all is
+        # archived (consumers.telemetry.lag).
+        self.metrics.lag.set(await self.consumer_lag.observe(consumer, pending))
         if self.head_at is not None:
             self.metrics.head_age.set((self.clock() - self.head_at).total_seconds())
 
@@ -327,11 +342,21 @@ class Archiver:
         first = self.size
         self.size, self.edge, self.offsets = edge.size, edge, offsets
         self._account(todo, first, time.monotonic() - started)
+        for p in parsed:
+            self._stamps.pop((p.record.topic, p.record.partition, p.record.offset), None)
 
     def _account(self, todo: Sequence[Parsed], first: int, seconds: float) -> None:
         kinds = Tally(str(p.record.kind) for p in todo)
         for kind, n in kinds.items():
             self.metrics.records.labels(kind).inc(n)
+        now = self.clock()
+        for p in todo:
+            rec = p.record
+            stamp, context = self._stamps.get((rec.topic, rec.partition, rec.offset), (None, None))
+            delay = seconds_since(stamp, now)
+            if delay is not None:
+                exemplar = {"trace_id": context.trace_id} if context is not None else None
+                self.metrics.delay.labels(str(rec.kind)).observe(delay, exemplar)
         errors = sum(p.record.parse_error is not None for p in todo)
         self.metrics.parse_errors.inc(errors)
         self.metrics.batches.inc()
@@ -341,6 +366,7 @@ class Archiver:
         per_record = _stdlib_log.isEnabledFor(logging.DEBUG)
         for i, p in enumerate(todo if per_record else ()):
             rec = p.record
+            context = self._stamps.get((rec.topic, rec.partition, rec.offset), (None, None))[1]
             # Secret rows carry no document id, so nothing identifying reaches the logs.
             log.debug(
                 "archive.record",
@@ -352,6 +378,7 @@ class Archiver:
                 message_id=rec.message_id,
                 document_id=rec.document_id,
                 parse_error=rec.parse_error,
+                **trace_fields(context),
             )
         log.info(
             "archive.batch",

@@ -6,9 +6,10 @@ import asyncio
 from dataclasses import dataclass
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumers.archive.rows import ArchiveTopics
+from consumers.telemetry import LATENCY_BUCKETS, lag_gauge
 
 # Errors after which reconnecting can help; anything else (a constraint, a bad value) cannot,
 # and must stop the archiver loudly rather than loop on it.
@@ -38,6 +39,7 @@ class ArchiverConfig:
     refresh_seconds: float = 5.0  # how often new inbox topics are looked for
     wait_for_lock: bool = False
     parse_workers: int = 0  # processes that parse records; 0: in the archiver's own process
+    lag_group: str = "archiver"  # the `group` label of its lag (offsets live in the database)
 
 
 class ArchiverMetrics:
@@ -54,7 +56,19 @@ class ArchiverMetrics:
         self.retries = Counter(
             "lienthong_archive_retries", "Batches retried after database errors", registry=r
         )
-        self.lag = Gauge("lienthong_archive_lag", "Committed records not yet archived", registry=r)
+        self.lag = Gauge(
+            "lienthong_archive_lag",
+            "Committed records not yet archived, all partitions (0 when caught up)",
+            registry=r,
+        )
+        self.consumer_lag = lag_gauge(r)
+        self.delay = Histogram(
+            "lienthong_archive_delay_seconds",
+            "From a record's Kafka timestamp to its archiving transaction's commit",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.tree_size = Gauge("lienthong_archive_tree_size", "Leaves in the tree", registry=r)
         self.head_age = Gauge(
             "lienthong_archive_tree_head_age_seconds",

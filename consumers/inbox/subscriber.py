@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import dataclasses
 import hashlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +16,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from consumers.inbox.metrics import InboxMetrics
 from consumers.lifecycle import Stopped, close_all, unless_stopped
+from consumers.telemetry import ConsumerLag, record_trace, seconds_since, trace_fields
+from schemas import trace
 from schemas.addressing import addressing
 from schemas.codec import Payload, decode_envelope, decode_payload
 from schemas.envelope import Envelope
@@ -46,6 +51,8 @@ class Delivery:
     offset: int
     topic: str = ""
     verified_at: datetime | None = None
+    timestamp_ms: int | None = None  # the Kafka record's (the router's write)
+    trace: trace.TraceContext | None = None  # its traceparent header
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,8 @@ class Refusal:
     payload_type: str | None = None  # as the envelope claims it
     # True once the signatures verified: only then is `sender` proven, and worth answering.
     sender_verified: bool = False
+    timestamp_ms: int | None = None
+    trace: trace.TraceContext | None = None
 
     @property
     def sha256(self) -> str:
@@ -198,8 +207,11 @@ class InboxSubscriber:
         idle_timeout: float | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         client_options: Mapping[str, Any] | None = None,
+        metrics: InboxMetrics | None = None,
     ) -> None:
         self.agency_code = agency_code
+        self.metrics = metrics or InboxMetrics()
+        self.consumer_lag = ConsumerLag(self.metrics.consumer_lag, group_id)
         self.topic = topic
         self.group_id = group_id
         self._trust = trust
@@ -228,6 +240,7 @@ class InboxSubscriber:
         self._in_hand: Item | None = None
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._committed: dict[TopicPartition, int] = {}
+        self._trace_token: contextvars.Token[trace.TraceContext | None] | None = None
 
     def update_trust(self, trust: TrustStore) -> None:
         """A new trust store (a CRL from consumers.trustfeed): the next record verifies with it."""
@@ -253,6 +266,7 @@ class InboxSubscriber:
         except Stopped:
             log.warning("inbox.commit_abandoned", topic=self.topic)
         finally:
+            self.consumer_lag.forget()
             await close_all(self._consumer.stop(), what="inbox")
 
     async def __aenter__(self) -> InboxSubscriber:
@@ -343,10 +357,12 @@ class InboxSubscriber:
             batches = await self._consumer.getmany(timeout_ms=POLL_MS)
             for records in batches.values():
                 self._buffer.extend(records)
+            # Fetched but not handed out yet: still lag (the position is past them).
+            await self.consumer_lag.observe(self._consumer, Counter(map(_tp, self._buffer)))
         if self._stop.is_set():
             return None
         record = self._buffer.popleft()
-        return examine(
+        item = examine(
             record.value,
             agency_code=self.agency_code,
             trust=self._trust,
@@ -356,17 +372,33 @@ class InboxSubscriber:
             partition=record.partition,
             offset=record.offset,
         )
+        return dataclasses.replace(
+            item, timestamp_ms=record.timestamp, trace=record_trace(record.headers)
+        )
 
     def _hand_out(self, item: Item) -> None:
         self._in_hand = item
         structlog.contextvars.bind_contextvars(**_context(item))
+        # What the handler sends meanwhile (the 01 answer) continues the record's trace.
+        self._trace_token = trace.current.set(item.trace)
+
+    def _release(self, item: Item) -> None:
+        self._in_hand = None
+        structlog.contextvars.unbind_contextvars(*_context(item))
+        if self._trace_token is not None:
+            trace.current.reset(self._trace_token)
+            self._trace_token = None
 
     def _finish(self, item: Item, outcome: str | None) -> None:
         """The one canonical log line per handled message; its offset becomes committable."""
-        self._in_hand = None
         self._done[TopicPartition(item.topic, item.partition)] = item.offset + 1
         if isinstance(item, Delivery):
             log.info("inbox.message", outcome=outcome or "delivered")
+            self.metrics.handled.labels("delivered", "").inc()
+            waited = seconds_since(item.timestamp_ms, self._clock())
+            if waited is not None:
+                exemplar = {"trace_id": item.trace.trace_id} if item.trace else None
+                self.metrics.delivery_seconds.observe(waited, exemplar)
         else:
             log.warning(
                 "inbox.message",
@@ -374,15 +406,15 @@ class InboxSubscriber:
                 reason=item.reason_code,
                 detail=item.detail,
             )
-        structlog.contextvars.unbind_contextvars(*_context(item))
+            self.metrics.handled.labels("refused", item.reason_code).inc()
+        self._release(item)
 
     def _abandon(self, item: Item, outcome: str = "handler_failed") -> None:
-        self._in_hand = None
         if outcome == "handler_failed":
             log.error("inbox.message", outcome=outcome)
         else:
             log.warning("inbox.message", outcome=outcome)
-        structlog.contextvars.unbind_contextvars(*_context(item))
+        self._release(item)
 
     async def _commit_done(self, only: set[TopicPartition] | None = None) -> None:
         todo = {
@@ -424,4 +456,5 @@ def _context(item: Item) -> dict[str, Any]:
     else:
         ids = {"message_id": item.message_id, "document_id": item.document_id}
         ids["sender"] = item.sender
-    return {"topic": item.topic, "partition": item.partition, "offset": item.offset, **ids}
+    where = {"topic": item.topic, "partition": item.partition, "offset": item.offset}
+    return {**where, **ids, **trace_fields(item.trace)}

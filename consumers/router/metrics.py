@@ -6,9 +6,11 @@ import collections
 
 import structlog
 from aiokafka import ConsumerRecord
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from consumers.router.routing import Rejected, Routed
+from consumers.telemetry import LATENCY_BUCKETS, lag_gauge, trace_fields
+from schemas.trace import TraceContext
 
 log = structlog.get_logger()
 
@@ -47,6 +49,15 @@ class RouterMetrics:
             "Submissions that arrived off their document's partition, moved there",
             registry=r,
         )
+        self.route_seconds = Histogram(
+            "lienthong_router_route_seconds",
+            "From a submission's Kafka timestamp (the sender's send) to the commit of the "
+            "transaction that routed or refused it",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = lag_gauge(r)
 
 
 class RejectionAlarm:
@@ -76,9 +87,15 @@ def account(
     record: ConsumerRecord,
     metrics: RouterMetrics,
     alarm: RejectionAlarm,
+    context: TraceContext | None = None,
 ) -> None:
     """One canonical log line per handled submission, its metrics, and the refusal alarm."""
-    where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+    where = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        **trace_fields(context),
+    }
     if isinstance(outcome, Routed):
         env = outcome.envelope
         metrics.routed.labels(str(env.payload_type)).inc()

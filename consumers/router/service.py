@@ -40,9 +40,11 @@ from consumers.router.routing import (
 )
 from consumers.router.state import PartitionMemory, StateChange
 from consumers.router.store import Checkpoint, RouterStore, StoredPartition
+from consumers.telemetry import ConsumerLag, seconds_since
 from schemas.agency import AgencyDirectory
 from schemas.codec import encode_envelope
 from schemas.common import AgencyRef
+from schemas.trace import TraceContext, continue_from
 from signing.credentials import CredentialSource
 from signing.seal import Credential
 from signing.trust import TrustStore
@@ -115,6 +117,10 @@ class Router:
         self._partitions = 0  # of the submissions topic, from the consumer's metadata
         self.ready = asyncio.Event()  # set once partitions are assigned and restored
         self.stopping = asyncio.Event()  # run()'s stop event, for the rebalance listener
+        self.consumer_lag = ConsumerLag(self.metrics.consumer_lag, config.group_id)
+        # Of the batch in its transaction: (Kafka timestamp in ms, outcome, trace) per record,
+        # observed into the send->routed histogram once the transaction has committed.
+        self._handled: list[tuple[int, str, TraceContext]] = []
 
     async def run(self, stop: asyncio.Event) -> None:
         self.stopping = stop
@@ -142,6 +148,8 @@ class Router:
                         consumer.getmany(timeout_ms=300, max_records=self.config.max_batch), stop
                     )
                     if not batch:
+                        # Idle: the position has passed any transaction marker by now.
+                        await self.consumer_lag.observe(consumer)
                         continue
                     # A revocation may hold the lock while it waits on an absent broker.
                     await unless_stopped(self.lock.acquire(), stop)
@@ -151,7 +159,9 @@ class Router:
                     await self._route_with_retry(consumer, producer, admin, batch, stop)
                 finally:
                     self.lock.release()
+                await self.consumer_lag.observe(consumer)
         finally:
+            self.consumer_lag.forget()
             if clients is not None:
                 consumer, producer, admin = clients
                 await close_all(consumer.stop(), producer.stop(), admin.close(), what="router")
@@ -273,6 +283,7 @@ class Router:
     ) -> None:
         assert self.store is not None
         self.store.begin()
+        self._handled = []
         try:
             state_offsets = await self._route_in_transaction(producer, admin, batch)
         except BaseException:
@@ -281,6 +292,14 @@ class Router:
         # Only now that Kafka has committed: the store's checkpoint is the changelog's offset.
         self.store.commit(state_offsets)
         self.metrics.batches.inc()
+        now = self.clock()
+        for stamp, outcome, context in self._handled:
+            waited = seconds_since(stamp, now)
+            if waited is not None:
+                self.metrics.route_seconds.labels(outcome).observe(
+                    waited, {"trace_id": context.trace_id}
+                )
+        self._handled = []
 
     async def _route_in_transaction(
         self,
@@ -299,6 +318,8 @@ class Router:
                 state = self.states[tp.partition]
                 for record in records:
                     now = self.clock()
+                    # Deliveries, dead letter and 02 continue the sender's trace (new span).
+                    context = continue_from(record.headers)
                     sub = parse_submission(record.value or b"")
                     home = self._home(sub, record)
                     if home is not None and home != tp.partition:
@@ -317,10 +338,12 @@ class Router:
                         outcome = await self._check_inboxes(admin, outcome)
                     changes: Sequence[StateChange] = ()
                     if isinstance(outcome, Routed):
-                        pending += await self._deliver(producer, outcome, record)
+                        pending += await self._deliver(producer, outcome, record, context)
                         changes = outcome.changes
                     else:
-                        pending += await self._reject(producer, admin, outcome, record, now)
+                        pending += await self._reject(
+                            producer, admin, outcome, record, now, context
+                        )
                     for change in changes:
                         state.apply(change)
                         sent = await producer.send(
@@ -331,7 +354,9 @@ class Router:
                         )
                         written.setdefault(tp.partition, []).append((sent, change.key))
                     offsets[tp] = record.offset + 1
-                    account(outcome, record, self.metrics, self.alarm)
+                    account(outcome, record, self.metrics, self.alarm, context)
+                    label = "routed" if isinstance(outcome, Routed) else "rejected"
+                    self._handled.append((record.timestamp, label, context))
                 pruned = await self._prune(producer, tp.partition, state)
                 if pruned:
                     written.setdefault(tp.partition, []).extend(pruned)
@@ -407,7 +432,11 @@ class Router:
         )
 
     async def _deliver(
-        self, producer: AIOKafkaProducer, routed: Routed, record: ConsumerRecord
+        self,
+        producer: AIOKafkaProducer,
+        routed: Routed,
+        record: ConsumerRecord,
+        context: TraceContext,
     ) -> list[asyncio.Future[object]]:
         env = routed.envelope
         value = encode_envelope(env)
@@ -415,6 +444,7 @@ class Router:
             ("lt-message-id", env.message_id.encode()),
             ("lt-payload-type", str(env.payload_type).encode()),
             ("lt-sender", env.sender.encode()),
+            context.header(),
         ]
         return [
             await producer.send(self.config.topics.inbox(r), value, key=record.key, headers=headers)
@@ -428,12 +458,16 @@ class Router:
         rejected: Rejected,
         record: ConsumerRecord,
         now: datetime,
+        context: TraceContext,
     ) -> list[asyncio.Future[object]]:
         source = f"{record.topic}/{record.partition}/{record.offset}"
         letter = dead_letter(record.value or b"", record.key, rejected, source, now)
         futures = [
             await producer.send(
-                self.config.topics.deadletter, letter.value, key=letter.key, headers=letter.headers
+                self.config.topics.deadletter,
+                letter.value,
+                key=letter.key,
+                headers=[*letter.headers, context.header()],
             )
         ]
         notice = rejection_notice(
@@ -458,6 +492,7 @@ class Router:
                         ("lt-message-id", notice.message_id.encode()),
                         ("lt-payload-type", str(notice.payload_type).encode()),
                         ("lt-sender", notice.sender.encode()),
+                        context.header(),
                     ],
                 )
             )

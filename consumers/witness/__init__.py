@@ -5,11 +5,20 @@ never cosigns a smaller tree or two inconsistent heads, and publishes its cosign
 
 Modules: state (the file), core (Witness: the decision), service (run_witness: the Kafka loop).
 
-Public names: Refused, Witness, WitnessState, load_state, run_witness, save_state.
+Public names: Refused, Witness, WitnessMetrics, WitnessState, load_state, run_witness,
+save_state.
 """
 
 from consumers.witness.core import Refused, Witness
-from consumers.witness.service import run_witness
+from consumers.witness.service import WitnessMetrics, run_witness
 from consumers.witness.state import WitnessState, load_state, save_state
 
-__all__ = ["Refused", "Witness", "WitnessState", "load_state", "run_witness", "save_state"]
+__all__ = [
+    "Refused",
+    "Witness",
+    "WitnessMetrics",
+    "WitnessState",
+    "load_state",
+    "run_witness",
+    "save_state",
+]

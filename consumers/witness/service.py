@@ -12,10 +12,26 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry, Counter
 
+from consumers.telemetry import ConsumerLag, lag_gauge
 from consumers.witness.core import Refused, Witness
 
 log = structlog.get_logger()
+
+
+class WitnessMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.cosigned = Counter("lienthong_witness_cosigned", "Checkpoints cosigned", registry=r)
+        self.refused = Counter(
+            "lienthong_witness_refused",
+            "Checkpoints refused (inconsistent, bad signature, rolled back)",
+            ["reason"],
+            registry=r,
+        )
+        self.consumer_lag = lag_gauge(r)
 
 
 def _checkpoint_of(headers: object) -> bytes | None:
@@ -34,10 +50,13 @@ async def run_witness(
     *,
     idle: asyncio.Event | None = None,
     client_options: Mapping[str, Any] | None = None,
+    metrics: WitnessMetrics | None = None,
+    lag: ConsumerLag | None = None,
 ) -> None:
     """Until `stop`: cosign every new consistent head. `idle` is set whenever the witness has
     caught up with the topic (tests wait on it)."""
     options = dict(client_options or {})
+    metrics = metrics or WitnessMetrics()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **options
     )
@@ -52,6 +71,9 @@ async def run_witness(
         await consumer.seek_to_beginning()
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=300, max_records=100)
+            if lag is not None:
+                pending = {tp: len(records) for tp, records in batch.items()}
+                await lag.observe(consumer, pending)
             if not batch and idle is not None:
                 end = (await consumer.end_offsets([tp]))[tp]
                 if await consumer.position(tp) >= end:
@@ -62,17 +84,26 @@ async def run_witness(
                     if data is None:
                         log.warning("witness.no_checkpoint", offset=record.offset)
                         continue
-                    await _judge(witness, producer, cosignatures_topic, data)
+                    await _judge(witness, producer, cosignatures_topic, data, metrics)
     finally:
+        if lag is not None:
+            lag.forget()
         await consumer.stop()
         await producer.stop()
 
 
-async def _judge(witness: Witness, producer: AIOKafkaProducer, topic: str, data: bytes) -> None:
+async def _judge(
+    witness: Witness,
+    producer: AIOKafkaProducer,
+    topic: str,
+    data: bytes,
+    metrics: WitnessMetrics,
+) -> None:
     try:
         cosigned = await witness.observe(data)
     except Refused as refused:
         log.error("witness.refused", reason=refused.reason, detail=refused.detail)
+        metrics.refused.labels(refused.reason).inc()
         if refused.evidence:
             path = _conflict_path(witness.state_path, refused)
             path.write_text("\n".join(refused.evidence), encoding="utf-8")
@@ -84,6 +115,7 @@ async def _judge(witness: Witness, producer: AIOKafkaProducer, topic: str, data:
     await producer.send_and_wait(
         topic, cosigned.encode(), key=f"{state.origin}/{state.size}".encode()
     )
+    metrics.cosigned.inc()
     log.info("witness.cosigned", origin=state.origin, size=state.size, root=state.root.hex())
 
 

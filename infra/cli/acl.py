@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 
 import typer
 
 from infra import context
 from infra.acl import is_managed, principal_of, strimzi_users
-from infra.cli.common import clean_errors
+from infra.cli.common import TABLE_OR_JSON, check_format, clean_errors
 from infra.compose.acl import acl_admin, sync_acls, wanted_acls
 from infra.settings import Settings, load_settings
 
@@ -41,9 +43,14 @@ def sync(
 
 @app.command("list")
 @clean_errors
-def list_acls() -> None:
-    """Every ACL on the cluster, one per line."""
-    for rule in acl_admin(load_settings()).list():
+def list_acls(fmt: str = TABLE_OR_JSON) -> None:
+    """Every ACL on the cluster, one per line (json: a list of objects)."""
+    check_format(fmt)
+    rules = acl_admin(load_settings()).list()
+    if fmt == "json":
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rules], indent=2))
+        return
+    for rule in rules:
         typer.echo(rule.line())
 
 

@@ -5,22 +5,36 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 
 import typer
-from prometheus_client import start_http_server
 
 from consumers.archive import ArchiveLockedError
 from infra import services
-from infra.cli.common import clean_errors
+from infra.cli.common import METRICS_PORT, Bar, clean_errors, progress_bar
 from infra.compose.archive import PARSE_WORKERS_ENV, build_archiver, run_archiver
 from infra.settings import load_settings
+
+
+async def catch_up(lag: Callable[[], int], bar: Bar, every_s: float = 0.5) -> None:
+    """The backlog found at start (or any later one) as a bar, hidden again once caught up."""
+    total = 0
+    while True:
+        behind = lag()
+        if behind > 0:
+            total = max(total, behind)
+            bar.update(completed=total - behind, total=total)
+        elif total:
+            bar.update(completed=total, total=total, visible=False)
+            total = 0
+        await asyncio.sleep(every_s)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("archive")
     @clean_errors
     def archive(
-        metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on 127.0.0.1:PORT."),
+        metrics_port: int = METRICS_PORT,
         checkpoint_seconds: float = typer.Option(60.0, help="Sign a tree head this often."),
         max_batch: int = typer.Option(500, help="Records per database transaction, at most."),
         wait: bool = typer.Option(False, help="Wait for a running archiver to stop, not refuse."),
@@ -43,15 +57,20 @@ def register(app: typer.Typer) -> None:
             wait_for_lock=wait,
             parse_workers=parse_workers,
         )
-        if metrics_port:
-            start_http_server(metrics_port, addr="127.0.0.1", registry=archiver.metrics.registry)
 
         async def main() -> None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await run_archiver(settings, bootstrap, archiver, stop)
+            with progress_bar("archive catch-up", None, visible=False) as bar:
+                follow = asyncio.create_task(catch_up(lambda: archiver.consumer_lag.total, bar))
+                try:
+                    await run_archiver(
+                        settings, bootstrap, archiver, stop, metrics_port=metrics_port
+                    )
+                finally:
+                    follow.cancel()
 
         try:
             asyncio.run(main())

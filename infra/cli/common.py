@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 import typer
 from aiokafka.errors import KafkaError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from infra.errors import InfraError, unmigrated
 from signing.errors import PkiError
@@ -21,6 +25,83 @@ EX_TEMPFAIL = 75
 
 out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Every long-running service's endpoints (docs/observability.md); the address is
+# LIENTHONG_METRICS_HOST (default 127.0.0.1).
+METRICS_PORT = typer.Option(
+    0,
+    "--metrics-port",
+    min=0,
+    max=65535,
+    envvar="LIENTHONG_METRICS_PORT",
+    help="Serve /metrics, /healthz and /readyz on LIENTHONG_METRICS_HOST:PORT (0: off).",
+)
+
+
+# Every command that prints a table takes it (docs/observability.md, "Scripts").
+TABLE_OR_JSON = typer.Option(
+    "table", "--format", help="table (for people) or json (a list of objects, for scripts)."
+)
+
+Record = Mapping[str, Any]
+
+
+def check_format(fmt: str) -> None:
+    """Before any work is done: a wrong --format is one line, not a traceback at the end."""
+    if fmt not in ("table", "json"):
+        raise ValueError(f"--format must be table or json, not {fmt!r}")
+
+
+def print_records(
+    fmt: str,
+    headers: Sequence[str],
+    records: Sequence[Record],
+    cells: Callable[[Record], Sequence[str]] | None = None,
+) -> None:
+    """The same rows as a table (`cells` may shorten values for the eye) or as a JSON list of
+    objects with every value in full, on stdout alone so that it pipes into jq."""
+    if fmt == "json":
+        print(json.dumps(list(records), ensure_ascii=False, indent=2, default=str))
+        return
+    table = Table(*headers)
+    for record in records:
+        row = cells(record) if cells else [str(v) for v in record.values()]
+        table.add_row(*row)
+    out.print(table)
+
+
+class Bar:
+    """A progress bar's handle; does nothing when there is no bar."""
+
+    def __init__(self, progress: Progress | None = None, task: Any = None) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def update(self, *, completed: int, total: int | None, visible: bool = True) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, total=total, visible=visible)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None, *, visible: bool = True) -> Iterator[Bar]:
+    """A transient bar on stderr while long work runs, only when stderr is a terminal: under
+    systemd, a pipe or a test, nothing (the log lines say the same)."""
+    if not sys.stderr.isatty():
+        yield Bar()
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        yield Bar(progress, progress.add_task(description, total=total, visible=visible))
 
 
 def clean_errors(fn: F) -> F:
@@ -38,6 +119,7 @@ def clean_errors(fn: F) -> F:
             asyncpg.UndefinedTableError,
             asyncpg.UndefinedFunctionError,
             asyncpg.InvalidCatalogNameError,
+            asyncpg.InvalidAuthorizationSpecificationError,
         ) as exc:
             print(f"error: {unmigrated(exc)}", file=sys.stderr)
             raise typer.Exit(2) from None

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from consumers.inbox import safe_name
 from infra import services
-from infra.cli.common import broker_errors, passphrase_from_env
+from infra.cli.common import broker_errors, passphrase_from_env, progress_bar
 from infra.cli.send import AGENCY, PASSPHRASE_ENV, PERSON, agency_credentials
 from infra.gateway import (
     NationalIds,
@@ -66,13 +66,15 @@ def import_command(
             clock=_now,
             client_options=settings.kafka_options(),
         ) as sender:
-            return await import_files(
-                files,
-                sender,
-                legacy_codes=legacy,
-                verify=verify,
-                national_ids=NationalIds(national_ids_file(settings)),
-            )
+            with progress_bar("edxml import", len(files)) as bar:
+                return await import_files(
+                    files,
+                    sender,
+                    legacy_codes=legacy,
+                    verify=verify,
+                    national_ids=NationalIds(national_ids_file(settings)),
+                    done=bar.advance,
+                )
 
     outcomes = asyncio.run(run())
     for outcome in outcomes:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import typer
 
 from infra import services
-from infra.cli.common import broker_errors
+from infra.cli.common import METRICS_PORT, broker_errors
 from infra.compose.gateway import run_gateway
 from infra.settings import load_settings
 from schemas.agency import is_valid_agency_code
@@ -33,6 +33,7 @@ def gateway_edxml(
     group: str | None = typer.Option(
         None, "--group", help="Consumer group (default <prefix>gateway.<agency>)."
     ),
+    metrics_port: int = METRICS_PORT,
 ) -> None:
     """Send every edXML file dropped in IN (moved to IN/done once Kafka has it, to
     IN/rejected with a reason if refused) and write AGENCY's deliveries to OUT as edXML."""
@@ -63,6 +64,7 @@ def gateway_edxml(
                 from_beginning=from_beginning,
                 answer=not no_answer,
                 poll_seconds=poll_seconds,
+                metrics_port=metrics_port,
             )
         finally:
             for sig in handled:

@@ -12,12 +12,10 @@ from typing import Any, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
-from rich.console import Console
-from rich.table import Table
 
 from infra import services
 from infra.cli import pki_transport
-from infra.cli.common import passphrase_from_env
+from infra.cli.common import TABLE_OR_JSON, check_format, passphrase_from_env, print_records
 from infra.compose.trust import publish_pki_crl
 from infra.errors import InfraError
 from infra.settings import load_settings
@@ -31,7 +29,6 @@ app = typer.Typer(
     "renewal.",
     no_args_is_help=True,
 )
-out = Console()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -281,22 +278,41 @@ def _one_serial(
 
 @app.command("list")
 @_clean_errors
-def list_certificates() -> None:
-    """Table of issued certificates with their status."""
+def list_certificates(fmt: str = TABLE_OR_JSON) -> None:
+    """Table of issued certificates with their status (json: every field in full)."""
+    check_format(fmt)
     pki = PkiDirectory(pki_dir())
-    table = Table("serial", "role", "agency", "person", "algorithm", "not after", "status")
-    for e in pki.entries():
-        status = f"revoked ({e.reason})" if e.status == "revoked" else e.status
-        table.add_row(
-            e.serial[:16],
-            e.role,
-            e.agency_code,
-            e.person_name or "",
-            e.algorithm,
-            e.not_after[:10],
+    records = [
+        {
+            "serial": e.serial,
+            "role": e.role,
+            "agency": e.agency_code,
+            "person": e.person_name,
+            "subject": e.subject,
+            "algorithm": e.algorithm,
+            "not_before": e.not_before,
+            "not_after": e.not_after,
+            "status": e.status,
+            "revoked_at": e.revoked_at,
+            "reason": e.reason,
+        }
+        for e in pki.entries()
+    ]
+
+    def cells(r: Any) -> list[str]:
+        status = f"revoked ({r['reason']})" if r["status"] == "revoked" else r["status"]
+        return [
+            r["serial"][:16],
+            r["role"],
+            r["agency"],
+            r["person"] or "",
+            r["algorithm"],
+            r["not_after"][:10],
             status,
-        )
-    out.print(table)
+        ]
+
+    headers = ("serial", "role", "agency", "person", "algorithm", "not after", "status")
+    print_records(fmt, headers, records, cells)
 
 
 def register(main_app: typer.Typer) -> None:

@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from infra.cli.common import EX_TEMPFAIL, clean_errors, passphrase_from_env
+from infra.cli.common import (
+    EX_TEMPFAIL,
+    TABLE_OR_JSON,
+    check_format,
+    clean_errors,
+    passphrase_from_env,
+    print_records,
+)
 from infra.compose.acl import sync_acls
 from infra.errors import InfraError
 from infra.settings import load_settings
@@ -22,7 +27,6 @@ app = typer.Typer(
     "under a transport CA (separate from the signing keys).",
     no_args_is_help=True,
 )
-out = Console()
 
 
 def _pki() -> TransportPki:
@@ -124,11 +128,33 @@ def register(pki_app: typer.Typer) -> None:
 
     @app.command("list")
     @clean_errors
-    def list_transport() -> None:
-        """Table of transport certificates."""
-        table = Table("serial", "kind", "principal", "not after", "status")
-        for e in _pki().entries():
-            table.add_row(e.serial[:16], e.kind, e.principal, e.not_after[:10], e.status)
-        out.print(table)
+    def list_transport(fmt: str = TABLE_OR_JSON) -> None:
+        """Table of transport certificates (json: every field in full)."""
+        check_format(fmt)
+        records = [
+            {
+                "serial": e.serial,
+                "kind": e.kind,
+                "principal": e.principal,
+                "subject": e.subject,
+                "not_before": e.not_before,
+                "not_after": e.not_after,
+                "status": e.status,
+                "revoked_at": e.revoked_at,
+            }
+            for e in _pki().entries()
+        ]
+        print_records(
+            fmt,
+            ("serial", "kind", "principal", "not after", "status"),
+            records,
+            lambda r: (
+                r["serial"][:16],
+                r["kind"],
+                r["principal"],
+                r["not_after"][:10],
+                r["status"],
+            ),
+        )
 
     pki_app.add_typer(app, name="transport", help="Transport (TLS) certificates for Kafka.")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import typer
-from rich.table import Table
 
 from infra import services
-from infra.cli.common import clean_errors, out
+from infra.cli.common import TABLE_OR_JSON, check_format, clean_errors, out, print_records
 from infra.settings import load_settings
 
 infra_app = typer.Typer(
@@ -48,13 +48,20 @@ def infra_down() -> None:
 
 @infra_app.command("status")
 @clean_errors
-def infra_status() -> None:
+def infra_status(fmt: str = TABLE_OR_JSON) -> None:
     """Report each service; exits 1 when one is crashed or unreachable."""
+    check_format(fmt)
     reports = services.status(load_settings())
-    table = Table("service", "state", "address", "detail")
-    for r in reports:
-        table.add_row(r.name, r.state, r.address or "-", r.detail)
-    out.print(table)
+    records = [
+        {"service": r.name, "state": r.state, "address": r.address, "detail": r.detail}
+        for r in reports
+    ]
+    print_records(
+        fmt,
+        ("service", "state", "address", "detail"),
+        records,
+        lambda r: (r["service"], r["state"], r["address"] or "-", r["detail"]),
+    )
     if any(r.state not in ("running", "external", "stopped") for r in reports):
         raise typer.Exit(1)
 
@@ -94,19 +101,27 @@ def db_migrate() -> None:
 
 @topics_app.command("ensure")
 @clean_errors
-def topics_ensure() -> None:
-    """Create the topics the manifests name (idempotent), with a per-agency inbox each."""
+def topics_ensure(fmt: str = TABLE_OR_JSON) -> None:
+    """Create the topics the manifests name (idempotent), with a per-agency inbox each.
+    The table leaves out inboxes that were there already; json lists every topic."""
     from infra.services.topic_setup import ensure_all
 
+    check_format(fmt)
     settings = load_settings()
     outcomes = asyncio.run(ensure_all(settings, services.kafka_bootstrap(settings)))
-    table = Table("topic", "action", "detail")
-    for o in outcomes:
-        if o.action != "unchanged" or not o.name.startswith(f"{settings.topic_prefix}inbox."):
-            table.add_row(o.name, o.action, o.detail)
-    out.print(table)
+    inboxes = f"{settings.topic_prefix}inbox."
+    records = [
+        {"topic": o.name, "action": o.action, "detail": o.detail}
+        for o in outcomes
+        if fmt == "json" or o.action != "unchanged" or not o.name.startswith(inboxes)
+    ]
+    print_records(fmt, ("topic", "action", "detail"), records)
     created = sum(o.action == "created" for o in outcomes)
-    out.print(f"{len(outcomes)} topics: {created} created, {len(outcomes) - created} present")
+    summary = f"{len(outcomes)} topics: {created} created, {len(outcomes) - created} present"
+    if fmt == "json":
+        print(summary, file=sys.stderr)
+    else:
+        out.print(summary)
 
 
 def register(app: typer.Typer) -> None:

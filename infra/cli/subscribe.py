@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import typer
 
 from infra import services
-from infra.cli.common import broker_errors
+from infra.cli.common import METRICS_PORT, broker_errors
 from infra.compose.subscribe import run_subscribe
 from infra.settings import load_settings
 from schemas.agency import is_valid_agency_code
@@ -40,6 +40,7 @@ def subscribe(
     group: str | None = typer.Option(
         None, "--group", help="Consumer group (default <prefix>subscriber.<agency>)."
     ),
+    metrics_port: int = METRICS_PORT,
 ) -> None:
     """Read AGENCY's inbox, verify every envelope, write it under OUT and answer 01 (arrived)."""
     if not is_valid_agency_code(agency):
@@ -72,6 +73,7 @@ def subscribe(
                 answer=not no_answer,
                 stop=stop,
                 live_trust=True,
+                metrics_port=metrics_port,
             )
         finally:
             for sig in handled_signals:

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from infra import services
-from infra.cli.common import clean_errors, out
+from infra.cli.common import METRICS_PORT, clean_errors, out
 from infra.compose.witness import witness_main
 from infra.settings import load_settings
 from signing.note import COSIGNATURE_V1, NoteSigner, VerifierKey
@@ -44,6 +44,7 @@ def run(
         ..., "--log-key", help="The archive's verifier key (`lienthong audit log-key`)."
     ),
     state: Path = typer.Option(..., "--state", help="The witness's state file."),
+    metrics_port: int = METRICS_PORT,
 ) -> None:
     """Read new checkpoints, check them, cosign, publish; until SIGTERM."""
     settings = load_settings()
@@ -59,7 +60,7 @@ def run(
             loop.add_signal_handler(sig, stop.set)
         await witness_main(
             settings, bootstrap, database, signer=signer, log_key=pinned, state_file=state,
-            stop=stop,
+            stop=stop, metrics_port=metrics_port,
         )  # fmt: skip
 
     out.print(f"witness {key} following {settings.topic('checkpoints')}")

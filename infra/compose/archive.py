@@ -22,7 +22,9 @@ from consumers.archive import (
 )
 from consumers.trustfeed import MonitoredCredentials
 from infra import context
+from infra.compose.observe import archiver_health
 from infra.compose.trust import monitored_credentials, run_with_trust, trust_feed, trust_metrics
+from infra.observe import observability
 from infra.settings import Settings
 from signing.profile import CertRole
 
@@ -96,6 +98,7 @@ def build_archiver(
         checkpoint_seconds=checkpoint_seconds,
         wait_for_lock=wait_for_lock,
         parse_workers=default_parse_workers() if parse_workers is None else parse_workers,
+        lag_group=settings.topic("archive"),
     )
     parse = ParseContext(
         topics=config.topics,
@@ -123,10 +126,16 @@ def build_archiver(
 
 
 async def run_archiver(
-    settings: Settings, bootstrap: str, archiver: Archiver, stop: asyncio.Event
+    settings: Settings,
+    bootstrap: str,
+    archiver: Archiver,
+    stop: asyncio.Event,
+    *,
+    metrics_port: int | None = None,
 ) -> None:
     """The archiver with the crl topic followed beside it (each new trust store verifies the
-    next batch) and its ARCHIVE certificate watched: a renewed one signs the next tree head."""
+    next batch) and its ARCHIVE certificate watched: a renewed one signs the next tree head;
+    /metrics, /healthz and /readyz on `metrics_port` (docs/observability.md)."""
     metrics = trust_metrics(archiver.metrics.registry)
     credentials = monitored_credentials(
         settings, settings.platform_agency, CertRole.ARCHIVE, metrics
@@ -162,7 +171,13 @@ async def run_archiver(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(cosigned, 10)
 
-    await run_with_trust(archive, feed, stop, clock=lambda: archiver.clock(), watches=[credentials])
+    health = archiver_health(settings, archiver)
+    async with observability(
+        settings.metrics_host, metrics_port, archiver.metrics.registry, health
+    ):
+        await run_with_trust(
+            archive, feed, stop, clock=lambda: archiver.clock(), watches=[credentials]
+        )
 
 
 async def _follow_credential(

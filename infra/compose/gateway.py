@@ -15,6 +15,7 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from consumers.inbox import Delivery, InboxSubscriber, safe_name
+from infra.compose.observe import subscriber_health
 from infra.compose.subscribe import InboxClerk
 from infra.context import exchange_directory, trust_store
 from infra.gateway import (
@@ -25,6 +26,7 @@ from infra.gateway import (
     signature_checker,
     write_durably,
 )
+from infra.observe import observability
 from infra.settings import Settings, national_ids_file
 from producers.sender import DocumentSender
 from schemas.common import AgencyRef
@@ -112,34 +114,42 @@ async def run_gateway(
     poll_seconds: float = 2.0,
     clock: Callable[[], datetime] = _now,
     echo: Callable[[str], None] = _echo,
+    metrics_port: int | None = None,
 ) -> None:
-    """Run both directions until ``stop``; the first one to fail stops the other."""
+    """Run both directions until ``stop``; the first one to fail stops the other.
+    `metrics_port`: /metrics, /healthz and /readyz there (docs/observability.md)."""
     agencies = exchange_directory(settings)
     known = agencies.lookup(agency)
     if known is None:
         raise ValueError(f"agency {agency} is not in the agency directory")
     credential = load_credential(settings.pki_dir, agency, SignerRole.AGENCY)
     await asyncio.to_thread((out_dir / RECORDS).mkdir, parents=True, exist_ok=True)
+    trust = trust_store(settings)
     subscriber = InboxSubscriber(
         bootstrap,
         agency,
         topic=settings.inbox(agency),
         group_id=group_id or settings.topic(f"gateway.{agency}"),
-        trust=trust_store(settings),
+        trust=trust,
         agencies=agencies,
         clock=clock,
         from_beginning=from_beginning,
         stop=stop,
         client_options=settings.kafka_options(),
     )
-    async with DocumentSender(
-        bootstrap,
-        credentials=[credential],
-        topic=settings.topic("submissions"),
-        clock=clock,
-        client_id="lienthong-gateway",
-        client_options=settings.kafka_options(),
-    ) as sender:
+    health = subscriber_health(settings, subscriber, lambda: trust, credential, "gateway")
+    registry = subscriber.metrics.registry
+    async with (
+        observability(settings.metrics_host, metrics_port, registry, health),
+        DocumentSender(
+            bootstrap,
+            credentials=[credential],
+            topic=settings.topic("submissions"),
+            clock=clock,
+            client_id="lienthong-gateway",
+            client_options=settings.kafka_options(),
+        ) as sender,
+    ):
         folder = DropFolder(
             in_dir,
             seal=sender.seal,

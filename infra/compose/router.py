@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from consumers.router import Router, RouterConfig, RouterMetrics, RouterTopics, RoutingPolicy
 from consumers.trustfeed import MonitoredCredentials
 from infra import context
+from infra.compose.observe import router_health
 from infra.compose.trust import monitored_credentials, run_with_trust, trust_feed, trust_metrics
+from infra.observe import observability
 from infra.settings import Settings
 from schemas.common import AgencyRef
 from schemas.envelope import SignerRole
@@ -59,10 +61,16 @@ def build_router(
 
 
 async def run_router(
-    settings: Settings, bootstrap: str, router: Router, stop: asyncio.Event
+    settings: Settings,
+    bootstrap: str,
+    router: Router,
+    stop: asyncio.Event,
+    *,
+    metrics_port: int | None = None,
 ) -> None:
     """The router with the crl topic followed beside it: each new trust store is swapped in
-    (`router.trust`, read per submission), and its platform certificate watched."""
+    (`router.trust`, read per submission), and its platform certificate watched; /metrics,
+    /healthz and /readyz on `metrics_port` (docs/observability.md)."""
 
     def swap(store: TrustStore) -> None:
         router.trust = store
@@ -76,4 +84,6 @@ async def run_router(
         base=router.trust,
     )
     watches = [router.credential] if isinstance(router.credential, MonitoredCredentials) else []
-    await run_with_trust(router.run, feed, stop, clock=lambda: router.clock(), watches=watches)
+    health = router_health(settings, router)
+    async with observability(settings.metrics_host, metrics_port, router.metrics.registry, health):
+        await run_with_trust(router.run, feed, stop, clock=lambda: router.clock(), watches=watches)

@@ -23,8 +23,10 @@ from consumers.inbox import (
     write_delivery,
     write_refusal,
 )
+from infra.compose.observe import subscriber_health
 from infra.compose.trust import run_with_trust, trust_feed, trust_metrics
 from infra.context import exchange_directory, trust_store
+from infra.observe import observability
 from infra.settings import Settings
 from producers.refusals import SendRefused
 from producers.sender import DocumentSender
@@ -178,11 +180,13 @@ async def run_subscribe(
     clock: Callable[[], datetime] = _now,
     echo: Callable[[str], None] = _echo,
     live_trust: bool = False,
+    metrics_port: int | None = None,
 ) -> int:
     """Wire subscriber, files and sender; returns how many items were handled.
 
     `live_trust` follows the crl topic beside the subscriber (what `lienthong subscribe` does);
-    the demo, which runs in 2019 on a scenario clock, verifies with trust.yaml as it is."""
+    the demo, which runs in 2019 on a scenario clock, verifies with trust.yaml as it is.
+    `metrics_port`: /metrics, /healthz and /readyz there (docs/observability.md)."""
     agencies = exchange_directory(settings)
     known = agencies.lookup(agency)
     if known is None:
@@ -216,19 +220,23 @@ async def run_subscribe(
             bootstrap,
             clock=clock,
             owners=[subscriber.update_trust],
-            metrics=trust_metrics(),
+            metrics=trust_metrics(subscriber.metrics.registry),
             base=subscriber_trust,
         )
         return await run_with_trust(read, feed, stop, clock=clock)
 
-    if not answer:
-        return await serve(InboxClerk(out_dir, me, None, clock, echo))
-    credential = load_credential(settings.pki_dir, agency, SignerRole.AGENCY)
-    async with DocumentSender(
-        bootstrap,
-        credentials=[credential],
-        topic=settings.topic("submissions"),
-        clock=clock,
-        client_options=settings.kafka_options(),
-    ) as sender:
-        return await serve(InboxClerk(out_dir, me, sender.send_status, clock, echo))
+    credential = load_credential(settings.pki_dir, agency, SignerRole.AGENCY) if answer else None
+    health = subscriber_health(settings, subscriber, lambda: subscriber_trust, credential)
+    async with observability(
+        settings.metrics_host, metrics_port, subscriber.metrics.registry, health
+    ):
+        if credential is None:
+            return await serve(InboxClerk(out_dir, me, None, clock, echo))
+        async with DocumentSender(
+            bootstrap,
+            credentials=[credential],
+            topic=settings.topic("submissions"),
+            clock=clock,
+            client_options=settings.kafka_options(),
+        ) as sender:
+            return await serve(InboxClerk(out_dir, me, sender.send_status, clock, echo))

@@ -24,12 +24,16 @@ async def import_files(
     legacy_codes: Mapping[str, str],
     verify: Callable[[bytes], SignatureCheck] | None = None,
     national_ids: NationalIds | None = None,
+    done: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
     """Send every file with ``sender`` (entered already); ``verify`` checks its XML-DSig into
     ``national.signature``; a document's national id is remembered in ``national_ids``, where
-    a later status finds it; broker errors propagate."""
-    outcomes = []
+    a later status finds it; broker errors propagate. ``done`` is called after each file (a
+    progress bar)."""
+    outcomes: list[Outcome] = []
     for path in paths:
+        if outcomes:
+            done()
         try:
             data = await asyncio.to_thread(path.read_bytes)
             signature = verify(data) if verify is not None else None
@@ -45,4 +49,6 @@ async def import_files(
             continue
         flags = tuple(flag_codes(imported.national))
         outcomes.append(Outcome(str(path), "sent", receipt.document_id, receipt.message_id, flags))
+    if outcomes:
+        done()
     return outcomes

@@ -27,6 +27,7 @@ from schemas.paper import paper_from_record
 from schemas.report import report_from_record
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice
+from schemas.trace import parse_traceparent
 from signing import verify_envelope
 from signing.seal import Credential, load_credential
 from tests.support import kafka_options
@@ -91,6 +92,8 @@ def check_record(msg: ConsumerRecord, receipt: Receipt, settings: Settings) -> E
     envelope = decode_envelope(msg.value)
     assert msg.key == envelope.document_id.encode("utf-8") == receipt.document_id.encode()
     headers = {k: v.decode("utf-8") for k, v in msg.headers}
+    context = parse_traceparent(headers.pop("traceparent"))  # a trace per send (schemas.trace)
+    assert context is not None and context.trace_id == receipt.trace_id
     assert headers == {
         "lt-message-id": receipt.message_id,
         "lt-payload-type": envelope.payload_type.value,

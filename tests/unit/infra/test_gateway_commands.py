@@ -46,6 +46,7 @@ async def test_import_sends_each_file_and_reports_its_ids_and_flags(
     broken.write_bytes(b"not xml")
     fake = FakeProducer()
     checker = signature_checker(pki / "ca" / "root.crt.pem", lambda: NOW)
+    finished: list[int] = []
     async with sender(pki, fake) as s:
         outcomes = await import_files(
             # edoc_update is the Government Office's: H13's keys may not send it
@@ -53,8 +54,10 @@ async def test_import_sends_each_file_and_reports_its_ids_and_flags(
             s,
             legacy_codes=national_legacy_codes(),
             verify=checker,
+            done=lambda: finished.append(len(fake.sent)),  # the progress bar's tick
         )
     assert [o.state for o in outcomes] == ["sent", "refused", "refused", "sent"]
+    assert finished == [1, 1, 1, 2]  # once per file, sent or refused, after it
     assert "sender_mismatch" in (outcomes[2].reason or "")
     assert len(fake.sent) == 2
     first = decode_envelope(fake.sent[0])

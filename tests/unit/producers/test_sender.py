@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 import producers.sender as sender_module
 from producers.refusals import MAX_ATTACHMENT_BYTES, SendRefused
 from producers.sender import DocumentSender
+from schemas import trace
 from schemas.codec import decode_envelope, decode_payload, encode_payload
 from schemas.common import AgencyRef, Attachment, SecrecyMarking
 from schemas.document import OfficialDocument, document_from_record
@@ -21,6 +22,7 @@ from schemas.envelope import SignerRole
 from schemas.report import report_from_record
 from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice
+from schemas.trace import parse_traceparent
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 from signing.seal import Credential, load_credential, seal
@@ -99,7 +101,12 @@ async def test_a_document_is_keyed_by_its_id_with_the_exchange_headers(pki: Path
     ((topic, value, key, headers),) = fake.sent
     envelope = decode_envelope(value)
     assert (topic, key) == ("t.submissions", doc.document_id.encode())
-    assert dict(headers) == {
+    fields = dict(headers)
+    # A new W3C trace per send (schemas.trace), named in the receipt.
+    context = parse_traceparent(fields.pop("traceparent"))
+    assert context is not None and context.sampled
+    assert context.trace_id == receipt.trace_id
+    assert fields == {
         "lt-message-id": envelope.message_id.encode(),
         "lt-payload-type": b"OFFICIAL_DOCUMENT",
         "lt-sender": H26.encode(),
@@ -108,6 +115,23 @@ async def test_a_document_is_keyed_by_its_id_with_the_exchange_headers(pki: Path
     assert (receipt.partition, receipt.offset, receipt.size) == (0, 0, len(value))
     assert envelope.created_at == NOW  # the clock parameter, not the wall clock
     assert decode_payload(envelope) == doc
+
+
+async def test_a_send_made_inside_a_traced_piece_of_work_continues_its_trace(pki: Path) -> None:
+    # The subscriber sets the delivery's context while its handler answers 01.
+    sender, fake = make_sender(pki, H26)
+    parent = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    async with sender:
+        token = trace.current.set(parent)
+        try:
+            inside = await sender.send_document(decision())
+        finally:
+            trace.current.reset(token)
+        outside = await sender.send_document(decision())
+    assert parent is not None and inside.trace_id == parent.trace_id
+    sent = parse_traceparent(dict(fake.sent[0][3])["traceparent"])
+    assert sent is not None and sent.span_id != parent.span_id  # a child, not a copy
+    assert outside.trace_id not in ("", parent.trace_id)
 
 
 @pytest.mark.parametrize("marking", [m for m in SecrecyMarking if m is not SecrecyMarking.NONE])

@@ -91,6 +91,49 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         security.aiokafka_options()
 
 
+@pytest.mark.parametrize("which", ["cert", "key"])
+def test_a_missing_client_file_names_its_setting(tmp_path: Path, which: str) -> None:
+    cert, key = _self_signed(tmp_path, None)
+    gone = tmp_path / "gone.pem"
+    files = {
+        "cert_file": gone if which == "cert" else cert,
+        "key_file": gone if which == "key" else key,
+    }
+    security = ClientSecurity(SecurityProtocol.SSL, ca_file=cert, **files)  # type: ignore[arg-type]
+    setting = f"LIENTHONG_KAFKA_{which.upper()}_FILE"
+    with pytest.raises(TransportConfigError, match=rf"^{setting}={gone}: no such file"):
+        security.ssl_context()
+
+
+def test_an_expired_client_certificate_is_refused_before_any_connection(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path, None)  # valid from an hour ago for a day
+    security = ClientSecurity(SecurityProtocol.SSL, ca_file=cert, cert_file=cert, key_file=key)
+    assert security.ssl_context() is not None
+    later = datetime.now(UTC) + timedelta(days=2)
+    with pytest.raises(TransportConfigError) as caught:
+        security.ssl_context(at=later)
+    message = str(caught.value)
+    assert message.startswith(f"LIENTHONG_KAFKA_CERT_FILE={cert}: CN=000.00.31.H26 expired ")
+    assert "renew it" in message and "\n" not in message
+    earlier = datetime.now(UTC) - timedelta(days=1)
+    with pytest.raises(TransportConfigError, match="is valid only from"):
+        security.ssl_context(at=earlier)
+
+
+def test_an_expired_ca_file_is_refused(tmp_path: Path) -> None:
+    cert, _ = _self_signed(tmp_path, None)
+    security = ClientSecurity(SecurityProtocol.SSL, ca_file=cert)
+    with pytest.raises(TransportConfigError, match=r"^LIENTHONG_KAFKA_CA_FILE=.* expired"):
+        security.ssl_context(at=datetime.now(UTC) + timedelta(days=2))
+
+
+def test_a_file_that_holds_no_certificate_is_named(tmp_path: Path) -> None:
+    _, key = _self_signed(tmp_path, None)
+    security = ClientSecurity(SecurityProtocol.SSL, ca_file=key)  # a key, not a certificate
+    with pytest.raises(TransportConfigError, match=r"^LIENTHONG_KAFKA_CA_FILE=.*no readable"):
+        security.ssl_context()
+
+
 def test_scram_over_tls(tmp_path: Path) -> None:
     cert, _ = _self_signed(tmp_path, None)
     security = ClientSecurity(
