@@ -12,6 +12,10 @@ import yaml
 from infra.acl.rules import AclRule
 
 _RESOURCE = {"TOPIC": "topic", "GROUP": "group", "TRANSACTIONAL_ID": "transactionalId"}
+# Strimzi's names for the pattern types (its CRD's enum: literal, prefix).
+_PATTERN = {"LITERAL": "literal", "PREFIXED": "prefix"}
+# KafkaUser v1: Strimzi 0.49 and later serve it; 1.x serves nothing else.
+API_VERSION = "kafka.strimzi.io/v1"
 _OPERATION = {
     "READ": "Read",
     "WRITE": "Write",
@@ -26,7 +30,7 @@ def _resource(rule: AclRule) -> dict[str, str]:
     return {
         "type": _RESOURCE[rule.resource],
         "name": rule.name,
-        "patternType": rule.pattern.lower(),
+        "patternType": _PATTERN[rule.pattern],
     }
 
 
@@ -57,7 +61,7 @@ def strimzi_users(rules: Iterable[AclRule], cluster: str, namespace: str | None 
             acls.append({"resource": _resource(rule), "operations": operations, "host": host})
         docs.append(
             {
-                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "apiVersion": API_VERSION,
                 "kind": "KafkaUser",
                 "metadata": metadata,
                 "spec": {
