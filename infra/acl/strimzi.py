@@ -35,9 +35,17 @@ def _resource(rule: AclRule) -> dict[str, str]:
 
 
 def strimzi_users(rules: Iterable[AclRule], cluster: str, namespace: str | None = None) -> str:
-    """One KafkaUser per principal, multi-document YAML. A KafkaUser named like the principal
-    gets a certificate with CN=<name> from Strimzi's clients CA, and Strimzi maps it to
-    User:<name>, which is what the rules name."""
+    """strimzi_user_resources as multi-document YAML."""
+    docs = strimzi_user_resources(rules, cluster, namespace)
+    return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
+
+
+def strimzi_user_resources(
+    rules: Iterable[AclRule], cluster: str, namespace: str | None = None
+) -> list[dict[str, Any]]:
+    """One KafkaUser per principal. A KafkaUser named like the principal gets a certificate
+    with CN=<name> from Strimzi's clients CA, and Strimzi maps it to User:<name>, which is
+    what the rules name."""
     by_user: dict[str, list[AclRule]] = defaultdict(list)
     for rule in rules:
         by_user[rule.principal.removeprefix("User:")].append(rule)
@@ -70,4 +78,4 @@ def strimzi_users(rules: Iterable[AclRule], cluster: str, namespace: str | None 
                 },
             }
         )
-    return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
+    return docs

@@ -23,6 +23,7 @@ from infra.cli import (
     edxml,
     gateway,
     kpi,
+    manifests,
     pki,
     route,
     send,
@@ -50,6 +51,7 @@ GROUPS = (
     kpi,
     decode,
     demo,
+    manifests,
 )
 
 
