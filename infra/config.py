@@ -94,6 +94,13 @@ SETTINGS: tuple[Setting, ...] = (
     _s("POSTGRES_PORT", "postgres", "int", "local PostgreSQL's port (`infra up`)"),
     _s("PG_BIN", "pg", "path", "PostgreSQL server binaries for `infra up`"),
     _s("PG_UNSAFE_FAST", "pg", "bool", "local test cluster without fsync (tests only)", "0"),
+    # Observability and the console (issue 17's other parts; docs/observability.md).
+    _s("METRICS_HOST", "metrics", "str", "address of /metrics, /healthz, /readyz", "127.0.0.1"),
+    _s("METRICS_PORT", "metrics", "int", "their port when a command has no --metrics-port", "0"),
+    _s("READY_MAX_LAG", "ready", "int", "consumer lag above which a service is not ready", "10000"),
+    _s("CERT_CRITICAL_DAYS", "cert", "float", "readiness fails this close to expiry", "1"),
+    _s("OTEL_ENDPOINT", "otel", "url", "OpenTelemetry collector for spans; unset: none"),
+    _s("CONSOLE_DATABASE_URL", "console", "url", "console's connection; default its role"),
 )
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
 
