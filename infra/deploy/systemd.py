@@ -104,13 +104,11 @@ def unit_text(spec: ServiceSpec, executable: str = DEFAULT_EXECUTABLE) -> str:
         f"Environment=LIENTHONG_CONFIG={CONFIG_FILE}",
         f"EnvironmentFile=-{CONFIG_DIR}/lienthong.env",
     ]
-    if spec.per_agency:
-        # Per agency: e.g. LIENTHONG_METRICS_PORT, different for each instance on one host.
-        service.append(f"EnvironmentFile=-{CONFIG_DIR}/%p-%i.env")
-    env_refs = sorted({t.name for t in spec.argv if isinstance(t, EnvRef)})
-    if env_refs:
-        # Required: without it the service cannot start, and says so.
-        service.append(f"EnvironmentFile={CONFIG_DIR}/{spec.name}.env")
+    # This unit's own file, read after, so it wins: its Kafka identity (the cert and key of
+    # its principal), a per-agency metrics port; required when the command line needs a
+    # value from it (the witness's WITNESS_LOG_KEY), so that a missing file is said at start.
+    needs = any(isinstance(t, EnvRef) for t in spec.argv)
+    service.append(f"EnvironmentFile={'' if needs else '-'}{CONFIG_DIR}/%N.env")
     for name in spec.credentials:
         service.append(f"LoadCredential={name}:{CREDENTIALS_DIR}/{name}")
     if spec.signing_key:

@@ -333,3 +333,14 @@ def test_the_log_level_option_reads_the_file(tmp_path: Path) -> None:
     assert code == 2 and err.strip() == "error: unknown log level 'NOTSET_LEVEL'"
     code, _, err = _run(["--config", str(path), "--log-level", "INFO", "config", "show"])
     assert code == 0, err
+
+
+def test_the_shipped_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    example = ROOT / "infra" / "deploy" / "lienthong.example.toml"
+    path = write(tmp_path, example.read_text(encoding="utf-8"), mode=0o644)
+    env: dict[str, str] = {}
+    apply_config(path, env)
+    settings = load_settings(env)
+    assert settings.home == Path("/var/lib/lienthong")
+    assert settings.external_kafka and settings.kafka_security.protocol.value == "SSL"
+    assert settings.external_database and "verify-full" in settings.external_database

@@ -93,9 +93,13 @@ def test_the_archive_unit_hands_the_passphrase_as_a_credential() -> None:
     assert "LIENTHONG_KEY_PASSPHRASE_FILE=%d/key-passphrase" in service["Environment"]
     witness = parse(systemd_units()["lienthong-witness.service"])["Service"]
     assert witness["LoadCredential"] == ["witness.key:/etc/lienthong/credentials/witness.key"]
-    assert (
-        "EnvironmentFile" in witness and "/etc/lienthong/witness.env" in witness["EnvironmentFile"]
-    )
+    # WITNESS_LOG_KEY comes from the unit's own file, which must then exist.
+    assert witness["EnvironmentFile"] == [
+        "-/etc/lienthong/lienthong.env",
+        "/etc/lienthong/%N.env",
+    ]
+    route = parse(systemd_units()["lienthong-route.service"])["Service"]
+    assert route["EnvironmentFile"][-1] == "-/etc/lienthong/%N.env"
 
 
 def test_the_sysusers_entry_makes_the_user() -> None:
