@@ -101,6 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("CERT_CRITICAL_DAYS", "cert", "float", "readiness fails this close to expiry", "1"),
     _s("OTEL_ENDPOINT", "otel", "url", "OpenTelemetry collector for spans; unset: none"),
     _s("CONSOLE_DATABASE_URL", "console", "url", "console's connection; default its role"),
+    _s("CONSOLE_PORT", "console", "int", "local console's port (`console start`)"),
 )
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
 
