@@ -64,6 +64,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("TOPIC_PREFIX", None, "str", "prefix of every topic and group", DEFAULT_TOPIC_PREFIX),
     _s("PLATFORM_AGENCY", None, "str", "the platform's agency code", DEFAULT_PLATFORM_AGENCY),
     _s("AGENCIES", None, "path", "agency directory YAML; default the one shipped"),
+    # A path, or "none" for no national directory: a string, so "none" stays "none".
+    _s("NATIONAL_AGENCIES", None, "str", "national agencies YAML beside it; none: without"),
     _s("PKI_DIR", None, "path", "PKI directory; default $LIENTHONG_HOME/pki"),
     _s("TRUST_CONFIG", None, "path", "trust.yaml (anchors, CRLs); default $pki_dir/trust.yaml"),
     _s("CRL_GRACE_HOURS", "crl", "float", "a CRL is believed this long past nextUpdate", "24"),
