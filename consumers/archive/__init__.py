@@ -8,7 +8,7 @@ checkpoints, consistency proofs served), cosign (witness cosignatures stored), c
 
 Public names: ArchiveLockedError, ArchiveTopics, Archiver, ArchiverConfig, ArchiverMetrics,
 ParseContext, ParseSource, archive_signer, check_archive, collect_cosignatures, load_log_key,
-log_verifier_key, root_at, serve_consistency, store_cosigned, WitnessPolicy.
+log_key_path, log_verifier_key, root_at, serve_consistency, store_cosigned, WitnessPolicy.
 """
 
 from consumers.archive.archiver import ArchiveLockedError, Archiver, ArchiverConfig, ArchiverMetrics
@@ -19,6 +19,7 @@ from consumers.archive.pool import ParseSource
 from consumers.archive.tree import (
     archive_signer,
     load_log_key,
+    log_key_path,
     log_verifier_key,
     root_at,
     serve_consistency,
@@ -38,6 +39,7 @@ __all__ = [
     "check_archive",
     "collect_cosignatures",
     "load_log_key",
+    "log_key_path",
     "log_verifier_key",
     "root_at",
     "serve_consistency",

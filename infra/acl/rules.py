@@ -62,7 +62,8 @@ def _grant(
 
 def agency_acls(code: str, prefix: str) -> list[AclRule]:
     """Write submissions (idempotently), read its own inbox and the crl topic, use only the
-    consumer groups named after it. Nothing else: not another inbox, not the dead letters."""
+    consumer groups named after it (its subscriber's and its edXML gateway's). Nothing else:
+    not another inbox, not the dead letters."""
     p = principal_of(code)
     return [
         *_grant(p, "TOPIC", f"{prefix}submissions", ("WRITE", "DESCRIBE")),
@@ -70,6 +71,8 @@ def agency_acls(code: str, prefix: str) -> list[AclRule]:
         *_grant(p, "TOPIC", f"{prefix}inbox.{code}", ("READ", "DESCRIBE")),
         *_grant(p, "TOPIC", f"{prefix}crl", ("READ", "DESCRIBE")),
         *_grant(p, "GROUP", f"{prefix}subscriber.{code}", ("READ",), "PREFIXED"),
+        # `lienthong gateway edxml` runs as the agency, with the group <prefix>gateway.<code>.
+        *_grant(p, "GROUP", f"{prefix}gateway.{code}", ("READ",), "PREFIXED"),
     ]
 
 
@@ -91,18 +94,22 @@ def service_acls(prefix: str) -> list[AclRule]:
         *_grant(router, "GROUP", f"{t}router", ("READ",)),
         *_grant(router, "TRANSACTIONAL_ID", f"{t}router.", ("WRITE", "DESCRIBE"), "PREFIXED"),
         *_grant(router, "CLUSTER", CLUSTER, ("IDEMPOTENT_WRITE",)),
-        # The archiver reads everything that is evidence and writes its tree heads.
+        # The archiver reads everything that is evidence (the witnesses' cosignatures too) and
+        # writes its tree heads.
         *[
             rule
-            for topic in ("submissions", "deadletter", "crl")
+            for topic in ("submissions", "deadletter", "crl", "cosignatures")
             for rule in _grant(archiver, "TOPIC", f"{t}{topic}", ("READ", "DESCRIBE"))
         ],
         *_grant(archiver, "TOPIC", f"{t}inbox.", ("READ", "DESCRIBE"), "PREFIXED"),
         *_grant(archiver, "TOPIC", f"{t}checkpoints", ("WRITE", "DESCRIBE")),
         *_grant(archiver, "CLUSTER", CLUSTER, ("IDEMPOTENT_WRITE",)),
-        # The witness reads the signed tree heads; the console only describes (health, lag).
+        # The witness reads the signed tree heads and publishes its cosignatures (idempotently);
+        # the console only describes (health, lag).
         *_grant(witness, "TOPIC", f"{t}checkpoints", ("READ", "DESCRIBE")),
         *_grant(witness, "TOPIC", f"{t}crl", ("READ", "DESCRIBE")),
+        *_grant(witness, "TOPIC", f"{t}cosignatures", ("WRITE", "DESCRIBE")),
+        *_grant(witness, "CLUSTER", CLUSTER, ("IDEMPOTENT_WRITE",)),
         *_grant(console, "TOPIC", t, ("DESCRIBE",), "PREFIXED"),
         *_grant(console, "GROUP", t, ("DESCRIBE",), "PREFIXED"),
     ]

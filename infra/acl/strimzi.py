@@ -12,6 +12,10 @@ import yaml
 from infra.acl.rules import AclRule
 
 _RESOURCE = {"TOPIC": "topic", "GROUP": "group", "TRANSACTIONAL_ID": "transactionalId"}
+# Strimzi's names for the pattern types (its CRD's enum: literal, prefix).
+_PATTERN = {"LITERAL": "literal", "PREFIXED": "prefix"}
+# KafkaUser v1: Strimzi 0.49 and later serve it; 1.x serves nothing else.
+API_VERSION = "kafka.strimzi.io/v1"
 _OPERATION = {
     "READ": "Read",
     "WRITE": "Write",
@@ -26,14 +30,22 @@ def _resource(rule: AclRule) -> dict[str, str]:
     return {
         "type": _RESOURCE[rule.resource],
         "name": rule.name,
-        "patternType": rule.pattern.lower(),
+        "patternType": _PATTERN[rule.pattern],
     }
 
 
 def strimzi_users(rules: Iterable[AclRule], cluster: str, namespace: str | None = None) -> str:
-    """One KafkaUser per principal, multi-document YAML. A KafkaUser named like the principal
-    gets a certificate with CN=<name> from Strimzi's clients CA, and Strimzi maps it to
-    User:<name>, which is what the rules name."""
+    """strimzi_user_resources as multi-document YAML."""
+    docs = strimzi_user_resources(rules, cluster, namespace)
+    return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
+
+
+def strimzi_user_resources(
+    rules: Iterable[AclRule], cluster: str, namespace: str | None = None
+) -> list[dict[str, Any]]:
+    """One KafkaUser per principal. A KafkaUser named like the principal gets a certificate
+    with CN=<name> from Strimzi's clients CA, and Strimzi maps it to User:<name>, which is
+    what the rules name."""
     by_user: dict[str, list[AclRule]] = defaultdict(list)
     for rule in rules:
         by_user[rule.principal.removeprefix("User:")].append(rule)
@@ -57,7 +69,7 @@ def strimzi_users(rules: Iterable[AclRule], cluster: str, namespace: str | None 
             acls.append({"resource": _resource(rule), "operations": operations, "host": host})
         docs.append(
             {
-                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "apiVersion": API_VERSION,
                 "kind": "KafkaUser",
                 "metadata": metadata,
                 "spec": {
@@ -66,4 +78,4 @@ def strimzi_users(rules: Iterable[AclRule], cluster: str, namespace: str | None 
                 },
             }
         )
-    return yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True)
+    return docs

@@ -6,7 +6,10 @@ this module, so the app is built in one direction only.
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib import metadata
+from pathlib import Path
 
 import typer
 
@@ -14,11 +17,13 @@ from infra.cli import (
     acl,
     archive,
     audit,
+    config,
     decode,
     demo,
     edxml,
     gateway,
     kpi,
+    manifests,
     pki,
     route,
     send,
@@ -26,10 +31,12 @@ from infra.cli import (
     subscribe,
     witness,
 )
+from infra.config import CONFIG_ENV, ConfigError, apply_config
 from infra.logs import configure_logging
 
 # In the order `lienthong --help` lists them.
 GROUPS = (
+    config,
     services,
     pki,
     acl,
@@ -44,6 +51,7 @@ GROUPS = (
     kpi,
     decode,
     demo,
+    manifests,
 )
 
 
@@ -57,6 +65,14 @@ def build_app() -> typer.Typer:
 
     @app.callback()
     def main_options(
+        ctx: typer.Context,
+        config_path: Path | None = typer.Option(
+            None,
+            "--config",
+            envvar=CONFIG_ENV,
+            dir_okay=False,
+            help="TOML configuration file; LIENTHONG_* environment variables override it.",
+        ),
         version: bool = typer.Option(
             False,
             "--version",
@@ -71,7 +87,20 @@ def build_app() -> typer.Typer:
             help="Force JSON or console logs (default: JSON unless stderr is a terminal).",
         ),
     ) -> None:
-        configure_logging(log_level, json=log_json)
+        try:
+            ctx.obj = apply_config(config_path, os.environ)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        source = ctx.get_parameter_source("log_level")
+        if source is not None and source.name == "DEFAULT":
+            # Options read their variables before the file filled the environment.
+            log_level = os.environ.get("LIENTHONG_LOG_LEVEL") or log_level
+        try:
+            configure_logging(log_level, json=log_json)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
 
     for group in GROUPS:
         group.register(app)

@@ -42,6 +42,7 @@ def test_an_agency_gets_its_own_inbox_submissions_and_groups_and_nothing_else() 
         ("READ", "TOPIC", "LITERAL", "lienthong.crl"),
         ("DESCRIBE", "TOPIC", "LITERAL", "lienthong.crl"),
         ("READ", "GROUP", "PREFIXED", f"lienthong.subscriber.{BA_DINH}"),
+        ("READ", "GROUP", "PREFIXED", f"lienthong.gateway.{BA_DINH}"),
     }
     agencies = [r for r in rules if r.principal.startswith("User:000.")]
     # No agency may write an inbox, read the dead letters or use a transactional id.
@@ -80,6 +81,13 @@ def test_router_and_archiver() -> None:
         for op, res, _, name in archiver
         if res == "TOPIC"
     )
+    assert ("READ", "TOPIC", "LITERAL", "lienthong.cosignatures") in archiver
+    # The witness publishes cosignatures and reads tree heads; it writes nothing else.
+    witness = _of(rules, "User:lienthong-witness")
+    assert ("WRITE", "TOPIC", "LITERAL", "lienthong.cosignatures") in witness
+    assert ("IDEMPOTENT_WRITE", "CLUSTER", "LITERAL", "kafka-cluster") in witness
+    assert ("READ", "TOPIC", "LITERAL", "lienthong.checkpoints") in witness
+    assert {name for op, _, _, name in witness if op == "WRITE"} == {"lienthong.cosignatures"}
     # Only the administrator (a super user, no ACL needed) writes the crl topic.
     assert not any(r.name == "lienthong.crl" and r.operation == "WRITE" for r in rules)
 
@@ -107,6 +115,10 @@ def test_strimzi_export_is_one_tls_kafkauser_per_principal() -> None:
     assert inbox["resource"]["patternType"] == "literal"
     assert sorted(inbox["operations"]) == ["Describe", "Read"]
     assert {"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"], "host": "*"} in acls
+    # Strimzi's enum says "prefix", not Kafka's PREFIXED.
+    group = next(a for a in acls if a["resource"]["type"] == "group")
+    assert group["resource"]["patternType"] == "prefix"
+    assert ba_dinh["apiVersion"] == "kafka.strimzi.io/v1"
 
 
 def test_the_export_and_transport_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
