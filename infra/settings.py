@@ -42,6 +42,8 @@ class Settings:
     # How every Kafka client of this process connects: TLS, client certificate, SCRAM
     # (LIENTHONG_KAFKA_SECURITY_PROTOCOL and friends, docs/security.md). PLAINTEXT by default.
     kafka_security: ClientSecurity = field(default_factory=ClientSecurity)
+    # Where `make demo` (infra.services.console) serves the console; None: a free port.
+    console_port: int | None = None
 
     def kafka_options(self) -> dict[str, Any]:
         """Keyword options for any aiokafka client of this process ({} for PLAINTEXT)."""
@@ -110,6 +112,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         crl_grace_hours=_number(env, "LIENTHONG_CRL_GRACE_HOURS", 24.0),
         cert_warn_days=_number(env, "LIENTHONG_CERT_WARN_DAYS", 30.0),
         kafka_security=_security(env),
+        console_port=_port(env, "LIENTHONG_CONSOLE_PORT"),
     )
 
 

@@ -14,6 +14,7 @@ from infra.cli import (
     acl,
     archive,
     audit,
+    console,
     decode,
     demo,
     edxml,
@@ -42,6 +43,7 @@ GROUPS = (
     audit,
     witness,
     kpi,
+    console,
     decode,
     demo,
 )
