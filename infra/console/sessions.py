@@ -86,6 +86,7 @@ async def current_session(
     if row is None or row["revoked_at"] is not None or row["disabled_at"] is not None:
         return None
     if now >= row["expires_at"] or now - row["last_seen_at"] >= policy.idle:
+        await conn.execute(sql.REVOKE_SESSION, digest(token), now)  # ended for good
         return None
     await conn.execute(sql.TOUCH_SESSION, digest(token), now)
     account = Account(row["username"], row["full_name"], tuple(row["roles"]))
