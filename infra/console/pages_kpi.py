@@ -93,7 +93,7 @@ def fmt_gap(i: dict[str, Any]) -> str:
 
 
 def fmt_ratio(i: dict[str, Any]) -> str:
-    if i["unit"] != "%" or i["denominator"] is None:
+    if i["unit"] != "%" or not i["denominator"]:  # nothing over nothing says nothing
         return ""
     return f"{i['numerator']}/{i['denominator']}"
 

@@ -283,6 +283,18 @@ def test_kpi_figures_equal_the_cli_json(page: Any, demo: Demo, tmp_path: Path) -
     )
 
 
+def test_the_archive_is_checked_intact_from_the_browser(page: Any, tmp_path: Path) -> None:
+    page.click("header nav a[href='/integrity']")
+    page.wait_for_load_state()
+    assert page.get_attribute("#head-signature", "data-ok") == "true"
+    size = int(page.get_attribute("#head-size", "data-size") or 0)
+    page.click("#run-check")
+    page.wait_for_load_state()
+    shoot(page, tmp_path, "integrity")
+    assert page.get_attribute("#check-summary", "data-findings") == "0"
+    assert f"{size} bản ghi" in page.inner_text("#check-summary")
+
+
 def test_every_page_the_browser_saw_is_in_the_access_log(page: Any, demo: Demo) -> None:
     quoted = PLAN.replace(",", "%2C").replace("/", "%2F")
     for path in ("search?q=ke+hoach", f"document?id={quoted}", f"document/verify?id={quoted}",
