@@ -4,6 +4,7 @@ trends, and the ranking of the units below it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime
@@ -134,14 +135,21 @@ async def _kpi(request: Request, ctx: PageContext) -> dict[str, Any]:
         raise ValueError(f"Đơn vị {agency[:20]!r} không có trong danh bạ")
     shown = kpi_agencies(tree, agency)
     units = [u for u in ranked_units(tree, agency) if u not in shown]
-    view = await load_view(ctx.conn, tree, period, [*shown, *units], ctx.now)
+    pool = console_of(request).pool
+    assert pool is not None
+    # The trend's twelve months and the period's view are independent reads: on two
+    # connections at once, the page waits for the slower, not for both.
+    async with pool.acquire() as other:
+        view, report = await asyncio.gather(
+            load_view(ctx.conn, tree, period, [*shown, *units], ctx.now),
+            load_report(other, tree, trend_months(period), agency, ctx.now),
+        )
     by_code = {k.agency: k for k in view.current}
     table = KpiView(period, [by_code[c] for c in shown], view.previous, view.reasons)
     figures = json.loads(view_json(table))
     ranking = [by_code[u] for u in ranked_units(tree, agency)]
     ranking = [k for k in ranking if any(k.get(c).value is not None for c in RANKED_CODES)]
     ranking.sort(key=lambda k: (-len(missed(k)), -sum(i.gap or 0 for i in missed(k)), k.agency))
-    report = await load_report(ctx.conn, tree, trend_months(period), agency, ctx.now)
     return {
         "tree": tree,
         "period": period,

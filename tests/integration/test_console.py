@@ -531,3 +531,13 @@ async def test_auditors_cannot_read_password_hashes_and_a_revoked_session_stays_
         )
     finally:
         await console.close()
+
+
+def test_an_oversized_post_is_refused_before_it_is_read(open_console: Callable[..., Any]) -> None:
+    with open_console() as (client, _):
+        page = client.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token
+        data = {"csrf": token.group(1), "username": "thanh.tra", "password": "x" * 100_000}
+        assert client.post("/login", data=data).status_code == 413
+        assert client.get("/search").status_code == 303
