@@ -115,6 +115,9 @@ async def login(request: Request) -> Response:
                 username=username[:64],
                 status=429 if refused.throttled else 401,
             )
+        previous = request.cookies.get(console.session_cookie(request))
+        if previous:  # logging in again in this browser ends the session it had
+            await close_session(conn, previous, now=now)
         session = await open_session(
             conn, account, client=client_of(request), now=now, policy=config.sessions
         )

@@ -347,14 +347,29 @@ async def test_logout_disable_and_new_password_end_sessions_on_the_server(
         login(client, "doi.mk")
         stolen = client.cookies.get("lt_session")
         assert client.post("/logout", data={"csrf": csrf_of(client)}).status_code == 303
+        client.cookies.clear()
         client.cookies.set("lt_session", stolen or "")  # the cookie replayed after logout
+        assert client.get("/search").status_code == 303
+    with open_console() as (client, _):
+        login(client, "doi.mk")
+        first = client.cookies.get("lt_session")
+        login(client, "doi.mk")  # again, in the same browser: the first session ends
+        assert client.cookies.get("lt_session") != first
+        assert client.get("/search").status_code == 200
+        client.cookies.clear()
+        client.cookies.set("lt_session", first or "")
         assert client.get("/search").status_code == 303
     owner = await asyncpg.connect(console_db)
     try:
         with open_console() as (client, _):
             login(client, "doi.mk")
             assert client.get("/search").status_code == 200
-            assert await set_password(owner, "doi.mk", PASSWORD + "!") == 1
+            open_sessions = await owner.fetchval(
+                "SELECT count(*) FROM console_session WHERE username = 'doi.mk' "
+                "AND revoked_at IS NULL"
+            )
+            assert open_sessions >= 1
+            assert await set_password(owner, "doi.mk", PASSWORD + "!") == open_sessions
             assert client.get("/search").status_code == 303
             assert login(client, "doi.mk").status_code == 401  # the old password is gone
             assert login(client, "doi.mk", PASSWORD + "!").status_code == 303
