@@ -55,6 +55,8 @@ class Settings:
     ready_max_lag: int = 10_000
     cert_critical_days: float = 1.0
     otel_endpoint: str | None = None
+    # Where `make demo` (infra.services.console) serves the console; None: a free port.
+    console_port: int | None = None
 
     def kafka_options(self) -> dict[str, Any]:
         """Keyword options for any aiokafka client of this process ({} for PLAINTEXT)."""
@@ -135,6 +137,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ready_max_lag=int(_number(env, "LIENTHONG_READY_MAX_LAG", 10_000)),
         cert_critical_days=_number(env, "LIENTHONG_CERT_CRITICAL_DAYS", 1.0),
         otel_endpoint=env.get("LIENTHONG_OTEL_ENDPOINT") or None,
+        console_port=_port(env, "LIENTHONG_CONSOLE_PORT"),
     )
 
 

@@ -31,6 +31,7 @@ from infra import context
 from infra.compose.router import build_router
 from infra.compose.subscribe import run_subscribe
 from infra.demo import archive as demo_archive
+from infra.demo import console as demo_console
 from infra.services import Endpoints
 from infra.services.topic_setup import ensure_for_agencies
 from infra.settings import Settings
@@ -161,6 +162,7 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
     await _print_summary(out, settings, bootstrap, sent, refused, agencies, demo_home)
 
     out.rule("[bold]Archive and audit[/]")
+    demo_console.stop_console(settings)
     url = await demo_archive.demo_database(endpoints.database_url)
     out.print(f"archive database: {url}")
     await demo_archive.archive_everything(settings, bootstrap, url, out)
@@ -173,6 +175,12 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
         f"Explore: LIENTHONG_DATABASE_URL={url} LIENTHONG_PKI_DIR={settings.pki_dir} "
         f".venv/bin/lienthong audit search --text 'ke hoach'"
     )
+    out.rule("[bold]Console[/]")
+    console_at, password = await demo_console.start_console(settings, url)
+    # Plain prints, one line each: a wrapped address or password cannot be copied.
+    print(f"console: {console_at}", flush=True)
+    print(f"demo account: {demo_console.DEMO_USER}  password: {password}", flush=True)
+    print("the console stays up until `make down` (lienthong infra down)", flush=True)
 
 
 def _recipients(doc: OfficialDocument) -> list[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from infra.errors import InfraError
 from infra.services import cluster as cluster_service
+from infra.services import console as console_service
 from infra.services import kafka as kafka_service
 from infra.services import postgres as postgres_service
 from infra.settings import Settings
@@ -58,6 +59,9 @@ def up(settings: Settings, *, brokers: int | None = None, secure: bool | None = 
 
 def down(settings: Settings) -> list[str]:
     stopped = []
+    # The console first: it holds connections to the database stopped below.
+    if console_service.stop(settings):
+        stopped.append("console")
     if not settings.external_kafka and cluster_service.stop(settings):
         stopped.append("kafka cluster")
     if not settings.external_kafka and kafka_service.stop(settings):
@@ -94,6 +98,9 @@ def status(settings: Settings) -> list[ServiceReport]:
     else:
         p = postgres_service.status(settings)
         reports.append(ServiceReport("postgres", p.state, p.url, p.detail))
+    web = console_service.status(settings)
+    if web.state != "stopped":  # listed once it was started (`make demo`, `console start`)
+        reports.append(ServiceReport("console", web.state, web.url, web.detail))
     return reports
 
 

@@ -3,8 +3,8 @@
 Layers (STYLE.md): schemas <- signing <- producers / consumers <- infra (<- bench). Inside
 consumers, each subsystem is a package that never imports another, and the layers above use its
 public face (the package) rather than its modules. Inside infra: settings, errors, logs, context
-<- services <- compose <- demo, deploy <- cli. Every import counts, module-level or inside a
-function: a lazy import hides a circle from Python, not from a reader.
+<- services <- compose <- console <- demo, deploy <- cli. Every import counts, module-level or
+inside a function: a lazy import hides a circle from Python, not from a reader.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TOP = ("schemas", "signing", "producers", "consumers", "infra", "bench")
 RANK = {"schemas": 0, "signing": 1, "producers": 2, "consumers": 2, "infra": 3, "bench": 4}
 # deploy writes the services' units and manifests: beside demo, above what it describes.
-INFRA_RANK = {"services": 1, "compose": 2, "demo": 3, "deploy": 3, "cli": 4}  # else: 0
+INFRA_RANK = {
+    "services": 1,
+    "compose": 2,
+    "console": 3,
+    "demo": 4,
+    "deploy": 4,
+    "cli": 5,
+}  # else: 0
 CONSUMER_SUBSYSTEMS = ("router", "archive", "audit", "kpi", "inbox", "trustfeed", "witness")
 
 
@@ -193,6 +200,7 @@ def test_each_subsystem_is_a_package_with_a_public_face() -> None:
         "infra/services",
         "infra/demo",
         "infra/compose",
+        "infra/console",
     ]:
         init = ROOT / package / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
