@@ -42,17 +42,31 @@ def service_env() -> Iterator[dict[str, str]]:
         # (allow.everyone.if.no.acl.found=false); the suite's own clients and every `lienthong`
         # it runs use the administrator's certificate, the services under test their own where
         # a test says so (test_secure_bus.py).
+        # The signing root first, back-dated a day like every test certificate (pki_dir): the
+        # cluster makes its transport CA under the root it finds, and the evidence tests check
+        # signatures made in the scenario's past against it.
+        _signing_root(settings)
         services.up(settings, brokers=3, secure=True)
         env.update(services.kafka_client_env(settings))
         settings = load_settings(env)
     else:
         services.up(settings)
-    support.use_kafka_options(settings.kafka_security.aiokafka_options())
+    support.use_kafka_security(settings.kafka_security)
     try:
         yield env
     finally:
         services.down(settings)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _signing_root(settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from signing.pkidir import PkiDirectory
+
+    pki = PkiDirectory(settings.pki_dir)
+    if not pki.root_cert.exists():
+        pki.init(now=datetime.now(UTC) - timedelta(days=1))
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +148,7 @@ def pki_dir(settings: Settings) -> Path:
 
     now = datetime.now(UTC) - timedelta(days=1)
     pki = PkiDirectory(settings.pki_dir)
-    if not pki.root_cert.exists():  # the secure cluster's transport CA may have made it
+    if not pki.root_cert.exists():  # made before the secure cluster started (_signing_root)
         pki.init(now=now)
     if not pki.entries():
         for code in PKI_AGENCIES:

@@ -22,22 +22,27 @@ from schemas.common import AgencyRef, DocumentCode
 from schemas.document import OfficialDocument, document_from_record
 from schemas.envelope import Envelope
 from schemas.samples import example_record
+from signing.transport import ClientSecurity
 
 FETCH = 40 * 1024 * 1024
 
-# How the session's test clients reach the broker: {} for a plaintext one; TLS options (the
-# administrator's certificate) when the session runs on the secure cluster (tests/conftest.py).
-_KAFKA_OPTIONS: dict[str, Any] = {}
+# How the session's test clients reach the broker: PLAINTEXT for the single broker, the
+# administrator's TLS identity on the secure cluster (tests/conftest.py sets it).
+_SECURITY: list[ClientSecurity] = [ClientSecurity()]
 
 
-def use_kafka_options(options: dict[str, Any]) -> None:
-    _KAFKA_OPTIONS.clear()
-    _KAFKA_OPTIONS.update(options)
+def use_kafka_security(security: ClientSecurity) -> None:
+    _SECURITY[0] = security
 
 
 def kafka_options() -> dict[str, Any]:
     """Keyword arguments for an aiokafka client of the test session (security settings)."""
-    return dict(_KAFKA_OPTIONS)
+    return _SECURITY[0].aiokafka_options()
+
+
+def librdkafka_options() -> dict[str, str]:
+    """The same identity as librdkafka properties (confluent-kafka: the outside client)."""
+    return _SECURITY[0].librdkafka_options()
 
 
 def seed_document(

@@ -188,7 +188,7 @@ def test_export_signs_as_the_platform_an_agency_or_nobody(
     def export(*args: str) -> tuple[subprocess.CompletedProcess[str], bytes]:
         out = tmp_path / f"out-{len(args)}-{args[-1] if args else 'default'}.edxml"
         done = subprocess.run(
-            [sys.executable, "-c", APP, "export", "--in", str(folder / "document.json"),
+            [sys.executable, "-c", APP, "edxml", "export", "--in", str(folder / "document.json"),
              "--out", str(out), *args],
             env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip

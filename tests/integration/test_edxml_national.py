@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.gateway import NationalIds, import_edxml, import_files, national_legacy_codes
+from infra.gateway import (
+    NationalIds,
+    import_edxml,
+    import_files,
+    national_legacy_codes,
+    signature_checker,
+)
 from infra.settings import Settings
 from producers.sender import DocumentSender
 from schemas.codec import decode_envelope, decode_payload
@@ -25,7 +31,7 @@ from signing.profile import CertRole
 from tests.integration.test_router import creds, running_router
 from tests.support import ensure_exchange_topics, kafka_options, read_topic, utcnow
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "edxml"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edxml"
 G22, H13, H41 = "000.00.00.G22", "002.00.20.H13", "000.00.00.H41"
 NATIONAL = [H13, H41, "000.00.00.H14", "000.00.00.G17", "000.28.22.H17"]
 DOCUMENTS = ["edoc_new", "edoc_update", "edoc_replacement", "edoc_revocation"]
@@ -70,7 +76,11 @@ async def _import(
         client_options=kafka_options(),
     ) as sender:
         (outcome,) = await import_files(
-            [path], sender, legacy_codes=national_legacy_codes(), national_ids=ids
+            [path],
+            sender,
+            legacy_codes=national_legacy_codes(),
+            verify=signature_checker(PkiDirectory(pki_dir).root_cert, utcnow),
+            national_ids=ids,
         )
     assert outcome.state == "sent", outcome.line()
     sent = import_edxml(data, index=ids.index())

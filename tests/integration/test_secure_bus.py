@@ -34,7 +34,8 @@ from aiokafka.errors import (
 
 from consumers.inbox import Delivery, InboxSubscriber
 from infra import context
-from infra.acl import AclAdmin, derive_acls
+from infra.acl import AclAdmin
+from infra.compose.acl import wanted_acls
 from infra.compose.archive import build_archiver, run_archiver
 from infra.compose.router import build_router, run_router
 from infra.compose.subscribe import run_subscribe
@@ -109,12 +110,9 @@ class SecureCluster:
         )
 
     def sync(self) -> Any:
-        wanted = derive_acls(
-            AgencyDirectory.default(),
-            self.settings.topic_prefix,
-            at=datetime.now(UTC),
-            revoked=self.transport.revoked_names(),
-        )
+        """What `lienthong acl sync` does: the exchange directory's ACLs (local and national
+        agencies), none for a revoked transport identity."""
+        wanted = wanted_acls(self.settings)
         return self.acls().sync(wanted)
 
 

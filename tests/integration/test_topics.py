@@ -46,7 +46,10 @@ async def test_ensure_creates_configures_and_repairs(bootstrap: str, unique: str
             f"{prefix}inbox.000.00.31.H26",
         }
         submissions = next(p for p in plans if p.name == f"{prefix}submissions")
-        config = await _topic_config(admin, submissions.name)
+        # On a cluster a new topic's configuration reaches each broker a moment after creation.
+        config = await _settled_config(
+            admin, submissions.name, "max.message.bytes", submissions.config["max.message.bytes"]
+        )
         assert config["max.message.bytes"] == submissions.config["max.message.bytes"]
         assert config["retention.ms"] == submissions.config["retention.ms"]
         # On a cluster a new topic reaches every broker's metadata a moment after creation.

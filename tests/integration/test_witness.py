@@ -101,7 +101,13 @@ async def witnessed(
     ]
     tasks.append(
         asyncio.create_task(
-            collect_cosignatures(bootstrap, exchange.topic("cosignatures"), archive_db, stop)
+            collect_cosignatures(
+                bootstrap,
+                exchange.topic("cosignatures"),
+                archive_db,
+                stop,
+                client_options=kafka_options(),
+            )
         )
     )
     try:
