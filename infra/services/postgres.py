@@ -117,7 +117,7 @@ def _state_file(settings: Settings) -> Path:
 # (migrations 0002 and 0007 give them their rights). The passwords are generated once and kept
 # in a libpq password file beside the data directory (0600); the URLs name that file
 # (`?passfile=`), so no password appears in a URL, a process list or a log.
-LOGIN_ROLES = ("postgres", "lienthong_archiver", "lienthong_auditor")
+LOGIN_ROLES = ("postgres", "lienthong_archiver", "lienthong_auditor", "lienthong_console")
 HBA = """# Written by lienthong (infra/services/postgres.py): passwords (SCRAM) over TCP only.
 local   all  all                 scram-sha-256
 host    all  all  127.0.0.1/32   scram-sha-256
