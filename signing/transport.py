@@ -169,13 +169,13 @@ def client_security_env(security: ClientSecurity) -> dict[str, str]:
     }
     env |= {name: str(path) for name, path in files.items() if path is not None}
     if security.key_password is not None:
-        env["LIENTHONG_KAFKA_KEY_PASSWORD_ENV"] = "LIENTHONG_KAFKA_KEY_PASSWORD"
-        env["LIENTHONG_KAFKA_KEY_PASSWORD"] = security.key_password
+        env["LIENTHONG_KAFKA_KEY_PASSWORD_ENV"] = "KAFKA_KEY_PASSWORD"
+        env["KAFKA_KEY_PASSWORD"] = security.key_password
     if security.sasl_username is not None:
         env["LIENTHONG_KAFKA_SASL_USERNAME"] = security.sasl_username
     if security.sasl_password is not None:
-        env["LIENTHONG_KAFKA_SASL_PASSWORD_ENV"] = "LIENTHONG_KAFKA_SASL_PASSWORD"
-        env["LIENTHONG_KAFKA_SASL_PASSWORD"] = security.sasl_password
+        env["LIENTHONG_KAFKA_SASL_PASSWORD_ENV"] = "KAFKA_SASL_PASSWORD"
+        env["KAFKA_SASL_PASSWORD"] = security.sasl_password
     if not security.check_hostname:
         env["LIENTHONG_KAFKA_CHECK_HOSTNAME"] = "0"
     return env

@@ -213,4 +213,4 @@ def test_a_child_process_gets_the_same_identity_from_the_environment(tmp_path: P
     for security in cases:
         env = client_security_env(security)
         assert client_security_from_env(env) == security
-        assert env.get("LIENTHONG_KAFKA_KEY_PASSWORD_ENV") in (None, "LIENTHONG_KAFKA_KEY_PASSWORD")
+        assert env.get("LIENTHONG_KAFKA_KEY_PASSWORD_ENV") in (None, "KAFKA_KEY_PASSWORD")
