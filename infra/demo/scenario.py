@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import shlex
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -171,10 +172,16 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
     out.rule("[bold]Paperless share, 2019[/]")
     report_file = await demo_archive.paperless_share(settings, url, demo_home, out)
     out.print(f"KPI report (one HTML file, opens offline): {report_file}")
-    out.print(
-        f"Explore: LIENTHONG_DATABASE_URL={url} LIENTHONG_PKI_DIR={settings.pki_dir} "
-        f".venv/bin/lienthong audit search --text 'ke hoach'"
+    # Plain prints, one line each and shell-quoted: a wrapped command pastes as two.
+    explore = (
+        f"LIENTHONG_DATABASE_URL={shlex.quote(url)} "
+        f"LIENTHONG_PKI_DIR={shlex.quote(str(settings.pki_dir))} .venv/bin/lienthong"
     )
+    print(f"Explore: {explore} audit search --text 'ke hoach 190'", flush=True)
+    keys = " ".join(
+        f"--witness {shlex.quote(str(k))}" for k in sorted((demo_home / "witnesses").glob("*.vkey"))
+    )
+    print(f"Check against the witnesses: {explore} audit check {keys}", flush=True)
     out.rule("[bold]Console[/]")
     console_at, password = await demo_console.start_console(settings, url)
     # Plain prints, one line each: a wrapped address or password cannot be copied.
