@@ -33,9 +33,10 @@ def infra_up(
     """Start Kafka and PostgreSQL (or check the ones the environment names)."""
     settings = load_settings()
     ep = services.up(settings, brokers=brokers, secure=secure)
-    out.print(f"kafka     {ep.bootstrap}")
-    out.print(f"postgres  {ep.database_url}")
-    out.print(f"state     {settings.home}")
+    # Whole lines (no wrapping at the terminal's width): the addresses are copied from here.
+    out.print(f"kafka     {ep.bootstrap}", soft_wrap=True)
+    out.print(f"postgres  {ep.database_url}", soft_wrap=True)
+    out.print(f"state     {settings.home}", soft_wrap=True)
 
 
 @infra_app.command("down")

@@ -93,7 +93,7 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
     agencies = sorted({H26, LABOUR, *(c for d in documents for c in _recipients(d))})
 
     out.rule(f"[bold]lienthong demo[/] — the seed scenario ({run})")
-    out.print(f"kafka {bootstrap}   postgres {endpoints.database_url}")
+    out.print(f"kafka {bootstrap}   postgres {endpoints.database_url}", soft_wrap=True)
     _issue_certificates(settings, agencies, clock())
     out.print(
         f"PKI: a development CA and {len(agencies)} agency certificates in {settings.pki_dir}"
@@ -165,7 +165,7 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
     out.rule("[bold]Archive and audit[/]")
     demo_console.stop_console(settings)
     url = await demo_archive.demo_database(endpoints.database_url)
-    out.print(f"archive database: {url}")
+    out.print(f"archive database: {url}", soft_wrap=True)
     await demo_archive.archive_everything(settings, bootstrap, url, out)
     witnesses = await demo_archive.witness_the_archive(settings, bootstrap, url, demo_home, out)
     await demo_archive.audit(settings, url, documents[1].document_id, out, witnesses)

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -177,7 +178,7 @@ async def test_an_unmigrated_database_names_the_fix_in_one_line(
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    empty = database_url.rsplit("/", 1)[0] + f"/{name}"
+    empty = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
     env = {**service_env, "LIENTHONG_DATABASE_URL": empty, "LIENTHONG_AUDIT_DATABASE_URL": empty}
     for args in (("kpi", "--period", "2026-10"), ("audit", "search", "--text", "ke hoach")):
         done = lienthong(env, *args)
