@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,8 +176,8 @@ def generate(
     out.print(f"generated {len(events)} messages for {len(units) + 1} agencies from {first:%Y-%m}")
     # Plain print, one line each: the console would wrap a long path, and a pasted half sets
     # one variable. `export` lines, then the command.
-    print(f"export LIENTHONG_TOPIC_PREFIX={settings.topic_prefix}")
-    print(f"export LIENTHONG_PKI_DIR={settings.pki_dir}")
+    print(f"export LIENTHONG_TOPIC_PREFIX={shlex.quote(settings.topic_prefix)}")
+    print(f"export LIENTHONG_PKI_DIR={shlex.quote(str(settings.pki_dir))}")
     print("lienthong archive")
 
 

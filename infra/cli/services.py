@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 
 import typer
@@ -72,11 +73,12 @@ def infra_status(fmt: str = TABLE_OR_JSON) -> None:
 def infra_env() -> None:
     """Print the endpoints as shell exports (eval "$(lienthong infra env)")."""
     ep = services.endpoints(load_settings())
-    print(f"export LIENTHONG_KAFKA_BOOTSTRAP={ep.bootstrap}")
+    # Quoted: the database URL holds a `?` (its passfile), which an unquoted shell word globs.
+    print(f"export LIENTHONG_KAFKA_BOOTSTRAP={shlex.quote(ep.bootstrap)}")
     # A secure cluster: the administrator's identity (a department uses its own certificate).
     for name, value in services.kafka_client_env(load_settings()).items():
-        print(f"export {name}={value}")
-    print(f"export LIENTHONG_DATABASE_URL={ep.database_url}")
+        print(f"export {name}={shlex.quote(value)}")
+    print(f"export LIENTHONG_DATABASE_URL={shlex.quote(ep.database_url)}")
 
 
 @db_app.command("migrate")
