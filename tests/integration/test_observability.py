@@ -31,7 +31,7 @@ from tests.integration.test_archive import (  # noqa: F401 - fixtures
     wait_for_records,
 )
 from tests.integration.test_router import creds
-from tests.support import header, read_topic, seed_document, utcnow
+from tests.support import header, kafka_options, read_topic, seed_document, utcnow
 
 
 def free_port() -> int:
@@ -84,7 +84,9 @@ def lag_samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
 
 
 async def end_offsets(bootstrap: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", **kafka_options()
+    )
     await consumer.start()
     try:
         return await consumer.end_offsets(tps)
@@ -105,12 +107,15 @@ async def test_one_trace_from_send_to_inboxes_and_lags_reach_zero_after_markers(
         running_archiver(exchange, bootstrap, archive_db) as archiver,
     ):
         async with DocumentSender(
-            bootstrap, credentials=creds(archive_pki, H26), topic=exchange.topic("submissions")
+            bootstrap,
+            credentials=creds(archive_pki, H26),
+            topic=exchange.topic("submissions"),
+            client_options=kafka_options(),
         ) as sender:
             receipt = await sender.send_document(doc)
         # A record the SDK did not write, with a forged traceparent: refused, dead-lettered,
         # and given a trace of its own rather than the forged one.
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options())
         await producer.start()
         try:
             await producer.send_and_wait(
@@ -194,6 +199,7 @@ async def test_one_trace_from_send_to_inboxes_and_lags_reach_zero_after_markers(
         agencies=router.agencies,
         clock=utcnow,
         idle_timeout=2.0,
+        client_options=kafka_options(),
     )
     observed: list[dict[TopicPartition, int]] = []
     record = subscriber.consumer_lag.record
