@@ -21,4 +21,10 @@ def unmigrated(exc: Exception) -> str:
                 "(or set LIENTHONG_ARCHIVE_DATABASE_URL / LIENTHONG_AUDIT_DATABASE_URL)"
             )
         return f"{exc}: check the user and password (LIENTHONG_DATABASE_URL, ~/.pgpass)"
+    if isinstance(exc, asyncpg.UndefinedColumnError):
+        # A schema from before this version's migrations (e.g. 0011's archive_record.trace_id).
+        return (
+            f"the database's schema is older than this lienthong ({exc}): "
+            "run `lienthong db migrate`"
+        )
     return f"the database has no lienthong schema ({exc}): run `lienthong db migrate`"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,40 @@ def kafka_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
         ("lt-payload-type", envelope.payload_type.value.encode("utf-8")),
         ("lt-sender", envelope.sender.encode("utf-8")),
     ]
+
+
+def _send_span(
+    envelope: Envelope,
+    topic: str,
+    context: trace.TraceContext,
+    parent: trace.TraceContext | None,
+    started: int,
+    meta: Any,
+    error: BaseException | None,
+) -> trace.Span:
+    """The send as a span: the ids its record's traceparent carries, the Kafka position it got
+    (or why it failed). Ids and codes only: a collector is another party."""
+    attributes: dict[str, trace.AttributeValue] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": topic,
+        "messaging.message.id": envelope.message_id,
+        "lienthong.payload_type": envelope.payload_type.value,
+        "lienthong.sender": envelope.sender,
+    }
+    if meta is not None:
+        attributes["messaging.destination.partition.id"] = str(meta.partition)
+        attributes["messaging.kafka.offset"] = meta.offset
+    return trace.Span(
+        "send",
+        trace.PRODUCER,
+        context,
+        parent.span_id if parent is not None else None,
+        started,
+        time.time_ns(),
+        attributes,
+        error=type(error).__name__ if error is not None else None,
+    )
 
 
 def document_sender_code(document_id: str) -> str:
@@ -272,12 +307,21 @@ class DocumentSender:
         # A send made while handling a traced record (an answer 01) continues that trace.
         parent = trace.current.get()
         context = parent.child() if parent is not None else trace.TraceContext.start()
-        meta = await self._producer.send_and_wait(
-            self.topic,
-            value,
-            key=envelope.document_id.encode("utf-8"),
-            headers=[*kafka_headers(envelope), context.header()],
-        )
+        spans = trace.span_sink()
+        started = time.time_ns() if spans is not None else 0
+        try:
+            meta = await self._producer.send_and_wait(
+                self.topic,
+                value,
+                key=envelope.document_id.encode("utf-8"),
+                headers=[*kafka_headers(envelope), context.header()],
+            )
+        except BaseException as exc:
+            if spans is not None:
+                spans(_send_span(envelope, self.topic, context, parent, started, None, exc))
+            raise
+        if spans is not None:
+            spans(_send_span(envelope, self.topic, context, parent, started, meta, None))
         receipt = Receipt(
             message_id=envelope.message_id,
             document_id=envelope.document_id,

@@ -4,6 +4,11 @@ The SDK starts a trace per send; each hop that writes a record from another (the
 delivery and dead letter) keeps the trace id and takes a new span id, so one document can be
 followed from its sender to every inbox and the archive. The header is a tool, never trusted:
 it is not signed, and a malformed one is replaced by a fresh trace, as the W3C text says.
+
+Spans: each service can report what it did with a record as a `Span` (send, route, deliver,
+archive) carrying the ids that travel in the headers, to the process's span sink. There is no
+sink unless one is installed (infra.observe.start_tracing, when OpenTelemetry is installed and
+configured); without one, the services only test `span_sink() is None` and carry on.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ from __future__ import annotations
 import contextvars
 import re
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 HEADER = "traceparent"
 _VERSION = "00"
@@ -100,3 +105,50 @@ def _nonzero_hex(nbytes: int) -> str:
         value = secrets.token_hex(nbytes)
         if value.strip("0"):
             return value
+
+
+# --- spans -------------------------------------------------------------------------------
+
+# Span kinds, as OpenTelemetry names them: a send writes a record (producer), the router, a
+# subscriber and the archiver each handle one (consumer).
+PRODUCER = "producer"
+CONSUMER = "consumer"
+
+AttributeValue = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One service's work on one record, done: what a span sink receives.
+
+    `context` is the span's own trace id and span id (for a send, exactly those its record's
+    traceparent carries); `parent_id` the span it continues (the traceparent of the record
+    handled), None for the root of a trace. Times are Unix nanoseconds. `error` set: the work
+    failed or the record was refused, and why (a reason code, never a document's content).
+    """
+
+    name: str
+    kind: str
+    context: TraceContext
+    parent_id: str | None
+    start_ns: int
+    end_ns: int
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    error: str | None = None
+
+
+SpanSink = Callable[[Span], None]
+
+_sink: SpanSink | None = None
+
+
+def span_sink() -> SpanSink | None:
+    """The process's span sink, or None (the default): then no span is even built."""
+    return _sink
+
+
+def set_span_sink(sink: SpanSink | None) -> SpanSink | None:
+    """Install `sink` for the whole process (None: none); returns the one it replaces."""
+    global _sink
+    previous, _sink = _sink, sink
+    return previous

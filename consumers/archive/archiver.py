@@ -36,6 +36,7 @@ from consumers.archive.pool import ParsePool, ParseSource
 from consumers.archive.tree import HeadSigner, load_right_edge
 from consumers.lifecycle import Backoff, Stopped, close_all, keep_starting, pause, unless_stopped
 from consumers.telemetry import ConsumerLag, record_trace, seconds_since, trace_fields
+from schemas.trace import CONSUMER, AttributeValue, Span, SpanSink, TraceContext, span_sink
 from signing.merkle import RightEdge, append_leaves
 from signing.trust import TrustStore
 
@@ -97,9 +98,10 @@ class Archiver:
         self._started = clock()
         self.ready = asyncio.Event()  # set once the lock is held and partitions assigned
         self.consumer_lag = ConsumerLag(self.metrics.consumer_lag, config.lag_group)
-        # (topic, partition, offset) -> (Kafka timestamp in ms, traceparent): what the archive
-        # delay histogram and the per-record log line need of records being written.
-        self._stamps: dict[tuple[str, int, int], tuple[int, Any]] = {}
+        # (topic, partition, offset) -> (Kafka timestamp in ms, traceparent, fetched at in ns,
+        # 0 without a span sink): what the archive delay histogram, the trace_id column, the
+        # per-record log line and the archive span need of records being written.
+        self._stamps: dict[tuple[str, int, int], Stamp] = {}
 
     def update_trust(self, trust: TrustStore) -> None:
         """A new trust store (a CRL from consumers.trustfeed): used from the next batch on."""
@@ -149,10 +151,12 @@ class Archiver:
                 if not await _settle(writing):
                     break
                 writing = None
+                fetched = time.time_ns() if span_sink() is not None else 0
                 for r in records:
                     self._stamps[(r.topic, r.partition, r.offset)] = (
                         r.timestamp,
                         record_trace(r.headers),
+                        fetched,
                     )
                 if parsed:
                     writing = asyncio.create_task(self._archive_with_retry(parsed, stop))
@@ -331,7 +335,13 @@ class Archiver:
             return
         started = time.monotonic()
         archived_at = archive_time(self.clock())
-        rows = store.leaf_rows(self.size, todo, archived_at)
+        stamps = [
+            self._stamps.get((p.record.topic, p.record.partition, p.record.offset), UNSTAMPED)
+            for p in todo
+        ]
+        # Each record's trace id, kept beside its row (not in its leaf: the header is not signed).
+        trace_ids = [c.trace_id if (c := s[1]) is not None else None for s in stamps]
+        rows = store.leaf_rows(self.size, todo, archived_at, trace_ids)
         edge, nodes = append_leaves(self.edge, self.size, [r.leaf_hash for r in rows])
         offsets = dict(self.offsets)
         for p in todo:
@@ -341,18 +351,19 @@ class Archiver:
             await store.write_batch(self.conn, rows, nodes, changed)
         first = self.size
         self.size, self.edge, self.offsets = edge.size, edge, offsets
-        self._account(todo, first, time.monotonic() - started)
+        self._account(todo, stamps, first, time.monotonic() - started)
         for p in parsed:
             self._stamps.pop((p.record.topic, p.record.partition, p.record.offset), None)
 
-    def _account(self, todo: Sequence[Parsed], first: int, seconds: float) -> None:
+    def _account(
+        self, todo: Sequence[Parsed], stamps: Sequence[Stamp], first: int, seconds: float
+    ) -> None:
         kinds = Tally(str(p.record.kind) for p in todo)
         for kind, n in kinds.items():
             self.metrics.records.labels(kind).inc(n)
         now = self.clock()
-        for p in todo:
+        for p, (stamp, context, _) in zip(todo, stamps, strict=True):
             rec = p.record
-            stamp, context = self._stamps.get((rec.topic, rec.partition, rec.offset), (None, None))
             delay = seconds_since(stamp, now)
             if delay is not None:
                 exemplar = {"trace_id": context.trace_id} if context is not None else None
@@ -366,7 +377,7 @@ class Archiver:
         per_record = _stdlib_log.isEnabledFor(logging.DEBUG)
         for i, p in enumerate(todo if per_record else ()):
             rec = p.record
-            context = self._stamps.get((rec.topic, rec.partition, rec.offset), (None, None))[1]
+            context = stamps[i][1]
             # Secret rows carry no document id, so nothing identifying reaches the logs.
             log.debug(
                 "archive.record",
@@ -389,6 +400,9 @@ class Archiver:
             parse_errors=errors,
             ms=round(seconds * 1000, 1),
         )
+        spans = span_sink()
+        if spans is not None:
+            _archive_spans(spans, todo, stamps, first, time.time_ns())
 
     # --- checkpoints ---------------------------------------------------------------------
 
@@ -500,6 +514,44 @@ class Archiver:
 async def _settle(writing: asyncio.Task[bool] | None) -> bool:
     """Wait for the write in flight: False if it stopped before storing its batch."""
     return True if writing is None else await writing
+
+
+Stamp = tuple[int | None, TraceContext | None, int]
+UNSTAMPED: Stamp = (None, None, 0)
+
+
+def _archive_spans(
+    spans: SpanSink, todo: Sequence[Parsed], stamps: Sequence[Stamp], first: int, ended: int
+) -> None:
+    """One span per archived record that carried a trace: a child of the span that wrote the
+    record, from its fetch to the commit of its rows. No ids of a secret record's content."""
+    for i, (p, (_, context, fetched)) in enumerate(zip(todo, stamps, strict=True)):
+        if context is None:
+            continue  # no trace to join
+        rec = p.record
+        attributes: dict[str, AttributeValue] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": rec.topic,
+            "messaging.destination.partition.id": str(rec.partition),
+            "messaging.kafka.offset": rec.offset,
+            "lienthong.kind": str(rec.kind),
+            "lienthong.archive.seq": first + i,
+            "lienthong.parse_error": rec.parse_error is not None,
+        }
+        if rec.message_id and rec.raw is not None:
+            attributes["messaging.message.id"] = rec.message_id
+        spans(
+            Span(
+                "archive",
+                CONSUMER,
+                context.child(),
+                context.span_id,
+                fetched or ended,
+                ended,
+                attributes,
+            )
+        )
 
 
 def _source(r: ConsumerRecord) -> SourceRecord:

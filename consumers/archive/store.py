@@ -27,10 +27,19 @@ class LeafRow:
     leaf_data: bytes
     leaf_hash: bytes
     archived_at: datetime
+    # The W3C trace id the record's traceparent header carried (migration 0011): beside the
+    # row, outside its leaf, since the header is not signed. None: no valid traceparent.
+    trace_id: str | None = None
 
 
-def leaf_rows(first_seq: int, parsed: Sequence[Parsed], archived_at: datetime) -> list[LeafRow]:
-    """The rows of a batch in order, from seq `first_seq`, each with its Merkle leaf."""
+def leaf_rows(
+    first_seq: int,
+    parsed: Sequence[Parsed],
+    archived_at: datetime,
+    trace_ids: Sequence[str | None] | None = None,
+) -> list[LeafRow]:
+    """The rows of a batch in order, from seq `first_seq`, each with its Merkle leaf (and the
+    trace id its record carried, when `trace_ids` gives them in the same order)."""
     made = leaves(
         first_seq,
         [
@@ -40,9 +49,10 @@ def leaf_rows(first_seq: int, parsed: Sequence[Parsed], archived_at: datetime) -
         ],
         archived_at,
     )  # fmt: skip
+    ids = trace_ids if trace_ids is not None else [None] * len(parsed)
     return [
-        LeafRow(first_seq + i, p, data, digest, archived_at)
-        for i, (p, (data, digest)) in enumerate(zip(parsed, made, strict=True))
+        LeafRow(first_seq + i, p, data, digest, archived_at, trace_id)
+        for i, (p, (data, digest), trace_id) in enumerate(zip(parsed, made, ids, strict=True))
     ]
 
 
@@ -69,6 +79,7 @@ RECORD_COLUMNS = (
     "leaf_data",
     "leaf_hash",
     "archived_at",
+    "trace_id",
 )
 
 # One statement per batch (not one per document): every column as an array, unnested in step.
@@ -295,6 +306,7 @@ def _record_tuple(r: LeafRow) -> tuple[object, ...]:
         r.leaf_data,
         r.leaf_hash,
         r.archived_at,
+        r.trace_id,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import dataclasses
 import hashlib
+import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -241,6 +242,9 @@ class InboxSubscriber:
         self._done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self._committed: dict[TopicPartition, int] = {}
         self._trace_token: contextvars.Token[trace.TraceContext | None] | None = None
+        # With a span sink only: the deliver span of the item in hand (its context, the
+        # router's span id, start in ns), ended with the item.
+        self._deliver_span: tuple[trace.TraceContext, str, int] | None = None
 
     def update_trust(self, trust: TrustStore) -> None:
         """A new trust store (a CRL from consumers.trustfeed): the next record verifies with it."""
@@ -379,11 +383,21 @@ class InboxSubscriber:
     def _hand_out(self, item: Item) -> None:
         self._in_hand = item
         structlog.contextvars.bind_contextvars(**_context(item))
-        # What the handler sends meanwhile (the 01 answer) continues the record's trace.
-        self._trace_token = trace.current.set(item.trace)
+        # What the handler sends meanwhile (the 01 answer) continues the record's trace; with a
+        # span sink, as a child of this delivery's own span.
+        current = item.trace
+        if item.trace is not None and trace.span_sink() is not None:
+            current = item.trace.child()
+            self._deliver_span = (current, item.trace.span_id, time.time_ns())
+        self._trace_token = trace.current.set(current)
 
-    def _release(self, item: Item) -> None:
+    def _release(self, item: Item, outcome: str, error: str | None) -> None:
         self._in_hand = None
+        if self._deliver_span is not None:
+            spans = trace.span_sink()
+            if spans is not None:
+                spans(_deliver_span(item, self.group_id, outcome, error, *self._deliver_span))
+            self._deliver_span = None
         structlog.contextvars.unbind_contextvars(*_context(item))
         if self._trace_token is not None:
             trace.current.reset(self._trace_token)
@@ -407,14 +421,17 @@ class InboxSubscriber:
                 detail=item.detail,
             )
             self.metrics.handled.labels("refused", item.reason_code).inc()
-        self._release(item)
+        if isinstance(item, Delivery):
+            self._release(item, "delivered", None)
+        else:
+            self._release(item, "refused", item.reason_code)
 
     def _abandon(self, item: Item, outcome: str = "handler_failed") -> None:
         if outcome == "handler_failed":
             log.error("inbox.message", outcome=outcome)
         else:
             log.warning("inbox.message", outcome=outcome)
-        self._release(item)
+        self._release(item, outcome, outcome)
 
     async def _commit_done(self, only: set[TopicPartition] | None = None) -> None:
         todo = {
@@ -443,6 +460,44 @@ class InboxSubscriber:
 
 def _tp(record: ConsumerRecord[bytes, bytes]) -> TopicPartition:
     return TopicPartition(record.topic, record.partition)
+
+
+def _deliver_span(
+    item: Item,
+    group: str,
+    outcome: str,
+    error: str | None,
+    context: trace.TraceContext,
+    parent_id: str,
+    started_ns: int,
+) -> trace.Span:
+    """An inbox record's handling as a span, child of the router's: verified, handed to the
+    agency's handler (its 01 answer a child of this span), ended when the handler returned.
+    `outcome` is delivered, refused, handler_failed or stopped, never the handler's own text."""
+    attributes: dict[str, trace.AttributeValue] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": item.topic,
+        "messaging.destination.partition.id": str(item.partition),
+        "messaging.kafka.offset": item.offset,
+        "messaging.consumer.group.name": group,
+        "lienthong.outcome": outcome,
+    }
+    if isinstance(item, Delivery):
+        attributes["messaging.message.id"] = item.envelope.message_id
+        attributes["lienthong.sender"] = item.envelope.sender
+    elif item.sender_verified and item.sender:
+        attributes["lienthong.sender"] = item.sender
+    return trace.Span(
+        "deliver",
+        trace.CONSUMER,
+        context,
+        parent_id,
+        started_ns,
+        time.time_ns(),
+        attributes,
+        error=error,
+    )
 
 
 def _context(item: Item) -> dict[str, Any]:

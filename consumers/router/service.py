@@ -26,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from consumers.lifecycle import Backoff, Stopped, close_all, keep_starting, pause, unless_stopped
-from consumers.router.metrics import RejectionAlarm, RouterMetrics, account
+from consumers.router.metrics import RejectionAlarm, RouterMetrics, account, route_span
 from consumers.router.partitions import home_partition
 from consumers.router.rejections import dead_letter, rejection_notice
 from consumers.router.restore import restore_from_changelog
@@ -44,7 +44,7 @@ from consumers.telemetry import ConsumerLag, seconds_since
 from schemas.agency import AgencyDirectory
 from schemas.codec import encode_envelope
 from schemas.common import AgencyRef
-from schemas.trace import TraceContext, continue_from
+from schemas.trace import SpanSink, TraceContext, from_headers, span_sink
 from signing.credentials import CredentialSource
 from signing.seal import Credential
 from signing.trust import TrustStore
@@ -121,6 +121,11 @@ class Router:
         # Of the batch in its transaction: (Kafka timestamp in ms, outcome, trace) per record,
         # observed into the send->routed histogram once the transaction has committed.
         self._handled: list[tuple[int, str, TraceContext]] = []
+        # With a span sink only (docs/observability.md, Traces): the batch's route spans, each
+        # (outcome, record, its context, the sender's span id, start in ns), ended at the commit.
+        self._spans: SpanSink | None = None
+        self._traced: list[tuple[Routed | Rejected, ConsumerRecord, TraceContext, str | None, int]]
+        self._traced = []
 
     async def run(self, stop: asyncio.Event) -> None:
         self.stopping = stop
@@ -284,6 +289,8 @@ class Router:
         assert self.store is not None
         self.store.begin()
         self._handled = []
+        self._traced = []
+        self._spans = span_sink()
         try:
             state_offsets = await self._route_in_transaction(producer, admin, batch)
         except BaseException:
@@ -300,6 +307,12 @@ class Router:
                     waited, {"trace_id": context.trace_id}
                 )
         self._handled = []
+        if self._spans is not None and self._traced:
+            ended = time.time_ns()
+            group = self.config.group_id
+            for decided, record, context, parent_id, started in self._traced:
+                self._spans(route_span(decided, record, context, parent_id, started, ended, group))
+        self._traced = []
 
     async def _route_in_transaction(
         self,
@@ -318,8 +331,11 @@ class Router:
                 state = self.states[tp.partition]
                 for record in records:
                     now = self.clock()
-                    # Deliveries, dead letter and 02 continue the sender's trace (new span).
-                    context = continue_from(record.headers)
+                    # Deliveries, dead letter and 02 continue the sender's trace: a new span,
+                    # this one's, child of the sender's (a fresh trace when it carried none).
+                    parent = from_headers(record.headers)
+                    context = parent.child() if parent is not None else TraceContext.start()
+                    started = time.time_ns() if self._spans is not None else 0
                     sub = parse_submission(record.value or b"")
                     home = self._home(sub, record)
                     if home is not None and home != tp.partition:
@@ -357,6 +373,9 @@ class Router:
                     account(outcome, record, self.metrics, self.alarm, context)
                     label = "routed" if isinstance(outcome, Routed) else "rejected"
                     self._handled.append((record.timestamp, label, context))
+                    if self._spans is not None:
+                        parent_id = parent.span_id if parent is not None else None
+                        self._traced.append((outcome, record, context, parent_id, started))
                 pruned = await self._prune(producer, tp.partition, state)
                 if pruned:
                     written.setdefault(tp.partition, []).extend(pruned)

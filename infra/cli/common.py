@@ -117,6 +117,7 @@ def clean_errors(fn: F) -> F:
             raise typer.Exit(2) from None
         except (
             asyncpg.UndefinedTableError,
+            asyncpg.UndefinedColumnError,
             asyncpg.UndefinedFunctionError,
             asyncpg.InvalidCatalogNameError,
             asyncpg.InvalidAuthorizationSpecificationError,

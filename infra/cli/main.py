@@ -34,6 +34,8 @@ from infra.cli import (
 )
 from infra.config import CONFIG_ENV, ConfigError, apply_config
 from infra.logs import configure_logging
+from infra.observe import start_tracing
+from infra.settings import load_settings
 
 # In the order `lienthong --help` lists them.
 GROUPS = (
@@ -55,6 +57,19 @@ GROUPS = (
     demo,
     manifests,
 )
+
+# The commands that send, route, deliver or archive records, and the service name their spans
+# carry when LIENTHONG_OTEL_ENDPOINT is set (docs/observability.md, Traces).
+TRACED_COMMANDS = {
+    "send": "lienthong-sender",
+    "route": "lienthong-router",
+    "subscribe": "lienthong-subscriber",
+    "archive": "lienthong-archiver",
+    "gateway": "lienthong-gateway",
+    "edxml": "lienthong-edxml",
+    "kpi": "lienthong-kpi",
+    "demo": "lienthong-demo",
+}
 
 
 def build_app() -> typer.Typer:
@@ -103,10 +118,30 @@ def build_app() -> typer.Typer:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from None
+        _start_tracing(ctx)
 
     for group in GROUPS:
         group.register(app)
     return app
+
+
+def _start_tracing(ctx: typer.Context) -> None:
+    """Spans to the configured collector, flushed when the command ends; nothing at all
+    (not even an import of OpenTelemetry) without LIENTHONG_OTEL_ENDPOINT."""
+    service = TRACED_COMMANDS.get(ctx.invoked_subcommand or "")
+    if service is None:
+        return
+    try:
+        endpoint = load_settings().otel_endpoint
+    except ValueError:
+        return  # another setting is malformed: the command itself says which
+    try:
+        stop = start_tracing(endpoint, service)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    if stop is not None:
+        ctx.call_on_close(stop)
 
 
 def _print_version(value: bool) -> None:

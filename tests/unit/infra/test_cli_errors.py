@@ -166,3 +166,17 @@ def test_a_server_without_lienthongs_roles_names_the_migration() -> None:
     wrong = asyncpg.InvalidPasswordError('password authentication failed for user "lt"')
     line = unmigrated(wrong)
     assert "check the user and password" in line and "migrate" not in line
+
+
+def test_a_schema_older_than_the_code_names_the_migration() -> None:
+    import asyncpg
+
+    from infra.errors import unmigrated
+
+    # An archiver of this version writing into a database migrated before 0011.
+    older = asyncpg.UndefinedColumnError(
+        'column "trace_id" of relation "archive_record" does not exist'
+    )
+    line = unmigrated(older)
+    assert "older than this lienthong" in line and "run `lienthong db migrate`" in line
+    assert "trace_id" in line
