@@ -264,4 +264,5 @@ async def test_a_routed_flow_is_archived_once_with_its_metadata_outcomes_and_tim
         derive=archive_parse_context(exchange),
     )
     assert report.findings == [] and report.records == 15 and report.heads == 1
-    assert report.derived == 9  # 4 submissions (not the secret, not the garbage), 3 + 2 inbox
+    # 4 submissions (not the secret, not the garbage), 3 + 2 inbox, 4 dead letters
+    assert report.derived == 13 and report.legacy_dead_letters == 0
