@@ -98,7 +98,7 @@ class DeadLetterRecord:
 def header_name(name: str) -> str:
     """A header name as the record keeps it: what UTF-8 can carry (a lone surrogate becomes
     U+FFFD), so that decode(encode(r)) == r for every record built with it."""
-    return name.encode("utf-8", errors="replace").decode("utf-8")
+    return name if name.isascii() else name.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def is_dead_letter_record(raw: bytes | memoryview | None) -> bool:
@@ -181,10 +181,9 @@ def parse_dead_letter(src: SourceRecord, raw: bytes) -> Parsed:
     from that string alone, as `audit check` derives them again (derive_dead_letter)."""
     reason = header(src, "lt-reason") or "UNKNOWN"
     stamp = round(src.timestamp.timestamp() * 1000)
-    headers = tuple((header_name(k), bytes(v)) for k, v in src.headers)
     if reason == SECRET_REASON or (not raw and header(src, "lt-sha256")):
         digest = _header_digest(src) or hashlib.sha256(raw).digest()
-        kept = _only(headers, _WITHHELD_HEADERS)
+        kept = _only(src.headers, _WITHHELD_HEADERS)
         letter = DeadLetterRecord(
             stamp, None, kept, None, digest, f"{reason}: content not archived"
         )
@@ -196,15 +195,16 @@ def parse_dead_letter(src: SourceRecord, raw: bytes) -> Parsed:
         note = clean(f"{exc.reason}: content not archived ({len(raw)} bytes)") or ""
         digest = hashlib.sha256(raw).digest()
         letter = DeadLetterRecord(
-            stamp, None, _only(headers, _UNDECODED_HEADERS), None, digest, note
+            stamp, None, _only(src.headers, _UNDECODED_HEADERS), None, digest, note
         )
         return _deadletter_rows(src, letter, None)
     if is_secret(payload):
         # The router did not see it as secret, the archive does: kept as the router keeps one.
         digest = hashlib.sha256(raw).digest()
-        kept = _only(headers, _WITHHELD_HEADERS)
+        kept = _only(src.headers, _WITHHELD_HEADERS)
         letter = DeadLetterRecord(stamp, None, kept, None, digest, SECRET_NOTE)
         return _deadletter_rows(src, letter, None)
+    headers = tuple((header_name(k), bytes(v)) for k, v in src.headers)
     return _deadletter_rows(src, DeadLetterRecord(stamp, src.key, headers, raw), envelope)
 
 
@@ -238,11 +238,12 @@ def _deadletter_rows(
     from `src`. The rules are docs/evidence.md's, "Dead letters"."""
     raw = archived if archived is not None else letter.encode()
     digest = hashlib.sha256(raw).digest()
-    reason = _text(letter.header("lt-reason")) or "UNKNOWN"
-    sender = _text(letter.header("lt-sender"))
-    detail, source = _text(letter.header("lt-detail")), _text(letter.header("lt-source"))
+    first = dict(reversed(letter.headers))  # of repeated names, the first counts
+    reason = _text(first.get("lt-reason")) or "UNKNOWN"
+    sender = _text(first.get("lt-sender"))
+    detail, source = _text(first.get("lt-detail")), _text(first.get("lt-source"))
     at = _refused_at(
-        _text(letter.header("lt-at")), _EPOCH + timedelta(milliseconds=letter.timestamp_ms)
+        _text(first.get("lt-at")), _EPOCH + timedelta(milliseconds=letter.timestamp_ms)
     )
     place = (src.topic, src.partition, src.offset, Kind.DEADLETTER)
     if envelope is None:
@@ -254,7 +255,7 @@ def _deadletter_rows(
     # A refusal before the claimed sender's signature verified says nothing about the document
     # it names: anyone can produce those bytes. It is archived, but linked to no document's
     # story (no message or document id), so no real document's timeline changes.
-    proven = _text(letter.header("lt-sender-verified")) != "false"
+    proven = _text(first.get("lt-sender-verified")) != "false"
     row = RecordRow(
         *place,
         clean(envelope.message_id) if proven else None,
@@ -269,7 +270,7 @@ def _deadletter_rows(
         reason,
         detail,
         sender,
-        _text(letter.header("lt-message-id")) if proven else None,
+        _text(first.get("lt-message-id")) if proven else None,
         _text(letter.key) if proven and letter.key else None,
         reason == SECRET_REASON,
         source,
@@ -281,7 +282,8 @@ def _deadletter_rows(
 def _only(
     headers: tuple[tuple[str, bytes], ...], names: frozenset[str]
 ) -> tuple[tuple[str, bytes], ...]:
-    return tuple((k, v) for k, v in headers if k in names)
+    """The headers of those names (ASCII: kept as they are), in the record's order."""
+    return tuple((k, bytes(v)) for k, v in headers if k in names)
 
 
 def _text(value: bytes | None) -> str | None:
