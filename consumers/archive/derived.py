@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from consumers.archive.deadletter import (
+    MAGIC,
     DeadLetterFormatError,
     derive_dead_letter,
     is_dead_letter_record,
@@ -66,12 +67,14 @@ LEGACY_WITHHELD_DEAD_LETTERS = """
 SELECT count(*) FROM archive_record
 WHERE topic = $1 AND raw IS NULL AND position('"content":"withheld"'::bytea IN leaf_data) > 0
 """
-# Withheld records are not parsed again, but their kind follows from their topic alone.
-WITHHELD_KINDS = """
+# Records not parsed again (bytes withheld, dead letters archived before their dead-letter
+# record) still have the kind their topic, which their leaf states, gives them.
+UNPARSED_KINDS = """
 SELECT seq, kind, derived FROM (
     SELECT seq, kind, CASE topic WHEN $1 THEN 'submission' WHEN $2 THEN 'deadletter'
                                  ELSE 'delivery' END AS derived
-    FROM archive_record WHERE raw IS NULL
+    FROM archive_record
+    WHERE raw IS NULL OR (topic = $2 AND substring(raw FROM 1 FOR $3) IS DISTINCT FROM $4)
 ) r WHERE kind IS DISTINCT FROM derived ORDER BY seq
 """
 # Rows that point at no record of the right kind (or at none): nothing derived them.
@@ -156,7 +159,8 @@ async def check_derived(conn: asyncpg.Connection, ctx: ParseContext, find: Find)
         )
     for row in await conn.fetch(REJECTIONS_MISSING, deadletter):
         find("the dead letter has no rejection row (it was deleted)", row["seq"])
-    for row in await conn.fetch(WITHHELD_KINDS, ctx.topics.submissions, deadletter):
+    unparsed = (ctx.topics.submissions, deadletter, len(MAGIC), MAGIC)
+    for row in await conn.fetch(UNPARSED_KINDS, *unparsed):
         find(
             f"archive_record differs from what its signed leaf says: kind {row['kind']!r} "
             f"(stored) vs {row['derived']!r} (from its topic)",

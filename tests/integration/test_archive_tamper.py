@@ -565,6 +565,7 @@ async def test_dead_letters_archived_before_their_headers_were_kept_are_said_onc
         archive_db,
         "DELETE FROM rejection WHERE seq = 2",  # the old secret dead letter's
         "UPDATE rejection SET detail = 'khác' WHERE seq = 3",  # the new one's
+        "UPDATE archive_record SET kind = 'submission' WHERE seq = 1",  # the old kept one's
     )
     conn = await asyncpg.connect(archive_db)
     try:
@@ -575,4 +576,8 @@ async def test_dead_letters_archived_before_their_headers_were_kept_are_said_onc
     assert problems == {
         (2, "the dead letter has no rejection row (it was deleted)"),
         (3, "rejection row differs from what its signed bytes say"),
+        (1, "archive_record differs from what its signed leaf says"),
+        # its document's outcome no longer follows from the records' kinds
+        (0, f"document {unknown.document_id}"),
     }, [f.line() for f in report.findings]
+    assert any("kind 'submission' (stored) vs 'deadletter'" in f.problem for f in report.findings)
