@@ -2,9 +2,10 @@
 of a Merkle tree (RFC 6962) whose heads it signs; and the check that recomputes all of it.
 
 Modules: archiver (Archiver: the Kafka loop and batch writes), parse / document / rows / pool
-(records to rows, in process or in workers), leaf / tree / store (leaves, tree heads, SQL,
-checkpoints, consistency proofs served), cosign (witness cosignatures stored), config
-(settings and metrics), check / derived / witnessed (check_archive).
+(records to rows, in process or in workers), deadletter (what a dead letter keeps: one byte
+string with its headers, and the rows derived from it), leaf / tree / store (leaves, tree
+heads, SQL, checkpoints, consistency proofs served), cosign (witness cosignatures stored),
+config (settings and metrics), check / derived / witnessed (check_archive).
 
 Public names: ArchiveLockedError, ArchiveTopics, Archiver, ArchiverConfig, ArchiverMetrics,
 ParseContext, ParseSource, archive_signer, check_archive, collect_cosignatures, load_log_key,

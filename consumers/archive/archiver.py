@@ -561,6 +561,8 @@ def _source(r: ConsumerRecord) -> SourceRecord:
         offset=r.offset,
         key=r.key,
         value=r.value,
-        headers=tuple((k, bytes(v)) for k, v in (r.headers or ())),
+        # A header Kafka carries with a null value is kept as empty: bytes(None) would stop the
+        # archiver on one odd record.
+        headers=tuple((k, bytes(v) if v is not None else b"") for k, v in (r.headers or ())),
         timestamp=datetime.fromtimestamp(r.timestamp / 1000, tz=UTC),
     )

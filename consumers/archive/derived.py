@@ -1,24 +1,32 @@
-"""`audit check`, second half: the columns derived from the bytes (document, delivery and
-status rows, and the record's own metadata) parsed again and compared with what is stored.
+"""`audit check`, second half: the columns derived from the bytes (document, delivery, status
+and rejection rows, and the record's own metadata) parsed again and compared with what is
+stored.
 
 The leaf commits to the bytes only; everything `audit show`, search and the KPI read is derived
 from them by parse_record. An edit of a derived column (a subject, a sender, a signature marked
-valid, a status code, a delivery time, the record a document row points at) is found here by
-deriving it again from the signed bytes. Dead letters are not re-derived: their reason and
-detail travel in Kafka headers the archive does not keep (docs/evidence.md says so).
+valid, a status code, a delivery time, a refusal's reason or detail, the record a document row
+points at) is found here by deriving it again from the signed bytes. A dead letter's bytes are
+its dead-letter record, headers included (consumers.archive.deadletter); dead letters archived
+before that format kept no headers, so their rejection rows are counted, not derived.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
-from consumers.archive.parse import ParseContext, parse_record
+from consumers.archive.deadletter import (
+    MAGIC,
+    DeadLetterFormatError,
+    derive_dead_letter,
+    is_dead_letter_record,
+)
+from consumers.archive.parse import ParseContext, kind_of, parse_record
 from consumers.archive.rows import Kind, Parsed, SourceRecord
 
 # Small batches: these rows carry the bytes (envelopes of up to tens of MiB).
@@ -26,8 +34,8 @@ BATCH = 64
 
 RECORDS_WITH_BYTES = """
 SELECT seq, topic, partition, "offset", kind, message_id, document_id, payload_type, sender,
-       raw, archived_at
-FROM archive_record WHERE raw IS NOT NULL AND kind <> 'deadletter' ORDER BY seq
+       parse_error, raw, archived_at
+FROM archive_record WHERE raw IS NOT NULL ORDER BY seq
 """
 DOCUMENTS_OF = """
 SELECT document_id, payload_type, sender, recipients, copies, number, notation, doc_type,
@@ -39,6 +47,35 @@ DELIVERIES_OF = "SELECT document_id, recipient, seq, delivered_at FROM delivery 
 STATUSES_OF = """
 SELECT seq, document_id, from_agency, to_agency, code, description, staff::text, at
 FROM status_event WHERE seq = ANY($1::bigint[])
+"""
+REJECTIONS_OF = """
+SELECT seq, reason, detail, sender, message_id, document_id, secret, source, at
+FROM rejection WHERE seq = ANY($1::bigint[])
+"""
+# Every dead letter (by its topic, which its leaf states) has a rejection row, and only they.
+REJECTIONS_MISSING = """
+SELECT a.seq FROM archive_record a
+WHERE a.topic = $1 AND NOT EXISTS (SELECT 1 FROM rejection j WHERE j.seq = a.seq) ORDER BY a.seq
+"""
+REJECTIONS_ASTRAY = """
+SELECT j.seq, j.reason FROM rejection j LEFT JOIN archive_record a ON a.seq = j.seq
+WHERE a.seq IS NULL OR a.topic <> $1 ORDER BY j.seq
+"""
+# Dead letters archived before their dead-letter record existed and whose bytes were withheld
+# (raw NULL, as their signed leaf says): nothing to derive their rejection rows from.
+LEGACY_WITHHELD_DEAD_LETTERS = """
+SELECT count(*) FROM archive_record
+WHERE topic = $1 AND raw IS NULL AND position('"content":"withheld"'::bytea IN leaf_data) > 0
+"""
+# Records not parsed again (bytes withheld, dead letters archived before their dead-letter
+# record) still have the kind their topic, which their leaf states, gives them.
+UNPARSED_KINDS = """
+SELECT seq, kind, derived FROM (
+    SELECT seq, kind, CASE topic WHEN $1 THEN 'submission' WHEN $2 THEN 'deadletter'
+                                 ELSE 'delivery' END AS derived
+    FROM archive_record
+    WHERE raw IS NULL OR (topic = $2 AND substring(raw FROM 1 FOR $3) IS DISTINCT FROM $4)
+) r WHERE kind IS DISTINCT FROM derived ORDER BY seq
 """
 # Rows that point at no record of the right kind (or at none): nothing derived them.
 ORPHANS = """
@@ -63,11 +100,12 @@ WHERE subject_folded IS DISTINCT FROM lt_fold(subject)
 """
 ROUTING = """
 SELECT d.document_id, d.submission_seq AS seq, d.routing_outcome, d.routing_seq,
+       d.routing_reason,
        CASE o.kind WHEN 'delivery' THEN 'routed' WHEN 'deadletter' THEN 'rejected'
-                   ELSE 'pending' END AS outcome, o.seq AS outcome_seq
+                   ELSE 'pending' END AS outcome, o.seq AS outcome_seq, o.reason AS outcome_reason
 FROM document d JOIN archive_record s ON s.seq = d.submission_seq
 LEFT JOIN LATERAL (
-    SELECT r.seq, r.kind FROM archive_record r
+    SELECT r.seq, r.kind, j.reason FROM archive_record r LEFT JOIN rejection j ON j.seq = r.seq
     WHERE r.message_id = s.message_id AND r.kind IN ('delivery', 'deadletter')
     ORDER BY r.kind = 'delivery' DESC, r.seq LIMIT 1
 ) o ON true
@@ -75,15 +113,22 @@ WHERE d.routing_outcome IS DISTINCT FROM
         (CASE o.kind WHEN 'delivery' THEN 'routed' WHEN 'deadletter' THEN 'rejected'
                      ELSE 'pending' END)
    OR d.routing_seq IS DISTINCT FROM o.seq
+   OR d.routing_reason IS DISTINCT FROM o.reason
 ORDER BY d.submission_seq
 """
 
 Find = Callable[[str, int | None], None]
 
 
-async def check_derived(conn: asyncpg.Connection, ctx: ParseContext, find: Find) -> int:
-    """Compare every derived row with a fresh parse of its record's bytes; returns how many
-    records were parsed. Call inside the check's repeatable-read transaction."""
+@dataclass(frozen=True, slots=True)
+class DerivedCount:
+    parsed: int  # records whose derived rows were parsed again from their bytes
+    legacy_dead_letters: int  # dead letters archived with no headers: rows not derivable
+
+
+async def check_derived(conn: asyncpg.Connection, ctx: ParseContext, find: Find) -> DerivedCount:
+    """Compare every derived row with a fresh parse of its record's bytes. Call inside the
+    check's repeatable-read transaction."""
     foreign = await conn.fetchval(
         "SELECT topic FROM archive_record WHERE topic !~ $1 LIMIT 1", ctx.topics.pattern.pattern
     )
@@ -94,16 +139,33 @@ async def check_derived(conn: asyncpg.Connection, ctx: ParseContext, find: Find)
             f"(submissions topic {ctx.topics.submissions!r}): check with the archiver's "
             "LIENTHONG_TOPIC_PREFIX"
         )
-    parsed = 0
+    count = _Count()
     batch: list[asyncpg.Record] = []
     async for row in conn.cursor(RECORDS_WITH_BYTES, prefetch=BATCH):
         batch.append(row)
         if len(batch) >= BATCH:
-            parsed += await _compare_batch(conn, ctx, batch, find)
+            await _compare_batch(conn, ctx, batch, find, count)
             batch = []
-    parsed += await _compare_batch(conn, ctx, batch, find)
+    await _compare_batch(conn, ctx, batch, find, count)
+    deadletter = ctx.topics.deadletter
+    count.legacy += int(await conn.fetchval(LEGACY_WITHHELD_DEAD_LETTERS, deadletter))
     for row in await conn.fetch(ORPHANS):
         find(f"{row['what']} is derived from no record that could give it", row["seq"])
+    for row in await conn.fetch(REJECTIONS_ASTRAY, deadletter):
+        find(
+            f"rejection {row['reason']} is derived from no record that could give it (its "
+            "record is no dead letter)",
+            row["seq"],
+        )
+    for row in await conn.fetch(REJECTIONS_MISSING, deadletter):
+        find("the dead letter has no rejection row (it was deleted)", row["seq"])
+    unparsed = (ctx.topics.submissions, deadletter, len(MAGIC), MAGIC)
+    for row in await conn.fetch(UNPARSED_KINDS, *unparsed):
+        find(
+            f"archive_record differs from what its signed leaf says: kind {row['kind']!r} "
+            f"(stored) vs {row['derived']!r} (from its topic)",
+            row["seq"],
+        )
     for row in await conn.fetch(SEARCH_COLUMNS):
         find(
             f"document {row['document_id']}: its search columns (subject_folded, search) are not "
@@ -111,34 +173,69 @@ async def check_derived(conn: asyncpg.Connection, ctx: ParseContext, find: Find)
             row["seq"],
         )
     for row in await conn.fetch(ROUTING):
+        stored = _reason(row["routing_reason"], row["outcome_reason"])
+        derived = _reason(row["outcome_reason"], row["routing_reason"])
         find(
             f"document {row['document_id']}: routing says {row['routing_outcome']} "
-            f"(seq {row['routing_seq']}), the archived records say {row['outcome']} "
-            f"(seq {row['outcome_seq']})",
+            f"(seq {row['routing_seq']}{stored}), the archived records say {row['outcome']} "
+            f"(seq {row['outcome_seq']}{derived})",
             row["seq"],
         )
-    return parsed
+    return DerivedCount(count.parsed, count.legacy)
+
+
+def _reason(reason: str | None, other: str | None) -> str:
+    return "" if reason is None and other is None else f", reason {reason!r}"
+
+
+@dataclass(slots=True)
+class _Count:
+    parsed: int = 0
+    legacy: int = 0
 
 
 async def _compare_batch(
-    conn: asyncpg.Connection, ctx: ParseContext, rows: Sequence[asyncpg.Record], find: Find
-) -> int:
+    conn: asyncpg.Connection,
+    ctx: ParseContext,
+    rows: Sequence[asyncpg.Record],
+    find: Find,
+    count: _Count,
+) -> None:
     if not rows:
-        return 0
+        return
     seqs = [r["seq"] for r in rows]
     documents = {r["submission_seq"]: r for r in await conn.fetch(DOCUMENTS_OF, seqs)}
     deliveries: dict[int, list[asyncpg.Record]] = {}
     for r in await conn.fetch(DELIVERIES_OF, seqs):
         deliveries.setdefault(r["seq"], []).append(r)
     statuses = {r["seq"]: r for r in await conn.fetch(STATUSES_OF, seqs)}
+    rejections = {r["seq"]: r for r in await conn.fetch(REJECTIONS_OF, seqs)}
     for row in rows:
         seq = row["seq"]
-        parsed = parse_record(_source(row), ctx)
+        parsed = _parse(row, ctx, find, count)
+        if parsed is None:
+            continue
+        count.parsed += 1
         _compare_record(row, parsed, find)
         _compare_document(seq, documents.get(seq), parsed, find)
         _compare_delivery(seq, deliveries.get(seq, []), parsed, find)
         _compare_status(seq, statuses.get(seq), parsed, find)
-    return len(rows)
+        _compare_rejection(seq, rejections.get(seq), parsed, find)
+
+
+def _parse(row: asyncpg.Record, ctx: ParseContext, find: Find, count: _Count) -> Parsed | None:
+    """The rows the record's bytes give; None for a dead letter they cannot give rows for."""
+    if kind_of(row["topic"], ctx.topics) is not Kind.DEADLETTER:
+        return parse_record(_source(row), ctx)
+    raw = bytes(row["raw"])
+    if not is_dead_letter_record(raw):
+        count.legacy += 1  # archived before dead-letter records: the Kafka value alone
+        return None
+    try:
+        return derive_dead_letter(row["topic"], row["partition"], row["offset"], raw)
+    except DeadLetterFormatError as exc:
+        find(f"its dead-letter record gives no rows: {exc}", row["seq"])
+        return None
 
 
 def _source(row: asyncpg.Record) -> SourceRecord:
@@ -196,6 +293,7 @@ def _compare_record(row: asyncpg.Record, parsed: Parsed, find: Find) -> None:
         "document_id": rec.document_id,
         "payload_type": rec.payload_type,
         "sender": rec.sender,
+        "parse_error": rec.parse_error,
     }
     stored = {k: row[k] for k in derived}
     _report(find, row["seq"], "archive_record", _differences(stored, derived))
@@ -240,3 +338,10 @@ def _compare_status(seq: int, stored: asyncpg.Record | None, parsed: Parsed, fin
     values = dict(stored)
     values["staff"] = _json(values["staff"])
     _report(find, seq, "status_event row", _differences(values, asdict(s)))
+
+
+def _compare_rejection(seq: int, stored: asyncpg.Record | None, parsed: Parsed, find: Find) -> None:
+    # A missing row is REJECTIONS_MISSING's finding, a row on another record REJECTIONS_ASTRAY's.
+    if parsed.rejection is None or stored is None:
+        return
+    _report(find, seq, "rejection row", _differences(dict(stored), asdict(parsed.rejection)))

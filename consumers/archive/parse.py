@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
+from consumers.archive.deadletter import parse_dead_letter
 from consumers.archive.document import document_row, signature_facts
 from consumers.archive.rows import (
     SECRET_REASON,
@@ -29,14 +29,14 @@ from consumers.archive.rows import (
     StatusRow,
     clean,
     dumps,
+    header,
+    is_secret,
 )
 from schemas.addressing import Payload
 from schemas.agency import AgencyDirectory
 from schemas.codec import decode_envelope, decode_payload
-from schemas.common import SecrecyMarking
 from schemas.envelope import Envelope, SignerRole
 from schemas.errors import SchemaError
-from schemas.paper import PaperExchangeRecord
 from schemas.status import StatusNotice
 from signing.trust import TrustStore
 
@@ -122,25 +122,11 @@ def kind_of(topic: str, topics: ArchiveTopics) -> Kind:
     return Kind.DELIVERY
 
 
-def header(src: SourceRecord, name: str) -> str | None:
-    for key, value in src.headers:
-        if key == name:
-            return clean(bytes(value).decode("utf-8", errors="replace"))
-    return None
-
-
-def is_secret(payload: Payload) -> bool:
-    # A paper record may register a secret document's metadata (the router forwards it too).
-    if isinstance(payload, PaperExchangeRecord):
-        return False
-    return getattr(payload, "secrecy", SecrecyMarking.NONE) != SecrecyMarking.NONE
-
-
 def parse_record(src: SourceRecord, ctx: ParseContext) -> Parsed:
     raw = src.value or b""
     kind = kind_of(src.topic, ctx.topics)
     if kind is Kind.DEADLETTER:
-        return _parse_deadletter(src, raw)
+        return parse_dead_letter(src, raw)
     digest = hashlib.sha256(raw).digest()
     try:
         envelope = decode_envelope(raw)
@@ -242,88 +228,6 @@ def _secret_row(src: SourceRecord, kind: Kind, digest: bytes, envelope: Envelope
         digest,
         f"{SECRET_REASON}: content not archived",
     )
-
-
-def _key(src: SourceRecord) -> str | None:
-    return clean(src.key.decode("utf-8", errors="replace")) if src.key else None
-
-
-def _refused_at(src: SourceRecord) -> datetime:
-    """The router's own time of refusal (header lt-at), else the record's timestamp."""
-    stamped = header(src, "lt-at")
-    if stamped:
-        try:
-            at = datetime.fromisoformat(stamped)
-        except ValueError:
-            return src.timestamp
-        if at.tzinfo is not None:
-            return at
-    return src.timestamp
-
-
-def _parse_deadletter(src: SourceRecord, raw: bytes) -> Parsed:
-    reason = header(src, "lt-reason") or "UNKNOWN"
-    # A refusal before the claimed sender's signature verified says nothing about the document
-    # it names: anyone can produce those bytes. It is archived, but linked to no document's
-    # story (no message or document id), so no real document's timeline changes.
-    proven = header(src, "lt-sender-verified") != "false"
-    rejection = RejectionRow(
-        reason=reason,
-        detail=header(src, "lt-detail"),
-        sender=header(src, "lt-sender"),
-        message_id=header(src, "lt-message-id") if proven else None,
-        document_id=_key(src) if proven else None,
-        secret=reason == SECRET_REASON,
-        source=header(src, "lt-source"),
-        at=_refused_at(src),
-    )
-    if reason == SECRET_REASON or (not raw and header(src, "lt-sha256")):
-        digest = _header_digest(src) or hashlib.sha256(raw).digest()
-        row = RecordRow(
-            src.topic,
-            src.partition,
-            src.offset,
-            Kind.DEADLETTER,
-            None,
-            None,
-            None,
-            rejection.sender,
-            None,
-            digest,
-            f"{reason}: content not archived",
-        )
-        withheld = RejectionRow(
-            reason, None, rejection.sender, None, None, rejection.secret, None, rejection.at
-        )
-        return Parsed(row, rejection=withheld)
-    digest = hashlib.sha256(raw).digest()
-    try:
-        envelope = decode_envelope(raw)
-        payload = decode_payload(envelope, validate=False)
-    except SchemaError as exc:
-        row = _withheld(src, Kind.DEADLETTER, digest, len(raw), None, str(exc.reason))
-        return Parsed(row, rejection=_unlinked(rejection))
-    if is_secret(payload):
-        row = _secret_row(src, Kind.DEADLETTER, digest, envelope)
-        secret = RejectionRow(reason, None, rejection.sender, None, None, True, None, rejection.at)
-        return Parsed(row, rejection=secret)
-    row = _from_envelope(src, Kind.DEADLETTER, raw, digest, envelope, None)
-    if not proven:
-        row = replace(row, message_id=None, document_id=None)
-    return Parsed(row, rejection=rejection)
-
-
-def _unlinked(rejection: RejectionRow) -> RejectionRow:
-    return replace(rejection, message_id=None, document_id=None)
-
-
-def _header_digest(src: SourceRecord) -> bytes | None:
-    text = header(src, "lt-sha256") or ""
-    try:
-        digest = bytes.fromhex(text)
-    except ValueError:
-        return None
-    return digest if len(digest) == 32 else None
 
 
 def _staff(notice: StatusNotice) -> dict[str, Any] | None:

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from schemas.addressing import Payload
+from schemas.common import SecrecyMarking
+from schemas.paper import PaperExchangeRecord
+
 SECRET_REASON = "SECRET_DOCUMENT"
 
 
@@ -121,6 +125,20 @@ class Parsed:
     delivery: DeliveryRow | None = None
     status: StatusRow | None = None
     rejection: RejectionRow | None = None
+
+
+def header(src: SourceRecord, name: str) -> str | None:
+    for key, value in src.headers:
+        if key == name:
+            return clean(bytes(value).decode("utf-8", errors="replace"))
+    return None
+
+
+def is_secret(payload: Payload) -> bool:
+    # A paper record may register a secret document's metadata (the router forwards it too).
+    if isinstance(payload, PaperExchangeRecord):
+        return False
+    return getattr(payload, "secrecy", SecrecyMarking.NONE) != SecrecyMarking.NONE
 
 
 def clean(text: object) -> str | None:

@@ -1,9 +1,12 @@
 """`audit check` on an archive edited behind the rules (as superuser, triggers disabled): a
-changed byte, a deleted row and two swapped rows are each reported with the record concerned."""
+changed byte, a deleted row, two swapped rows, an edited derived row or refusal are each
+reported with the record concerned."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import os
 import subprocess
 import sys
@@ -13,11 +16,19 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from consumers.archive.check import run_check
+from consumers.archive import store
+from consumers.archive.check import check_archive, run_check
+from consumers.archive.leaf import archive_time
+from consumers.archive.parse import parse_record
+from consumers.archive.rows import Kind, Parsed, RecordRow, RejectionRow, SourceRecord
+from consumers.router.rejections import dead_letter
+from consumers.router.routing import Rejected
 from infra.compose.archive import archive_parse_context, archiver_url
 from infra.settings import Settings
-from schemas.common import AgencyRef
+from schemas.codec import encode_envelope
+from schemas.common import AgencyRef, SecrecyMarking
 from schemas.status import StatusCode, StatusNotice
+from signing.merkle import RightEdge, append_leaves
 from signing.pkidir import PkiDirectory
 from signing.seal import seal
 from tests.conftest import BA_DINH, H26
@@ -28,7 +39,7 @@ from tests.integration.test_archive import (
     running_archiver,
     wait_for_records,
 )
-from tests.integration.test_router import creds, running_router
+from tests.integration.test_router import _signed_by_hand, _tampered, creds, running_router
 from tests.support import fresh_database, publish, read_topic, seed_document, utcnow
 
 __all__ = ["archive_db", "archive_pki", "exchange"]
@@ -365,3 +376,208 @@ async def test_the_archivers_own_role_cannot_alter_the_evidence(
             await conn.execute(statement)
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def refused(
+    exchange: Settings, bootstrap: str, archive_pki: Path, archive_db: str
+) -> AsyncIterator[str]:
+    """Three refusals, archived with their submissions: a document to an unknown recipient
+    (the sender proven, its bytes kept, a platform 02 back to it), a document whose signature
+    no longer verifies (sender unproven, bytes kept) and a secret document (nothing kept)."""
+    now = utcnow()
+    unknown = seal(
+        seed_document(9200, ["000.00.99.H26"]), credentials=creds(archive_pki, H26), at=now
+    )
+    forged = _tampered(
+        seal(seed_document(9201, [BA_DINH]), credentials=creds(archive_pki, H26), at=now)
+    )
+    secret_doc = dataclasses.replace(seed_document(9202, [BA_DINH]), secrecy=SecrecyMarking.MAT)
+    secret = _signed_by_hand(secret_doc, archive_pki, (BA_DINH,))
+    async with (
+        running_router(exchange, bootstrap),
+        running_archiver(exchange, bootstrap, archive_db, max_batch=3),
+    ):
+        await publish(bootstrap, exchange.topic("submissions"), [unknown, forged, secret])
+        await read_topic(bootstrap, exchange.topic("deadletter"), expect=3, settle_s=0)
+        # 3 submissions, 3 dead letters, the 02 to H26
+        assert await wait_for_records(archive_db, 7) == 7
+    yield archive_db
+
+
+async def test_refusals_check_clean_and_their_rows_are_derived_again(
+    refused: str, archive_pki: Path, exchange: Settings
+) -> None:
+    report = await run_check(
+        refused,
+        trust=PkiDirectory(archive_pki).trust_store(),
+        at=utcnow(),
+        derive=archive_parse_context(exchange),
+    )
+    assert report.findings == [], [f.line() for f in report.findings]
+    # 2 submissions (not the secret one, withheld), 3 dead letters, the 02
+    assert report.derived == 6 and report.legacy_dead_letters == 0
+    assert "dead letters archived before" not in report.summary()
+
+
+@pytest.mark.parametrize(
+    ("edits", "finding"),
+    [
+        (
+            ["UPDATE rejection SET reason = 'DUPLICATE_DOCUMENT' WHERE reason = 'BAD_SIGNATURE'"],
+            "rejection row differs from what its signed bytes say: reason 'DUPLICATE_DOCUMENT' "
+            "(stored) vs 'BAD_SIGNATURE' (from the bytes)",
+        ),
+        (  # the insider also edits the document's routing reason, so the two agree
+            [
+                "UPDATE rejection SET reason = 'NO_INBOX' WHERE reason = 'UNKNOWN_RECIPIENT'",
+                "UPDATE document SET routing_reason = 'NO_INBOX'"
+                " WHERE routing_reason = 'UNKNOWN_RECIPIENT'",
+            ],
+            "reason 'NO_INBOX' (stored) vs 'UNKNOWN_RECIPIENT' (from the bytes)",
+        ),
+        (
+            ["UPDATE document SET routing_reason = 'NO_INBOX' WHERE routing_outcome = 'rejected'"],
+            "routing says rejected (seq",
+        ),
+        (
+            [
+                "UPDATE rejection SET detail = 'người nhận đã giải thể'"
+                " WHERE reason = 'UNKNOWN_RECIPIENT'"
+            ],
+            "detail 'người nhận đã giải thể' (stored)",
+        ),
+        (
+            ["UPDATE rejection SET sender = '000.00.31.H26' WHERE reason = 'SECRET_DOCUMENT'"],
+            "sender '000.00.31.H26' (stored) vs '000.00.00.H26' (from the bytes)",
+        ),
+        (
+            ["UPDATE rejection SET secret = false WHERE reason = 'SECRET_DOCUMENT'"],
+            "secret False (stored) vs True (from the bytes)",
+        ),
+        (["UPDATE rejection SET at = at - interval '2 days'"], "rejection row differs"),
+        (
+            ["UPDATE rejection SET document_id = NULL WHERE reason = 'UNKNOWN_RECIPIENT'"],
+            "document_id None (stored)",
+        ),
+        (
+            ["DELETE FROM rejection WHERE reason = 'BAD_SIGNATURE'"],
+            "the dead letter has no rejection row (it was deleted)",
+        ),
+        (
+            [
+                "INSERT INTO rejection (seq, reason, detail, sender, secret, at)"
+                " SELECT min(seq), 'SIGNATURE_INVALID', 'chữ ký sai', '000.00.00.H26', false,"
+                " now() FROM archive_record WHERE kind = 'submission'"
+            ],
+            "rejection SIGNATURE_INVALID is derived from no record that could give it",
+        ),
+        (  # pointing at no record at all (foreign keys are off for the superuser)
+            [
+                "INSERT INTO rejection (seq, reason, secret, at)"
+                " VALUES (999, 'SIGNATURE_INVALID', false, now())"
+            ],
+            "rejection SIGNATURE_INVALID is derived from no record that could give it",
+        ),
+        (
+            [
+                "UPDATE archive_record SET parse_error = NULL"
+                " WHERE kind = 'deadletter' AND parse_error LIKE 'SECRET_DOCUMENT%'"
+            ],
+            "parse_error None (stored) vs 'SECRET_DOCUMENT: content not archived'",
+        ),
+        (
+            ["UPDATE archive_record SET kind = 'deadletter' WHERE raw IS NULL"],
+            "kind 'deadletter' (stored) vs 'submission' (from its topic)",
+        ),
+    ],
+)
+async def test_an_edited_refusal_is_found(
+    service_env: dict[str, str],
+    refused: str,
+    exchange: Settings,
+    edits: list[str],
+    finding: str,
+) -> None:
+    await as_superuser(refused, *edits)
+    done = await asyncio.to_thread(check_cli, service_env, refused, prefix=exchange.topic_prefix)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("TAMPERED seq=")]
+    assert any(finding in line for line in lines), done.stdout
+
+
+async def test_dead_letters_archived_before_their_headers_were_kept_are_said_once(
+    settings: Settings, archive_pki: Path, archive_db: str, unique: str
+) -> None:
+    """An archive written before dead-letter records: the Kafka value alone (or nothing, for a
+    secret document) as a dead letter's bytes. Its rejection rows cannot be derived again: no
+    finding, one line; a deleted one is still found, and so is an edit of a newer one."""
+    private = dataclasses.replace(settings, topic_prefix=f"l{unique}.")
+    ctx = archive_parse_context(private)
+    topics, now = ctx.topics, utcnow()
+    unknown = seal(
+        seed_document(9300, ["000.00.99.H26"]), credentials=creds(archive_pki, H26), at=now
+    )
+    raw, secret_digest = encode_envelope(unknown), hashlib.sha256(b"secret bytes").digest()
+    old_kept = Parsed(
+        RecordRow(
+            topics.deadletter, 0, 0, Kind.DEADLETTER, unknown.message_id, unknown.document_id,
+            str(unknown.payload_type), H26, raw, hashlib.sha256(raw).digest(), None,
+        ),
+        rejection=RejectionRow(
+            "UNKNOWN_RECIPIENT", "x", H26, unknown.message_id, unknown.document_id, False,
+            "s/0/0", now,
+        ),
+    )  # fmt: skip
+    old_secret = Parsed(
+        RecordRow(
+            topics.deadletter, 0, 1, Kind.DEADLETTER, None, None, None, H26, None, secret_digest,
+            "SECRET_DOCUMENT: content not archived",
+        ),
+        rejection=RejectionRow("SECRET_DOCUMENT", None, H26, None, None, True, None, now),
+    )  # fmt: skip
+    rejected = Rejected(
+        "NO_INBOX", "no inbox", hashlib.sha256(raw).hexdigest(), sender=H26, keep_content=True
+    )
+    letter = dead_letter(raw, None, rejected, "s/0/1", now)
+    new = parse_record(
+        SourceRecord(topics.deadletter, 0, 2, None, letter.value, tuple(letter.headers), now), ctx
+    )
+    submission = parse_record(SourceRecord(topics.submissions, 0, 0, None, raw, (), now), ctx)
+    parsed = [submission, old_kept, old_secret, new]
+    rows = store.leaf_rows(0, parsed, archive_time(now))
+    _, nodes = append_leaves(RightEdge.empty(), 0, [r.leaf_hash for r in rows])
+    offsets = {(topics.submissions, 0): 1, (topics.deadletter, 0): 3}
+    conn = await asyncpg.connect(archive_db)
+    try:
+        async with conn.transaction():
+            await store.write_batch(conn, rows, nodes, offsets)
+        trust = PkiDirectory(archive_pki).trust_store()
+        report = await check_archive(conn, trust=trust, at=utcnow(), derive=ctx)
+        assert report.findings == [], [f.line() for f in report.findings]
+        assert report.legacy_dead_letters == 2 and report.derived == 2  # submission, new letter
+        summary = report.summary()
+        assert summary.startswith("intact: 4 records") and summary.count("dead letters") == 1
+        assert "2 dead letters archived before their headers were kept" in summary
+    finally:
+        await conn.close()
+    await as_superuser(
+        archive_db,
+        "DELETE FROM rejection WHERE seq = 2",  # the old secret dead letter's
+        "UPDATE rejection SET detail = 'khác' WHERE seq = 3",  # the new one's
+        "UPDATE archive_record SET kind = 'submission' WHERE seq = 1",  # the old kept one's
+    )
+    conn = await asyncpg.connect(archive_db)
+    try:
+        report = await check_archive(conn, trust=trust, at=utcnow(), derive=ctx)
+    finally:
+        await conn.close()
+    problems = {(f.seq, f.problem.split(":")[0]) for f in report.findings}
+    assert problems == {
+        (2, "the dead letter has no rejection row (it was deleted)"),
+        (3, "rejection row differs from what its signed bytes say"),
+        (1, "archive_record differs from what its signed leaf says"),
+        # its document's outcome no longer follows from the records' kinds
+        (0, f"document {unknown.document_id}"),
+    }, [f.line() for f in report.findings]
+    assert any("kind 'submission' (stored) vs 'deadletter'" in f.problem for f in report.findings)

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from consumers.archive.deadletter import decode_dead_letter
 from consumers.archive.leaf import record_leaf
 from consumers.archive.parse import (
     ArchiveTopics,
     Kind,
     ParseContext,
+    RecordRow,
     SourceRecord,
     parse_record,
 )
@@ -103,9 +105,10 @@ def test_a_secret_document_with_a_trailing_byte_is_not_kept_anywhere(
     raw = encode_envelope(signed) + b"\x00"
     for topic in (TOPICS.submissions, TOPICS.deadletter):
         parsed = parse_record(record(topic, raw, {"lt-reason": "MALFORMED"}), ctx)
-        assert parsed.record.raw is None and parsed.record.document_id is None
+        kept, digest = _kept(parsed.record)
+        assert kept is None and parsed.record.document_id is None
         assert doc.code.notation not in repr(parsed) and doc.document_id not in repr(parsed)
-        assert parsed.record.raw_sha256 == hashlib.sha256(raw).digest()
+        assert digest == hashlib.sha256(raw).digest()
 
 
 def test_an_unproven_dead_letter_joins_no_documents_story(
@@ -122,7 +125,7 @@ def test_an_unproven_dead_letter_joins_no_documents_story(
     assert parsed.rejection is not None and parsed.rejection.document_id is None
     assert parsed.rejection.message_id is None and parsed.rejection.reason == "SENDER_MISMATCH"
     assert parsed.record.message_id is None and parsed.record.document_id is None
-    assert parsed.record.raw == raw  # kept: it decoded and is not secret
+    assert _kept(parsed.record)[0] == raw  # kept: it decoded and is not secret
     proven = {**headers, "lt-sender-verified": "true", "lt-message-id": "m-14"}
     again = parse_record(replace(letter, headers=tuple(_h(proven))), ctx)
     assert again.rejection is not None and again.rejection.document_id == doc.document_id
@@ -152,9 +155,11 @@ def test_a_secret_document_keeps_digest_and_sender_only_wherever_it_is_read(
         {"lt-reason": "SECRET_DOCUMENT", "lt-sha256": digest, "lt-sender": H26, "lt-detail": "x"},
     )
     parsed = parse_record(letter, ctx)
-    assert parsed.record.raw is None and parsed.record.raw_sha256.hex() == digest
+    kept, withheld = _kept(parsed.record)
+    assert kept is None and withheld.hex() == digest
     assert parsed.rejection is not None and parsed.rejection.secret
     assert parsed.rejection.detail is None and parsed.rejection.document_id is None
+    assert decode_dead_letter(parsed.record.raw or b"").header("lt-detail") is None
 
 
 def test_a_platform_02_in_an_inbox_is_a_notice_and_an_agency_status_a_delivery(
@@ -220,6 +225,19 @@ def test_the_right_edge_rebuilt_from_stored_nodes_continues_the_same_tree(
         # What the archiver does on start: log2(size) stored nodes, nothing recomputed.
         rebuilt = RightEdge(done, tuple(store[k] for k in range_keys(0, done)))
         assert rebuilt == edge and rebuilt.root() == root_of(leaves[:done])
+
+
+def _kept(row: RecordRow) -> tuple[bytes | None, bytes]:
+    """(the record's bytes the archive keeps, their digest): a dead letter's are inside its
+    dead-letter record (consumers.archive.deadletter), whose own digest is the row's."""
+    if row.kind is not Kind.DEADLETTER:
+        return row.raw, row.raw_sha256
+    assert row.raw is not None and row.raw_sha256 == hashlib.sha256(row.raw).digest()
+    letter = decode_dead_letter(row.raw)
+    if letter.value is None:
+        assert letter.withheld_sha256 is not None
+        return None, letter.withheld_sha256
+    return letter.value, hashlib.sha256(letter.value).digest()
 
 
 def _h(headers: dict[str, str]) -> list[tuple[str, bytes]]:
