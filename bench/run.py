@@ -214,10 +214,16 @@ async def audit(run: BenchRun, opts: Options) -> dict[str, Any]:
     url = await audit_search.load(run.admin_url, opts.audit_documents)
     run.databases.append(audit_search.SCRATCH)  # dropped with the others at the end
     load_s = time.perf_counter() - load_started
+    corpus = await audit_search.scale(url)
     results = await audit_search.measure(url, 30 if opts.quick else 300)
     for r in results:
         r.pop("plan", None)  # bench/results/audit_search.json keeps plans; this file stays small
-    return {"documents": opts.audit_documents, "load_s": round(load_s, 1), "results": results}
+    return {
+        "documents": opts.audit_documents,
+        "corpus": corpus,
+        "load_s": round(load_s, 1),
+        "results": results,
+    }
 
 
 def machine() -> dict[str, Any]:
