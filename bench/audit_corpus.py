@@ -208,10 +208,13 @@ def documents(n: int, codes: list[str], seed: int = 190) -> Iterator[tuple[Any, 
     weights = [1 / (rank + 1) ** 0.8 for rank in range(len(codes))]
     senders = rng.choices(codes, weights, k=n)
     span = YEARS * 365 * 86400
+    # In submission order, as the archiver appends them: the table is in time order, as an
+    # archive's is.
+    times = sorted(rng.randrange(span) for _ in range(n))
     for i in range(n):
         text, abbr, notation, type_name, topic = subject(rng)
         sender = senders[i]
-        at = START + timedelta(seconds=rng.randrange(span))
+        at = START + timedelta(seconds=times[i])
         k = rng.choice((1, 1, 2, 3, 5)) if rng.random() < 0.97 else rng.randint(10, 30)
         recipients = rng.sample(codes, k)
         outcome = rng.choices(("routed", "rejected", "pending"), (97, 2, 1))[0]

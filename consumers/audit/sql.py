@@ -67,9 +67,12 @@ TIER_PREDICATE = {
 }
 # The vector each tier tests and ranks by.
 TIER_VECTOR = {1: "search", 2: "search_full", 3: "search_full"}
+# In the whole document the rank counts each word's occurrences weighted by where they stand
+# (ts_rank of any of the words: linear in the document's words, where ts_rank of all of them
+# weighs every pair of positions, ~4x the time on a body).
 TIER_RANK = {
     1: "ts_rank({words}, {all}, 32) + ({words} @@ {phrase})::int",
-    2: "ts_rank({words}, {all}, 32) + ({words} @@ {phrase})::int",
+    2: "ts_rank({words}, {any}, 32) + ({words} @@ {phrase})::int",
     3: "ts_rank({words}, {any}, 32)",
 }
 MATCH_NAMES = {1: "heading", 2: "document", 3: "partial"}
