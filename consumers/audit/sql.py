@@ -94,9 +94,11 @@ TIER_WALK_COLUMNS = {
 # are (rate r = hits / probe); a walk tests about {candidates} / r rows, the index reads about
 # r * N (N: the table's size as last analysed), so the walk is taken when r * r * N is at least
 # {ratio} * {candidates} ({ratio}: a walk row's cost against an index row's, lower for the
-# heading, whose walk is index-only in document_recent_search_idx, 0004). The walk goes
-# 5/4 of its expected length (at most {cap} rows); only if it found too few does the index
-# give the older matches. A later tier is only looked at when the earlier ones have fewer
+# heading, whose walk is index-only in document_recent_search_idx, 0004). The walk stops at
+# its {candidates}th match, and at twice its expected length at most (and {cap} rows): a probe
+# that saw the words a little more often than they are must not send the search to the
+# index for a handful of older matches. Only if the walk found too few does the index give
+# the older matches. A later tier is only looked at when the earlier ones have fewer
 # matches than the page needs ({guard}: a one-time filter, so a skipped tier costs nothing).
 TIER_PROBE = """
 {name}_probe AS MATERIALIZED (
@@ -106,11 +108,11 @@ TIER_PROBE = """
           ORDER BY d.submitted_at DESC, d.document_id DESC LIMIT ${probe}) w
     WHERE {predicate_w}
 ),"""
-# How many newest documents the walk tests: 0 (the index alone) or its expected length.
+# How many newest documents the walk may test: 0 (the index alone) or twice its expected length.
 PROBE_WALK = (
     "(SELECT CASE WHEN p.hits * p.hits * greatest(c.reltuples, 0)"
     " < ${ratio}::float8 * ${candidates} * ${probe} * ${probe} THEN 0"
-    " ELSE least(${cap}, ${candidates} * ${probe} * 5 / (4 * p.hits)) END"
+    " ELSE least(${cap}, ${candidates} * ${probe} * 2 / p.hits) END"
     " FROM {name}_probe p, pg_class c WHERE c.oid = 'document'::regclass)"
 )
 TIER_WALK = """
