@@ -3,8 +3,11 @@
 Run: python -m bench.audit_search --documents 1000000 [--quick]. The documents are a fixture
 written with COPY into a scratch database (`lienthong_bench_audit` on the project's server, or
 --database-url), not the pipeline: realistic shape (~640 agencies with skewed volumes, Vietnamese
-subjects with diacritics, several years of dates, recipient arrays), made in seconds. Searches
-run through consumers.audit exactly as `lienthong audit search` runs them, as the auditor role.
+subjects and bodies with diacritics, agency names, several years of dates, recipient arrays;
+bench/audit_corpus.py), made in minutes. Searches run through consumers.audit exactly as
+`lienthong audit search` runs them, as the auditor role; each text search is also timed as the
+subject-only search was before 0008 (`heading_only`, every word) on the same data, the ratio
+beside it. The corpus's scale (rows, body characters, table and index sizes) is reported.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from bench.audit_corpus import COLUMNS, KINDS, YEARS, agencies, documents
 from consumers.audit import SearchFilters, build_search, search_documents
 from infra import services
 from infra.compose.audit import auditor_url
@@ -31,96 +35,23 @@ from infra.settings import load_settings
 
 RESULTS = Path(__file__).parent / "results" / "audit_search.json"
 SCRATCH = "lienthong_bench_audit"
-START, YEARS = datetime(2019, 1, 1, tzinfo=UTC), 7
 
-KINDS = [  # (prefix, abbreviation, notation suffix)
-    ("Quyết định về việc", "QĐ", "QĐ-UBND"), ("Kế hoạch", "KH", "KH-UBND"),
-    ("Báo cáo", "BC", "BC-UBND"), ("Thông báo", "TB", "TB-VP"), ("Công văn về việc", "", "UBND-VP"),
-    ("Tờ trình", "TTr", "TTr-SNV"), ("Chỉ thị về", "CT", "CT-UBND"), ("Hướng dẫn", "HD", "HD-STC"),
-    ("Giấy mời họp về", "GM", "GM-VP"), ("Đề án", "ĐA", "ĐA-UBND"),
-]  # fmt: skip
-TOPICS = [
-    "cải cách thủ tục hành chính", "chuyển đổi số", "xây dựng nông thôn mới",
-    "phòng chống dịch bệnh", "giải phóng mặt bằng", "quản lý đất đai", "an toàn giao thông",
-    "phòng cháy chữa cháy", "thu ngân sách nhà nước", "đầu tư công", "bảo vệ môi trường",
-    "giáo dục và đào tạo", "y tế cơ sở", "an sinh xã hội", "giải quyết khiếu nại tố cáo",
-    "tiếp công dân", "xây dựng chính quyền điện tử", "phát triển du lịch", "quy hoạch đô thị",
-    "trật tự xây dựng", "quản lý thị trường", "phòng chống tham nhũng", "thi đua khen thưởng",
-    "tuyển dụng công chức", "đào tạo bồi dưỡng cán bộ", "cấp giấy chứng nhận quyền sử dụng đất",
-    "hỗ trợ hộ nghèo", "sửa chữa nhà ở cho người có công", "phòng chống thiên tai",
-    "nước sạch nông thôn", "chợ truyền thống", "an toàn thực phẩm", "văn hóa cơ sở",
-    "thể dục thể thao", "dân số và phát triển", "bảo hiểm y tế", "lao động việc làm",
-    "kinh tế tập thể", "hợp tác xã", "doanh nghiệp nhỏ và vừa", "xuất khẩu nông sản",
-    "hạ tầng giao thông", "thoát nước đô thị", "chiếu sáng công cộng", "cây xanh đô thị",
-    "phòng chống ma túy", "quốc phòng địa phương", "dân quân tự vệ", "bầu cử đại biểu",
-    "công tác dân tộc", "tôn giáo", "người cao tuổi", "trẻ em", "bình đẳng giới",
-]  # fmt: skip
-QUALIFIERS = [
-    "năm {y}",
-    "giai đoạn 2021-2025",
-    "quý {q} năm {y}",
-    "trên địa bàn thành phố",
-    "trên địa bàn quận {d}",
-    "tại huyện {d}",
-    "6 tháng đầu năm {y}",
-    "đợt {q}",
-    "",
-]
-PLACES = [
-    "Ba Đình", "Hoàn Kiếm", "Hai Bà Trưng", "Đống Đa", "Tây Hồ", "Cầu Giấy", "Thanh Xuân",
-    "Hoàng Mai", "Long Biên", "Gia Lâm", "Đông Anh", "Sóc Sơn", "Thanh Trì", "Mê Linh",
-    "Chương Mỹ", "Ba Vì", "Thanh Oai", "Quốc Oai", "Mỹ Đức", "Ứng Hòa", "Phú Xuyên",
-]  # fmt: skip
 # Words auditors type, without diacritics (what "thu tuc hanh chinh" stands for).
 TEXT_QUERIES = [
     "thu tuc hanh chinh", "chuyen doi so", "giai phong mat bang", "phong chay chua chay",
     "khieu nai to cao", "nha o nguoi co cong", "nuoc sach nong thon", "an toan thuc pham",
     "quan ly dat dai dong da", "ke hoach chuyen doi so", "dan quan tu ve", "cho truyen thong",
 ]  # fmt: skip
-
-
-def agencies(count: int = 640) -> list[str]:
-    """Ministries (G), the city's departments and districts (H26), and their units."""
-    codes = [f"000.00.00.G{i:02d}" for i in range(1, 31)]
-    codes += [f"000.00.{i:02d}.H26" for i in range(0, 80)]
-    codes += [f"000.{u:02d}.{d:02d}.H26" for d in range(1, 80) for u in range(1, 99)]
-    return codes[:count]
-
-
-def subject(rng: random.Random) -> tuple[str, str, str]:
-    prefix, abbr, notation = rng.choice(KINDS)
-    topic = rng.choice(TOPICS)
-    tail = rng.choice(QUALIFIERS).format(
-        y=rng.randint(2019, 2025), q=rng.choice(["I", "II", "III", "IV"]), d=rng.choice(PLACES)
-    )
-    extra = f" và {rng.choice(TOPICS)}" if rng.random() < 0.3 else ""
-    return f"{prefix} {topic}{extra} {tail}".strip(), abbr, notation
-
-
-def documents(n: int, codes: list[str], seed: int = 190) -> Iterator[tuple[Any, ...]]:
-    rng = random.Random(seed)
-    # Volumes are skewed: the city committee sends far more than a commune does.
-    weights = [1 / (rank + 1) ** 0.8 for rank in range(len(codes))]
-    senders = rng.choices(codes, weights, k=n)
-    span = YEARS * 365 * 86400
-    for i in range(n):
-        text, abbr, notation = subject(rng)
-        sender = senders[i]
-        at = START + timedelta(seconds=rng.randrange(span))
-        k = rng.choice((1, 1, 2, 3, 5)) if rng.random() < 0.97 else rng.randint(10, 30)
-        recipients = rng.sample(codes, k)
-        outcome = rng.choices(("routed", "rejected", "pending"), (97, 2, 1))[0]
-        number = str(rng.randint(1, 9999))
-        yield (
-            f"{sender},{at:%Y/%m/%d},{number}/{notation}#{i}", "official_document", sender,
-            recipients, number, notation, abbr, text, at.date(), at, outcome,
-        )  # fmt: skip
-
-
-COLUMNS = [
-    "document_id", "payload_type", "sender", "recipients", "number", "notation", "doc_type",
-    "subject", "promulgation_date", "submitted_at", "routing_outcome",
+# Phrases of the bodies (tasks, closings), rarely in a subject.
+BODY_QUERIES = [
+    "phan dau duy tri 100 thu tuc hanh chinh", "cai cach hanh chinh", "cong dich vu cong",
+    "lien thong phan mem quan ly van ban", "so hoa ho so", "bo phan mot cua",
+    "dich vu cong truc tuyen muc do 3 4", "tru van ban mat", "xa hoi hoa huyen soc son",
+    "diem nong khieu kien dong nguoi", "bao cao uy ban nhan dan thanh pho qua so noi vu",
+    "kiem tra giam sat quan hoan kiem",
 ]  # fmt: skip
+# Words found in no document beside words found in many: partial matches only.
+PARTIAL_QUERIES = [f"{q} zzkhongco" for q in TEXT_QUERIES]
 
 
 async def load(admin_url: str, n: int) -> str:
@@ -135,7 +66,8 @@ async def load(admin_url: str, n: int) -> str:
     try:
         await migrate(conn)
         # Bulk load, then index: building each index once is far faster than maintaining it
-        # row by row, and gives the same indexes the migrations define.
+        # row by row, and gives the same indexes the migrations define. The search columns are
+        # the database's (0008's trigger), as for every writer.
         defs = await conn.fetch(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'document' "
             "AND indexname <> 'document_pkey'"
@@ -147,7 +79,7 @@ async def load(admin_url: str, n: int) -> str:
         batch: list[tuple[Any, ...]] = []
         for row in documents(n, codes):
             batch.append(row)
-            if len(batch) == 50_000:
+            if len(batch) == 20_000:
                 await conn.copy_records_to_table("document", records=batch, columns=COLUMNS)
                 batch.clear()
         if batch:
@@ -164,6 +96,28 @@ async def load(admin_url: str, n: int) -> str:
     return url
 
 
+SCALE = """
+SELECT count(*) AS documents,
+       round(avg(length(body))) AS body_chars_mean,
+       max(length(body)) AS body_chars_max,
+       pg_table_size('document') AS table_bytes,
+       pg_indexes_size('document') AS index_bytes,
+       pg_relation_size('document_search_full_idx') AS full_text_index_bytes,
+       pg_relation_size('document_recent_search_idx') AS heading_walk_index_bytes
+FROM document"""
+
+
+async def scale(url: str) -> dict[str, Any]:
+    """How big the searched corpus is: rows, body text, table and index sizes."""
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(SCALE)
+    finally:
+        await conn.close()
+    assert row is not None
+    return {k: int(v) if v is not None else None for k, v in row.items()}
+
+
 Case = Callable[[random.Random], SearchFilters]
 
 
@@ -176,17 +130,43 @@ def cases(codes: list[str]) -> dict[str, Case]:
             sender=rng.choice(busy), date_from=start, date_to=start + timedelta(days=90)
         )
 
-    def subject_words(rng: random.Random) -> SearchFilters:
-        return SearchFilters(text=rng.choice(TEXT_QUERIES))
-
     def recipient(rng: random.Random) -> SearchFilters:
         return SearchFilters(recipient=rng.choice(codes))
 
+    def words(queries: list[str]) -> Case:
+        return lambda rng: SearchFilters(text=rng.choice(queries))
+
+    def number_and_kind(rng: random.Random) -> SearchFilters:
+        _prefix, _abbr, notation, type_name = rng.choice(KINDS)
+        number = rng.randint(1, 9999)
+        return SearchFilters(
+            text=rng.choice((f"{type_name} {number}", f"{number}/{notation}", f"so {number}"))
+        )
+
+    def words_from_agency(rng: random.Random) -> SearchFilters:
+        return SearchFilters(text=rng.choice(BODY_QUERIES), sender=rng.choice(busy))
+
     return {
         "agency + 90-day range": agency_and_dates,
-        "subject words, no diacritics": subject_words,
         "recipient": recipient,
+        "subject words, no diacritics": words(TEXT_QUERIES),
+        "body phrases, no diacritics": words(BODY_QUERIES),
+        "number and notation": number_and_kind,
+        "partial (a word no document has)": words(PARTIAL_QUERIES),
+        "body phrases + sender": words_from_agency,
     }
+
+
+def before_0008(filters: SearchFilters) -> SearchFilters | None:
+    """The same words as the search matched them before 0008: the subject (heading) only,
+    every word; None for a search without words."""
+    if filters.text is None:
+        return None
+    return SearchFilters(**{**_fields(filters), "heading_only": True, "all_words": True})
+
+
+def _fields(filters: SearchFilters) -> dict[str, Any]:
+    return {k: getattr(filters, k) for k in filters.__slots__}
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -194,7 +174,23 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _latency(samples: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(samples), 2),
+        "p95_ms": round(percentile(samples, 95), 2),
+        "p99_ms": round(percentile(samples, 99), 2),
+    }
+
+
+async def _timed(conn: asyncpg.Connection, filters: SearchFilters) -> tuple[float, Any]:
+    started = time.perf_counter()
+    page = await search_documents(conn, filters, limit=20)
+    return (time.perf_counter() - started) * 1000, page
+
+
 async def measure(url: str, iterations: int) -> list[dict[str, Any]]:
+    """Each kind of search `iterations` times; a text search also as before 0008, alternating
+    with it so both meet the same cache and the same neighbours on the machine."""
     conn = await asyncpg.connect(
         auditor_url(url), server_settings={"plan_cache_mode": "force_custom_plan"}
     )
@@ -203,28 +199,41 @@ async def measure(url: str, iterations: int) -> list[dict[str, Any]]:
         for name, make in cases(agencies()).items():
             rng = random.Random(name)
             for _ in range(5):  # warm the cache as a running archive would be
-                await search_documents(conn, make(rng), limit=20)
-            samples, hits = [], []
+                filters = make(rng)
+                await search_documents(conn, filters, limit=20)
+                if (old := before_0008(filters)) is not None:
+                    await search_documents(conn, old, limit=20)
+            samples, before, hits, old_hits = [], [], [], []
+            matches: dict[str, int] = {}
             for _ in range(iterations):
                 filters = make(rng)
-                started = time.perf_counter()
-                page = await search_documents(conn, filters, limit=20)
-                samples.append((time.perf_counter() - started) * 1000)
+                ms, page = await _timed(conn, filters)
+                samples.append(ms)
                 hits.append(len(page.hits))
+                first = page.hits[0].match if page.hits else None
+                matches[str(first)] = matches.get(str(first), 0) + 1
+                if (old := before_0008(filters)) is not None:
+                    ms, page = await _timed(conn, old)
+                    before.append(ms)
+                    old_hits.append(len(page.hits))
             example = make(rng)
             query = build_search(example, limit=20)
             plan_rows = await conn.fetch("EXPLAIN (ANALYZE) " + query.text, *query.args)
-            results.append(
-                {
-                    "search": name,
-                    "iterations": iterations,
-                    "p50_ms": round(statistics.median(samples), 2),
-                    "p95_ms": round(percentile(samples, 95), 2),
-                    "p99_ms": round(percentile(samples, 99), 2),
-                    "mean_hits": round(statistics.mean(hits), 1),
-                    "plan": [r[0] for r in plan_rows],
+            result: dict[str, Any] = {
+                "search": name,
+                "iterations": iterations,
+                **_latency(samples),
+                "mean_hits": round(statistics.mean(hits), 1),
+                "first_hit_match": matches,
+                "plan": [r[0] for r in plan_rows],
+            }
+            if before:
+                result["before_0008"] = {
+                    **_latency(before),
+                    "mean_hits": round(statistics.mean(old_hits), 1),
                 }
-            )
+                result["p95_ratio"] = round(result["p95_ms"] / result["before_0008"]["p95_ms"], 2)
+            results.append(result)
     finally:
         await conn.close()
     return results
@@ -242,21 +251,30 @@ def main() -> None:
         url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{SCRATCH}"))
     else:
         url = asyncio.run(load(admin_url, args.documents))
+    corpus = asyncio.run(scale(url))
     results = asyncio.run(measure(url, 30 if args.quick else 300))
-    print(f"\n{args.documents} documents; latency of one page of 20, as the auditor role")
-    print(f"{'search':32} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'hits':>6}")
+    print(
+        f"\n{corpus['documents']:,} documents, bodies of {corpus['body_chars_mean']} characters "
+        f"on average (at most {corpus['body_chars_max']:,}); table {_mib(corpus['table_bytes'])}, "
+        f"indexes {_mib(corpus['index_bytes'])} (full text {_mib(corpus['full_text_index_bytes'])})"
+    )
+    print("latency of one page of 20, as the auditor role; 'before' = subject only, as before 0008")
+    print(f"{'search':34} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'hits':>6} {'before p95':>11}")
     for r in results:
+        old = r.get("before_0008")
         print(
-            f"{r['search']:32} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
-            f"{r['mean_hits']:6.1f}"
+            f"{r['search']:34} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
+            f"{r['mean_hits']:6.1f} " + (f"{old['p95_ms']:8.2f} ×{r['p95_ratio']}" if old else "")
         )
     for r in results:
         print(f"\n-- plan: {r['search']}\n" + "\n".join(r["plan"]))
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps({"documents": args.documents, "results": results}, indent=2) + "\n"
-    )
+    RESULTS.write_text(json.dumps({"corpus": corpus, "results": results}, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")
+
+
+def _mib(n: int | None) -> str:
+    return f"{(n or 0) / 1048576:,.0f} MiB"
 
 
 if __name__ == "__main__":

@@ -53,14 +53,32 @@ def rows(results: dict[str, Any]) -> list[Row]:
         peak = max(r["archiver_peak_rss_mb"] for r in arch["archiver"])
         out.append(("archive", "archiver peak RSS", f"{peak:.0f} MiB", "–", "–", ""))
     if audit := results["scenarios"].get("audit"):
-        for r in audit["results"]:
+        corpus = audit.get("corpus") or {}
+        scenario = f"audit search ({audit['documents']:,} docs)"
+        if corpus.get("body_chars_mean") is not None:
             out.append(
                 (
-                    f"audit search ({audit['documents']:,} docs)",
+                    scenario,
+                    "corpus: body characters mean / max; table + indexes",
+                    f"{corpus['body_chars_mean']:,} / {corpus['body_chars_max']:,}; "
+                    f"{(corpus['table_bytes'] + corpus['index_bytes']) / 2**30:.1f} GiB",
+                    "–",
+                    "–",
+                    "",
+                )
+            )
+        for r in audit["results"]:
+            # The baseline of a text search: the same words, subject only, as before 0008.
+            old = r.get("before_0008")
+            out.append(
+                (
+                    scenario,
                     f"{r['search']}: p50 / p95 / p99",
                     f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f} / {r['p99_ms']:.1f} ms",
-                    "–",
-                    "–",
+                    f"{old['p50_ms']:.1f} / {old['p95_ms']:.1f} / {old['p99_ms']:.1f} ms"
+                    if old
+                    else "–",
+                    f"{r['p95_ratio']:.2f}" if old else "–",
                     "p95 < 200 ms",
                 )
             )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
 from consumers.archive.rows import DocumentRow, clean
 from schemas.addressing import Payload
 from schemas.agency import AgencyDirectory
-from schemas.common import DocumentCode, DocumentType
+from schemas.common import AgencyRef, DocumentCode, DocumentType, SecrecyMarking
 from schemas.document import OfficialDocument
 from schemas.envelope import Envelope
 from schemas.paper import PaperExchangeRecord
@@ -17,6 +17,38 @@ from schemas.report import PeriodicReport
 from signing.envelope import verify_envelope
 from signing.errors import VerificationError
 from signing.trust import TrustStore
+
+# The body searched is the content's first MAX_BODY_CHARS characters (a 40-page plan is about
+# 100 000): enough for every real document, and a bound on what one row costs to index
+# (PostgreSQL refuses a tsvector over 1 MB, which would stop the archiver's batch).
+MAX_BODY_CHARS = 100_000
+
+
+def searchable_body(content: str | None, secrecy: SecrecyMarking | str) -> str | None:
+    """The body full-text search may keep: none for a secret document, whatever it says."""
+    if str(secrecy) != str(SecrecyMarking.NONE) or not content:
+        return None
+    return clean(content[:MAX_BODY_CHARS]) or None
+
+
+def party_names(
+    parties: Sequence[tuple[str | None, str | None]], agencies: AgencyDirectory
+) -> str | None:
+    """The names of a document's sender and recipients, one a line: the agency directory's name
+    for each code and the name the document itself writes, each once (ignoring case), in the
+    document's order."""
+    names: dict[str, str] = {}
+    for code, written in parties:
+        known = agencies.lookup(code) if code else None
+        for name in (known.name if known else None, written):
+            text = clean(name.strip()) if name else None
+            if text:
+                names.setdefault(text.casefold(), text)
+    return "\n".join(names.values()) or None
+
+
+def _refs(refs: Iterable[AgencyRef]) -> list[tuple[str | None, str | None]]:
+    return [(r.code, r.name) for r in refs]
 
 
 def document_row(
@@ -53,6 +85,15 @@ def document_row(
             subject=clean(payload.subject),
             promulgation_date=payload.promulgation_date,
             secrecy=str(payload.secrecy),
+            body=searchable_body(payload.content, payload.secrecy),
+            party_names=party_names(
+                [
+                    (payload.sender.code, payload.sender.name),
+                    *_refs(payload.to),
+                    *((p.code, p.name) for p in payload.to_places if p.code),
+                ],
+                agencies,
+            ),
         )
     if isinstance(payload, PeriodicReport):
         return DocumentRow(
@@ -66,6 +107,9 @@ def document_row(
             subject=clean(payload.regime_title),
             promulgation_date=payload.period.end,
             secrecy=str(payload.secrecy),
+            party_names=party_names(
+                _refs((payload.reporting_agency, payload.recipient_agency)), agencies
+            ),
         )
     if isinstance(payload, PaperExchangeRecord):
         return DocumentRow(
@@ -76,6 +120,7 @@ def document_row(
             subject=clean(payload.subject),
             promulgation_date=payload.document_date,
             secrecy=str(payload.secrecy),
+            party_names=party_names(_refs((payload.sender, *payload.recipients)), agencies),
         )
     return None  # a status notice: its timeline comes from the inbox it reaches
 

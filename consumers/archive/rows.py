@@ -86,6 +86,10 @@ class DocumentRow:
     signer: dict[str, Any] | None
     signatures: list[dict[str, Any]]
     submitted_at: datetime
+    # What full-text search reads besides the heading (0008, docs/search.md): the body, never
+    # a secret document's, and the names of the sender and recipients.
+    body: str | None = None
+    party_names: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

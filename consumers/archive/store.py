@@ -91,8 +91,9 @@ RECORD_COLUMNS = (
 # Delivered wins: a dead letter with a delivered message's id (a copy resent or replayed onto
 # the exchange, in whatever order the archiver meets the topics) never makes it 'rejected'.
 # An UPDATE of every document row would write it twice (routing_outcome is in a partial
-# index, so the update is not HOT and adds an entry to each of the document's nine indexes,
-# three of them GIN).
+# index, so the update is not HOT and adds an entry to each of the document's ten indexes,
+# four of them GIN). The search columns (subject_folded, search, search_full) are left to the
+# database (0008's trigger), the one definition every writer shares.
 REJECTION_COLUMNS = (
     "seq", "reason", "detail", "sender", "message_id", "document_id", "secret", "source", "at",
 )  # fmt: skip
@@ -105,30 +106,28 @@ OUTCOME_KINDS = frozenset({Kind.DELIVERY, Kind.DEADLETTER})
 INSERT_DOCUMENTS = """
 INSERT INTO document (
     document_id, payload_type, sender, recipients, copies, number, notation, doc_type,
-    doc_type_name, subject, subject_folded, promulgation_date, due_date, priority, secrecy,
-    signer, signatures, submission_seq, submitted_at, search,
+    doc_type_name, subject, promulgation_date, due_date, priority, secrecy,
+    signer, signatures, submission_seq, submitted_at, body, party_names,
     routing_outcome, routing_reason, routing_seq
 )
 SELECT
     d.document_id, d.payload_type, d.sender,
     ARRAY(SELECT jsonb_array_elements_text(d.recipients::jsonb)),
     ARRAY(SELECT jsonb_array_elements_text(d.copies::jsonb)),
-    d.number, d.notation, d.doc_type, d.doc_type_name, d.subject, lt_fold(d.subject),
+    d.number, d.notation, d.doc_type, d.doc_type_name, d.subject,
     d.promulgation_date, d.due_date, d.priority, d.secrecy, d.signer::jsonb,
-    d.signatures::jsonb, d.submission_seq, d.submitted_at,
-    to_tsvector('simple', lt_fold(concat_ws(' ', d.subject, d.number || '/' || d.notation,
-                                            d.doc_type_name))),
+    d.signatures::jsonb, d.submission_seq, d.submitted_at, d.body, d.party_names,
     CASE o.kind WHEN 'delivery' THEN 'routed' WHEN 'deadletter' THEN 'rejected'
                 ELSE 'pending' END,
     o.reason, o.seq
 FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::date[], $12::date[], $13::smallint[], $14::text[],
-    $15::text[], $16::text[], $17::bigint[], $18::timestamptz[]
+    $15::text[], $16::text[], $17::bigint[], $18::timestamptz[], $19::text[], $20::text[]
 ) AS d(
     document_id, payload_type, sender, recipients, copies, number, notation, doc_type,
     doc_type_name, subject, promulgation_date, due_date, priority, secrecy, signer, signatures,
-    submission_seq, submitted_at
+    submission_seq, submitted_at, body, party_names
 )
 JOIN archive_record s ON s.seq = d.submission_seq
 LEFT JOIN LATERAL (
@@ -330,4 +329,6 @@ def _document_args(seq: int, d: DocumentRow) -> tuple[object, ...]:
         dumps(d.signatures),
         seq,
         d.submitted_at,
+        d.body,
+        d.party_names,
     )

@@ -20,6 +20,7 @@ def render_search(out: Console, result: SearchPage, filters: SearchFilters, limi
         "#", "submitted (UTC+7)", "sender", "number/notation", "type", "subject", "outcome"
     )
     if ranked:
+        table.add_column("match")
         table.add_column("rank", justify="right")
     first = (result.page - 1) * limit + 1
     for i, hit in enumerate(result.hits, first):
@@ -27,6 +28,7 @@ def render_search(out: Console, result: SearchPage, filters: SearchFilters, limi
         row = [str(i), _vn(hit.submitted_at), hit.sender, code, hit.doc_type or hit.payload_type]
         row += [hit.subject or "", hit.routing_outcome]
         if ranked:
+            row.append(hit.match or "")
             row.append(f"{hit.rank:.4f}" if hit.rank is not None else "")
         table.add_row(*row)
     table.caption = f"{len(result.hits)} document(s)" + (

@@ -13,16 +13,32 @@ from typing import Any
 import asyncpg
 
 from consumers.audit import sql
+from consumers.audit.ranked import MATCHES, RANK_WINDOW, RECENT_WALK, ranked_statement, tiers_of
+
+__all__ = [  # the ranked search's constants live in consumers.audit.ranked; still found here
+    "MAX_LIMIT",
+    "MAX_TEXT",
+    "RANK_WINDOW",
+    "RECENT_WALK",
+    "VIETNAM",
+    "Cursor",
+    "DocumentHit",
+    "DocumentStory",
+    "SearchFilters",
+    "SearchPage",
+    "build_search",
+    "day_bounds",
+    "document_story",
+    "record_access",
+    "search_documents",
+]
 
 # Auditors type dates as they read them on documents: Vietnam time (UTC+7, no daylight saving).
 VIETNAM = timezone(timedelta(hours=7))
 OUTCOMES = ("routed", "rejected", "pending")
 MAX_LIMIT = 500
-# A ranked search ranks its matches in windows of this many, newest first (see SearchFilters).
-RANK_WINDOW = 600
-# Phase one of a words-only search first tests the words on this many newest documents per
-# window of candidates it needs (then, if too few matched, asks the GIN index for older ones).
-RECENT_WALK = 50_000
+# The words searched, at most: a whole subject (Decree 30: 500 characters) pasted in.
+MAX_TEXT = 500
 assert RANK_WINDOW > MAX_LIMIT  # a page's rows (and the next) span at most two windows
 
 
@@ -34,11 +50,17 @@ class SearchFilters:
     always present and set by the platform, unlike the promulgation date the sender claims),
     inclusive whole days in Vietnam time.
 
-    `text` ranks, window by window: the matches, newest first, are cut into windows of
-    RANK_WINDOW (600) matches; pages list the first window by ts_rank (ties: newer first), then
-    the second window by rank, and so on. Every match is reached by paging (`--after` or
-    `--page`), each once; the best-ranked match among the 600 newest comes first, an older
-    better-ranked one comes in its own window. Without `text`, newest first.
+    `text` is words, with or without diacritics, matched against the whole document: its
+    heading (subject, number, notation, type), its sender's and recipients' names and its body
+    (never a secret document's: none is kept). The matches come in tiers, each whole before
+    the next: every word in the heading; every word in the document; some of the words (not
+    with `all_words`). `heading_only` matches the heading alone (every word), as the search did
+    before the body was kept. Within a tier the matches, newest first, are cut into windows of
+    RANK_WINDOW (600); pages list the first window by rank (the words as typed, a phrase,
+    first; then ts_rank; ties: newer first), then the second window, and so on. Every match is
+    reached by paging (`--after` or `--page`), each once; the best-ranked match among a tier's
+    600 newest comes first, an older better-ranked one comes in its own window. Without
+    `text`, newest first (docs/search.md).
     """
 
     sender: str | None = None
@@ -51,20 +73,37 @@ class SearchFilters:
     status: str | None = None
     outcome: str | None = None
     text: str | None = None
+    all_words: bool = False
+    heading_only: bool = False
 
     def __post_init__(self) -> None:
         if self.outcome is not None and self.outcome not in OUTCOMES:
             raise ValueError(
                 f"--outcome must be one of {', '.join(OUTCOMES)}, not {self.outcome!r}"
             )
-        if self.text is not None and not self.text.strip():
-            raise ValueError("--text needs at least one word")
+        if self.text is not None:
+            _check_words(self.text)
+        elif self.all_words or self.heading_only:
+            raise ValueError("--all-words and --heading-only need --text")
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValueError(f"--from {self.date_from} is after --to {self.date_to}")
 
     def as_args(self) -> dict[str, str]:
-        """The filters as the access log records them."""
-        return {k: str(v) for k in self.__slots__ if (v := getattr(self, k)) is not None}
+        """The filters as the access log records them (flags only when set)."""
+        return {
+            k: str(v)
+            for k in self.__slots__
+            if (v := getattr(self, k)) is not None and v is not False
+        }
+
+
+def _check_words(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("--text must not contain a NUL character")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"--text is {len(text)} characters long; at most {MAX_TEXT}")
+    if not any(c.isalnum() for c in text):
+        raise ValueError("--text needs at least one word (letters or digits)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +111,9 @@ class Cursor:
     """Where the previous page ended: its last row's sort key.
 
     A ranked (--text) search's cursor also names its rank window by the window's newest row
-    (`window_at`, `window_id`), so the next page ranks the same window and continues in it.
+    (`window_at`, `window_id`), so the next page ranks the same window and continues in it,
+    and the tier it is in (1 heading, 2 document, 3 partial; a cursor printed before tiers
+    existed reads as 1).
     """
 
     submitted_at: datetime
@@ -80,17 +121,22 @@ class Cursor:
     rank: float | None = None
     window_at: datetime | None = None
     window_id: str | None = None
+    tier: int | None = None
 
     def __post_init__(self) -> None:
         if (self.rank is None) != (self.window_at is None) or (self.window_at is None) != (
             self.window_id is None
         ):
             raise ValueError("a ranked cursor names its rank, window time and window document")
+        if self.tier is not None and (self.rank is None or self.tier not in MATCHES):
+            raise ValueError(f"a cursor's tier is one of {sorted(MATCHES)}, of a ranked search")
 
     def encode(self) -> str:
         key: list[Any] = [self.rank, self.submitted_at.isoformat(), self.document_id]
         if self.window_at is not None:
             key += [self.window_at.isoformat(), self.window_id]
+            if self.tier is not None:
+                key.append(self.tier)
         return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
     @classmethod
@@ -102,13 +148,17 @@ class Cursor:
                 if window:
                     raise ValueError("an unranked cursor has no window")
                 return cls(datetime.fromisoformat(at), str(document_id))
-            window_at, window_id = window  # a ranked cursor without its window is refused
+            # A ranked cursor without its window is refused; the tier came later.
+            window_at, window_id, *tier = window
+            if len(tier) > 1 or (tier and type(tier[0]) is not int):
+                raise ValueError("a cursor's tier is one number")
             return cls(
                 datetime.fromisoformat(at),
                 str(document_id),
                 float(rank),
                 datetime.fromisoformat(window_at),
                 str(window_id),
+                tier[0] if tier else None,
             )
         except (ValueError, TypeError, binascii.Error) as exc:
             raise ValueError(f"--after {text!r} is not a cursor this command printed") from exc
@@ -128,6 +178,8 @@ class DocumentHit:
     submitted_at: datetime
     routing_outcome: str
     rank: float | None
+    # Of a ranked search: where the words matched ("heading", "document" or "partial").
+    match: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +224,6 @@ def build_search(
         "submitted_before": end,
         "status": filters.status,
         "outcome": filters.outcome,
-        "text": filters.text,
     }
     args: list[Any] = []
     where: list[str] = []
@@ -181,18 +232,14 @@ def build_search(
         args.append(value)
         return len(args)
 
-    text_n: int | None = None
     for name, value in values.items():
-        if value is None:
-            continue
-        n = param(value)
-        if name == "text":
-            text_n = n
-        where.append(sql.SEARCH_FILTERS[name].format(n=n))
-    if after is not None and (after.rank is None) != (text_n is None):
+        if value is not None:
+            where.append(sql.SEARCH_FILTERS[name].format(n=param(value)))
+    ranked = filters.text is not None
+    if after is not None and (after.rank is None) == ranked:
         raise ValueError("--after belongs to a search with other filters")
     offset = (page - 1) * limit
-    if text_n is None:
+    if filters.text is None:
         if after is not None:
             t, i = param(after.submitted_at), param(after.document_id)
             where.append(sql.AFTER_BY_TIME.format(t=t, i=i))
@@ -204,28 +251,36 @@ def build_search(
             offset=offset_n,
         )
         return BuiltQuery(text, tuple(args))
-    after_sql, anchor = "true", sql.NO_ANCHOR
+    tiers = tiers_of(all_words=filters.all_words, heading_only=filters.heading_only)
+    cursor = None
     if after is None:
-        # Rows offset .. offset+limit (one more than shown) lie in the first windows.
+        # Rows offset .. offset+limit (one more than shown) lie in each tier's first windows.
         candidates = ((offset + limit) // RANK_WINDOW + 1) * RANK_WINDOW
     else:
+        assert after.rank is not None and after.window_at is not None and after.window_id
+        tier = after.tier or tiers[0]
+        if tier not in tiers:
+            raise ValueError("--after belongs to a search with other filters")
+        tiers = tiers[tiers.index(tier) :]
         # The rest of the cursor's window, then the whole next one (ranking needs all of it).
         candidates = 2 * RANK_WINDOW
-        t, i = param(after.window_at), param(after.window_id)
-        anchor = sql.WINDOW_ANCHOR.format(t=t, i=i)
-        r, t, i = param(after.rank), param(after.submitted_at), param(after.document_id)
-        after_sql = sql.AFTER_IN_WINDOW.format(r=r, t=t, i=i)
-    walk = len(where) == 1  # the words only: walk the newest documents first
-    text = (sql.RANKED_SEARCH if walk else sql.RANKED_FILTERED_SEARCH).format(
-        n=text_n,
-        anchor=anchor,
-        where=" AND ".join(where),
-        walk=param(RECENT_WALK * candidates // RANK_WINDOW) if walk else 0,
-        candidates=param(candidates),
-        window=param(RANK_WINDOW),
-        after=after_sql,
-        limit=param(limit + 1),
-        offset=param(offset),
+        cursor = (
+            tier,
+            after.rank,
+            after.submitted_at,
+            after.document_id,
+            after.window_at,
+            after.window_id,
+        )
+    text = ranked_statement(
+        param,
+        text_n=param(filters.text),
+        where=where,
+        tiers=tiers,
+        candidates=candidates,
+        limit=limit + 1,
+        offset=offset,
+        after=cursor,
     )
     return BuiltQuery(text, tuple(args))
 
@@ -244,6 +299,7 @@ def _hit(row: asyncpg.Record) -> DocumentHit:
         submitted_at=row["submitted_at"],
         routing_outcome=row["routing_outcome"],
         rank=row["rank"],
+        match=MATCHES.get(row["tier"]) if "tier" in row else None,
     )
 
 
@@ -270,6 +326,7 @@ async def search_documents(
             last.rank,
             window["window_at"] if ranked else None,
             window["window_id"] if ranked else None,
+            window["tier"] if ranked else None,
         ).encode()
     return SearchPage(hits, cursor, page)
 

@@ -14,13 +14,10 @@ SELECT d.document_id, d.payload_type, d.sender, d.recipients, d.number, d.notati
        {rank} AS rank
 FROM document d"""
 
-# Full-text query over the folded subject: the same folding as the stored column (0003).
-TEXT_QUERY = "plainto_tsquery('simple', lt_fold(${n}))"
-# Ranked after the candidates are cut (phase two), so only they pay for ts_rank.
-CANDIDATE_RANK = "ts_rank(c.search, " + TEXT_QUERY + ")"
 NO_RANK = "NULL::real"
 
-# filter name -> predicate; {n} is the parameter number of the filter's value.
+# filter name -> predicate; {n} is the parameter number of the filter's value. The words
+# (--text) are not among them: they choose the ranked statement below.
 SEARCH_FILTERS: dict[str, str] = {
     "sender": "d.sender = ${n}",
     # @> is the operator document_recipients_idx (GIN) serves; = ANY(recipients) is not.
@@ -35,7 +32,6 @@ SEARCH_FILTERS: dict[str, str] = {
         "AND s.document_id = d.document_id)"
     ),
     "outcome": "d.routing_outcome = ${n}",
-    "text": "d.search @@ " + TEXT_QUERY,
 }
 
 # Keyset pagination: the cursor is the sort key of the last row shown.
@@ -45,86 +41,165 @@ ORDER_BY_TIME = "d.submitted_at DESC, d.document_id DESC"
 
 SEARCH_TAIL = "\nWHERE {where}\nORDER BY {order}\nLIMIT ${limit} OFFSET ${offset}"
 
-# A ranked search (--text) ranks the matches window by window instead of all at once: the
-# matches in recency order (newest first) are cut into windows of RANK_WINDOW (a number of
+# --- ranked search (--text) -----------------------------------------------------------------
+# The words as queries, folded like the stored columns (0003, 0008), parsed once per statement
+# (the connection plans each search with its values, so these fold to constants): every word,
+# the words in their order (a phrase), any of the words. The text form of plainto_tsquery
+# joins quoted lexemes with " & "; a lexeme never holds a space, so swapping the joins is safe.
+ALL_WORDS = "plainto_tsquery('simple', lt_fold(${n}))"
+PHRASE = "phraseto_tsquery('simple', lt_fold(${n}))"
+ANY_WORD = "replace(plainto_tsquery('simple', lt_fold(${n}))::text, ' & ', ' | ')::tsquery"
+
+# A ranked search lists its matches in tiers, each tier whole before the next:
+#   1 heading: every word in the heading (subject, number, notation, type: `search`);
+#   2 document: every word in the whole document (heading, the parties' names, the body:
+#     `search_full`, 0008), and not all of them in the heading;
+#   3 partial: some of the words, not all.
+# Within a tier the matches, newest first, are cut into windows of RANK_WINDOW (a number of
 # matches, not a time span); the first window is listed by rank, then the second, and so on.
-# Phase one finds the candidates, the {candidates} newest matches, and never reads every
-# match's row: it walks the {walk} newest documents in document_recent_search_idx (0004: the
-# recency order with the tsvector alongside, an index-only scan, no heap access) testing each
-# for the words; only if that walk found too few does the GIN index (document_search_idx) find
-# the older matches. Phase two ranks the candidates with ts_rank, numbers their windows, and
-# only the page's rows are read from the table. A cursor names the newest row of its window
-# (the anchor: rows archived later are newer and cannot shift an anchored window) and the last
-# row shown in it, so the next page continues exactly there and paging reaches every match.
-RANKED_SEARCH = (
-    """
-WITH recent AS MATERIALIZED (
-    SELECT w.document_id, w.submitted_at, w.search
-    FROM (SELECT d.document_id, d.submitted_at, d.search FROM document d
-          WHERE {anchor}
-          ORDER BY d.submitted_at DESC, d.document_id DESC LIMIT ${walk}) w
-    WHERE w.search @@ """
-    + TEXT_QUERY
-    + """
+# The rank is ts_rank (normalised to 0..1; in the whole document the heading's words weigh
+# most, the names' less, the body's least) plus 1 when the words stand as typed (a phrase).
+# {v} is the alias of the row tested; {all}, {phrase}, {any} the queries above.
+TIER_PREDICATE = {
+    1: "{v}.search @@ {all}",
+    2: "{v}.search_full @@ {all} AND NOT coalesce({v}.search @@ {all}, false)",
+    3: "{v}.search_full @@ {any} AND NOT {v}.search_full @@ {all}",
+}
+# The vector each tier tests and ranks by.
+TIER_VECTOR = {1: "search", 2: "search_full", 3: "search_full"}
+# In the whole document the rank counts each word's occurrences weighted by where they stand
+# (ts_rank of any of the words: linear in the document's words, where ts_rank of all of them
+# weighs every pair of positions, ~4x the time on a body).
+TIER_RANK = {
+    1: "ts_rank({words}, {all}, 32) + ({words} @@ {phrase})::int",
+    2: "ts_rank({words}, {any}, 32) + ({words} @@ {phrase})::int",
+    3: "ts_rank({words}, {any}, 32)",
+}
+MATCH_NAMES = {1: "heading", 2: "document", 3: "partial"}
+
+# The columns a tier's walk reads: for the heading only what document_recent_search_idx holds
+# (0004), so its walk is an index-only scan; for the whole document its words are in the row
+# (stored inline, 0008), never in a TOAST table.
+TIER_WALK_COLUMNS = {
+    1: "d.document_id, d.submitted_at, d.search",
+    2: "d.document_id, d.submitted_at, d.search, d.search_full",
+    3: "d.document_id, d.submitted_at, d.search_full",
+}
+
+# Phase one finds each tier's candidates, its {candidates} newest matches, without reading
+# every match's row. Two ways: walk the newest documents in recency order testing each one
+# (cheap per row, and common words fill the candidates early), or ask the GIN index
+# (document_search_idx, document_search_full_idx) for every match and keep the newest (one
+# read per match: right for rare words). The newest {probe} documents tell how common the words
+# are (rate r = hits / probe); a walk tests about {candidates} / r rows, the index reads about
+# r * N (N: the table's size as last analysed), so the walk is taken when r * r * N is at least
+# {ratio} * {candidates} ({ratio}: a walk row's cost against an index row's, lower for the
+# heading, whose walk is index-only in document_recent_search_idx, 0004). The walk stops at
+# its {candidates}th match, and at twice its expected length at most (and {cap} rows): a probe
+# that saw the words a little more often than they are must not send the search to the
+# index for a handful of older matches. Only if the walk found too few does the index give
+# the older matches. A later tier is only looked at when the earlier ones have fewer
+# matches than the page needs ({guard}: a one-time filter, so a skipped tier costs nothing).
+TIER_PROBE = """
+{name}_probe AS MATERIALIZED (
+    SELECT count(*) AS hits
+    FROM (SELECT {columns} FROM document d
+          WHERE {guard} AND {anchor}
+          ORDER BY d.submitted_at DESC, d.document_id DESC LIMIT ${probe}) w
+    WHERE {predicate_w}
+),"""
+# How many newest documents the walk may test: 0 (the index alone) or twice its expected length.
+PROBE_WALK = (
+    "(SELECT CASE WHEN p.hits * p.hits * greatest(c.reltuples, 0)"
+    " < ${ratio}::float8 * ${candidates} * ${probe} * ${probe} THEN 0"
+    " ELSE least(${cap}, ${candidates} * ${probe} * 2 / p.hits) END"
+    " FROM {name}_probe p, pg_class c WHERE c.oid = 'document'::regclass)"
+)
+TIER_WALK = """
+{name}_walk AS MATERIALIZED (
+    SELECT w.document_id, w.submitted_at
+    FROM (SELECT {columns} FROM document d
+          WHERE {guard} AND {anchor}
+          ORDER BY d.submitted_at DESC, d.document_id DESC LIMIT {walk}) w
+    WHERE {predicate_w}
     ORDER BY w.submitted_at DESC, w.document_id DESC LIMIT ${candidates}
-), candidate AS (
-    SELECT * FROM recent
-    UNION ALL
-    (SELECT d.document_id, d.submitted_at, d.search
-     FROM document d
-     WHERE (SELECT count(*) FROM recent) < ${candidates} AND {anchor} AND {where}
-       AND (d.submitted_at, d.document_id) < (
-           SELECT d.submitted_at, d.document_id FROM document d WHERE {anchor}
-           ORDER BY d.submitted_at DESC, d.document_id DESC OFFSET ${walk} - 1 LIMIT 1)
-     ORDER BY d.submitted_at DESC, d.document_id DESC
-     LIMIT ${candidates})
-), newest AS (
-    SELECT c.* FROM candidate c
-    ORDER BY c.submitted_at DESC, c.document_id DESC LIMIT ${candidates}
+), {name} AS MATERIALIZED (
+    SELECT u.* FROM (
+        SELECT * FROM {name}_walk
+        UNION ALL
+        (SELECT d.document_id, d.submitted_at
+         FROM document d
+         WHERE (SELECT count(*) FROM {name}_walk) < ${candidates} AND {guard} AND {anchor}
+           AND {predicate_d}
+           AND ({walk} = 0 OR (d.submitted_at, d.document_id) < (
+               SELECT d.submitted_at, d.document_id FROM document d WHERE {anchor}
+               ORDER BY d.submitted_at DESC, d.document_id DESC
+               OFFSET greatest({walk} - 1, 0) LIMIT 1))
+         ORDER BY d.submitted_at DESC, d.document_id DESC
+         LIMIT ${candidates})) u
+    ORDER BY u.submitted_at DESC, u.document_id DESC LIMIT ${candidates}
+)"""
+
+# With other filters than the words, phase one is the planner's choice among the GIN index and
+# the filters' own indexes: the walk cannot test a sender or a recipient without the table.
+TIER_FILTERED = """
+{name} AS MATERIALIZED (
+    SELECT d.document_id, d.submitted_at
+    FROM document d
+    WHERE {guard} AND {anchor} AND {where} AND {predicate_d}
+    ORDER BY d.submitted_at DESC, d.document_id DESC
+    LIMIT ${candidates}
+)"""
+
+# A tier is looked at only while the earlier ones' matches may not fill the page: fewer than
+# {needed} (the rows up to the page's end; after a cursor, the page and the rows of the
+# cursor's window that may precede it).
+COUNT_OF = "(SELECT count(*) FROM {name})"
+FEWER_THAN = "{counts} < ${needed}"
+
+# Phase two: the candidates' words read again (by primary key) to rank them.
+TIER_ROWS = (
+    "SELECT {tier} AS tier, c.document_id, c.submitted_at, ({rank})::real AS rank"
+    " FROM {name} c JOIN document x ON x.document_id = c.document_id"
+)
+
+# Phase two ranks the candidates, numbers their windows, and reads only the page's rows.
+# A cursor names its tier, the newest row of its window (the anchor: rows archived later are
+# newer and cannot shift an anchored window) and the last row shown in it, so the next page
+# continues exactly there and paging reaches every match of every tier, each once.
+RANKED_TAIL = """
+, tiered AS (
+{tiers}
 ), windowed AS (
-    SELECT c.document_id, c.submitted_at, """
-    + CANDIDATE_RANK
-    + """ AS rank,
-           (row_number() OVER recency - 1) / ${window} AS win
-    FROM newest c
-    WINDOW recency AS (ORDER BY c.submitted_at DESC, c.document_id DESC)
+    SELECT t.*, (row_number() OVER recency - 1) / ${window} AS win
+    FROM tiered t
+    WINDOW recency AS (PARTITION BY t.tier ORDER BY t.submitted_at DESC, t.document_id DESC)
 ), ranked AS (
     SELECT w.*, first_value(w.submitted_at) OVER anchor AS window_at,
            first_value(w.document_id) OVER anchor AS window_id
     FROM windowed w
-    WINDOW anchor AS (PARTITION BY w.win ORDER BY w.submitted_at DESC, w.document_id DESC)
+    WINDOW anchor AS (PARTITION BY w.tier, w.win ORDER BY w.submitted_at DESC, w.document_id DESC)
 ), page AS (
     SELECT r.* FROM ranked r
     WHERE {after}
-    ORDER BY r.win, r.rank DESC, r.submitted_at DESC, r.document_id DESC
+    ORDER BY r.tier, r.win, r.rank DESC, r.submitted_at DESC, r.document_id DESC
     LIMIT ${limit} OFFSET ${offset}
 )
 SELECT d.document_id, d.payload_type, d.sender, d.recipients, d.number, d.notation, d.doc_type,
-       d.subject, d.promulgation_date, d.submitted_at, d.routing_outcome, p.rank,
+       d.subject, d.promulgation_date, d.submitted_at, d.routing_outcome, p.rank, p.tier,
        p.window_at, p.window_id
 FROM page p JOIN document d ON d.document_id = p.document_id
-ORDER BY p.win, p.rank DESC, p.submitted_at DESC, p.document_id DESC"""
-)
-
-# With other filters than the words, phase one is the GIN index alone (with the filters' own
-# indexes): the walk cannot test a sender or a recipient without reading the table.
-RANKED_FILTERED_CANDIDATES = """
-WITH newest AS (
-    SELECT d.document_id, d.submitted_at, d.search
-    FROM document d
-    WHERE {anchor} AND {where}
-    ORDER BY d.submitted_at DESC, d.document_id DESC
-    LIMIT ${candidates}
-), windowed AS ("""
-RANKED_FILTERED_SEARCH = RANKED_FILTERED_CANDIDATES + RANKED_SEARCH.split("), windowed AS (", 1)[1]
+ORDER BY p.tier, p.win, p.rank DESC, p.submitted_at DESC, p.document_id DESC"""
 
 # The window a cursor's last row belongs to: start there (its newest row, inclusive). The first
 # half lets the recency index start the walk at the anchor.
 WINDOW_ANCHOR = "d.submitted_at <= ${t} AND (d.submitted_at, d.document_id) <= (${t}, ${i})"
 NO_ANCHOR = "true"
-# In that window (number 0 of the new statement), the rows ranked after the last one shown.
+# In that window (number 0 of the cursor's tier in the new statement), the rows ranked after the
+# last one shown; every later tier whole.
 AFTER_IN_WINDOW = (
-    "(r.win > 0 OR (r.rank, r.submitted_at, r.document_id) < (${r}::real, ${t}, ${i}))"
+    "(r.tier > {tier} OR r.win > 0 "
+    "OR (r.rank, r.submitted_at, r.document_id) < (${r}::real, ${t}, ${i}))"
 )
 
 # --- show -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`lienthong archive`: the archiver's composition root, run until SIGTERM."""
+"""`lienthong archive`: the archiver's composition root, run until SIGTERM; `archive reindex`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ import typer
 
 from consumers.archive import ArchiveLockedError
 from infra import services
-from infra.cli.common import METRICS_PORT, Bar, clean_errors, progress_bar
-from infra.compose.archive import PARSE_WORKERS_ENV, build_archiver, run_archiver
+from infra.cli.common import METRICS_PORT, Bar, clean_errors, out, progress_bar
+from infra.compose.archive import (
+    PARSE_WORKERS_ENV,
+    archive_parse_context,
+    build_archiver,
+    reindex_archive,
+    run_archiver,
+)
 from infra.settings import load_settings
 
 
@@ -31,9 +37,15 @@ async def catch_up(lag: Callable[[], int], bar: Bar, every_s: float = 0.5) -> No
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("archive")
+    group = typer.Typer(
+        help="Archive submissions, inboxes and dead letters into PostgreSQL (until SIGTERM); "
+        "`archive reindex` fills the full-text columns of documents archived before 0008."
+    )
+
+    @group.callback(invoke_without_command=True)
     @clean_errors
     def archive(
+        ctx: typer.Context,
         metrics_port: int = METRICS_PORT,
         checkpoint_seconds: float = typer.Option(60.0, help="Sign a tree head this often."),
         max_batch: int = typer.Option(500, help="Records per database transaction, at most."),
@@ -46,6 +58,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Archive submissions, inboxes and dead letters into PostgreSQL until SIGTERM."""
+        if ctx.invoked_subcommand is not None:
+            return
         settings = load_settings()
         bootstrap = services.kafka_bootstrap(settings)
         archiver = build_archiver(
@@ -77,3 +91,22 @@ def register(app: typer.Typer) -> None:
         except ArchiveLockedError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from None
+
+    @group.command("reindex")
+    @clean_errors
+    def reindex(
+        batch: int = typer.Option(500, min=1, help="Documents per transaction."),
+        every: bool = typer.Option(
+            False, "--all", help="Every document, not only those not indexed yet."
+        ),
+    ) -> None:
+        """Derive body and names again from the archived bytes, for full-text search (0008);
+        runs as the database's owner (LIENTHONG_DATABASE_URL), can be stopped and rerun."""
+        settings = load_settings()
+        url = services.database_url(settings)
+        done = asyncio.run(
+            reindex_archive(url, archive_parse_context(settings), batch=batch, every=every)
+        )
+        out.print(f"indexed {done} document(s)")
+
+    app.add_typer(group, name="archive")

@@ -83,7 +83,18 @@ def search(
     status: str | None = typer.Option(None, "--status", help="Has a status notice with code."),
     outcome: str | None = typer.Option(None, "--outcome", help="routed, rejected or pending."),
     text: str | None = typer.Option(
-        None, "--text", help="Words of the subject; case and diacritics do not matter."
+        None,
+        "--text",
+        help="Words of the subject, number/notation, sender or recipient names or body; "
+        "case and diacritics do not matter (docs/search.md).",
+    ),
+    all_words: bool = typer.Option(
+        False, "--all-words", help="With --text: only documents with every word."
+    ),
+    heading_only: bool = typer.Option(
+        False,
+        "--heading-only",
+        help="With --text: every word in the subject, number, notation or type only.",
     ),
     limit: int = typer.Option(20, "--limit", help="Documents per page."),
     page: int = typer.Option(1, "--page", help="Page number (1-based)."),
@@ -104,6 +115,8 @@ def search(
         status=status,
         outcome=outcome,
         text=text,
+        all_words=all_words,
+        heading_only=heading_only,
     )
     cursor = Cursor.decode(after) if after else None
     args: dict[str, Any] = {**filters.as_args(), "limit": limit, "page": page}

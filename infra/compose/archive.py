@@ -10,6 +10,8 @@ import os
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+
 from consumers.archive import (
     Archiver,
     ArchiverConfig,
@@ -19,6 +21,7 @@ from consumers.archive import (
     ParseSource,
     archive_signer,
     collect_cosignatures,
+    reindex_documents,
 )
 from consumers.trustfeed import MonitoredCredentials
 from infra import context
@@ -78,6 +81,18 @@ def archive_parse_context(settings: Settings) -> ParseContext:
         trust=context.trust_store(settings),
         agencies=context.exchange_directory(settings),
     )
+
+
+async def reindex_archive(
+    database_url: str, ctx: ParseContext, *, batch: int = 500, every: bool = False
+) -> int:
+    """`archive reindex`: as the tables' owner (the archiver's role may not update documents),
+    the full-text columns derived again from the archived bytes (consumers.archive.reindex)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await reindex_documents(conn, ctx, batch=batch, every=every)
+    finally:
+        await conn.close()
 
 
 def build_archiver(

@@ -45,3 +45,29 @@ def test_table_prints_ratio_against_the_baseline() -> None:
     assert "| 0.25 |" in docs_row
     assert "≥ 0.50 of raw Kafka" in docs_row
     assert "router 70" in table
+
+
+def test_audit_rows_show_the_scale_and_the_subject_only_search_beside() -> None:
+    corpus = {
+        "documents": 1000,
+        "body_chars_mean": 993,
+        "body_chars_max": 6843,
+        "table_bytes": 2 * 2**30,
+        "index_bytes": 2**29,
+    }
+    text = {
+        "search": "body phrases, no diacritics",
+        **{"p50_ms": 40.0, "p95_ms": 120.0, "p99_ms": 150.0},
+        "before_0008": {"p50_ms": 10.0, "p95_ms": 30.0, "p99_ms": 45.0},
+        "p95_ratio": 4.0,
+    }
+    plain = {"search": "recipient", "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+    audit = {"documents": 1000, "corpus": corpus, "results": [text, plain]}
+    results = {"run_id": "t", "quick": True, "repeats": 1, "machine": {"cpus": 2}}
+    table = markdown({**results, "scenarios": {"audit": audit}}).splitlines()
+    [scale] = [line for line in table if "corpus: body characters" in line]
+    assert "993 / 6,843; 2.5 GiB" in scale
+    [words] = [line for line in table if "body phrases" in line]
+    assert "| 40.0 / 120.0 / 150.0 ms | 10.0 / 30.0 / 45.0 ms | 4.00 | p95 < 200 ms |" in words
+    [recipient] = [line for line in table if "recipient" in line]
+    assert "| – | – |" in recipient  # no words: nothing to compare with

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from consumers.archive.deadletter import decode_dead_letter
+from consumers.archive.document import MAX_BODY_CHARS, searchable_body
 from consumers.archive.leaf import record_leaf
 from consumers.archive.parse import (
     ArchiveTopics,
@@ -69,6 +70,41 @@ def test_a_document_submission_yields_its_searchable_metadata_and_verified_signa
     assert parsed.document is not None
     assert parsed.document.subject == doc.subject and parsed.document.recipients == (BA_DINH,)
     assert [s["valid"] for s in parsed.document.signatures] == [True]
+
+
+def test_the_body_and_the_parties_names_are_kept_for_search(
+    ctx: ParseContext, pki_root: Path
+) -> None:
+    doc = dataclasses.replace(
+        seed_document(3, [BA_DINH], names={BA_DINH: "UBND quận Ba Đình"}),
+        content="Phấn đấu duy trì 100% thủ tục hành chính\x00 được giải quyết đúng hạn.",
+    )
+    parsed = parse_record(record(TOPICS.submissions, sealed(pki_root, doc)), ctx)
+    assert parsed.document is not None
+    # NUL cannot be stored in PostgreSQL text; the bytes keep it.
+    assert parsed.document.body == (
+        "Phấn đấu duy trì 100% thủ tục hành chính được giải quyết đúng hạn."
+    )
+    # The directory's name of each code and the name the document writes, each once.
+    assert parsed.document.party_names == "\n".join(
+        [
+            "Ủy ban nhân dân thành phố Hà Nội",
+            "Ủy ban nhân dân quận Ba Đình",
+            "UBND quận Ba Đình",
+        ]
+    )
+
+
+def test_a_long_body_is_cut_and_an_empty_one_is_none() -> None:
+    assert searchable_body("x" * (MAX_BODY_CHARS + 10), SecrecyMarking.NONE) == "x" * MAX_BODY_CHARS
+    assert searchable_body("", SecrecyMarking.NONE) is None
+    assert searchable_body(None, SecrecyMarking.NONE) is None
+
+
+@pytest.mark.parametrize("marking", [m for m in SecrecyMarking if m is not SecrecyMarking.NONE])
+def test_a_secret_documents_body_is_never_searchable(marking: SecrecyMarking) -> None:
+    assert searchable_body("bí mật nhà nước", marking) is None
+    assert searchable_body("bí mật nhà nước", str(marking)) is None
 
 
 def test_a_forged_signature_is_recorded_as_data_not_dropped(
