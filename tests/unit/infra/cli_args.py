@@ -34,7 +34,8 @@ def problems(argv: list[str]) -> list[str]:
         command = command.commands[name]
         path.append(name)
         rest.pop(0)
-    if hasattr(command, "commands"):
+    # A group that runs by itself (`lienthong archive` beside `archive reindex`) takes options.
+    if hasattr(command, "commands") and not getattr(command, "invoke_without_command", False):
         return [f"`{' '.join(path)}` needs a subcommand"]
     known: dict[str, Any] = {}
     for param in command.params:
