@@ -91,40 +91,57 @@ WHERE delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
 GROUP BY 1, 2
 """
 
-# The first delivery of each non-secret official document to each recipient, with that
-# recipient's first 01 and first 06; shared by the two timeliness queries.
-_DELIVERIES = """
+# Both timeliness queries judge several periods at once ($5 starts, $6 ends, $7 as-of times,
+# Vietnam dates; $1..$2 spans them all), so a page's period and previous period, or a trend's
+# months and their whole range, cost one read of the copies, not one each.
+_PERIODS = """
 WITH closure AS (
     SELECT * FROM unnest($3::text[], $4::text[]) AS c(ancestor, descendant)
-), dl AS (
+), periods AS MATERIALIZED (
+    SELECT p.n, p.first_day, p.end_day, p.as_of,
+           (p.first_day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS from_at,
+           (p.end_day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS to_at
+    FROM unnest($5::date[], $6::date[], $7::timestamptz[])
+         WITH ORDINALITY AS p(first_day, end_day, as_of, n)
+)"""
+
+# A copy is (non-secret official document, recipient), timed from its first delivery, with that
+# recipient's first 01 and first 06. A copy belongs to the period its first delivery falls in:
+# delivered within $1..$2 and never before $1 is exactly "first delivered within $1..$2", so only
+# the span's deliveries are read (through delivery_time_idx), never the whole delivery table.
+TIMELINESS = (
+    _PERIODS
+    + """, first AS (
     SELECT dv.document_id, dv.recipient, min(dv.delivered_at) AS delivered_at
-    FROM delivery dv JOIN document d USING (document_id)
-    WHERE d.payload_type = 'OFFICIAL_DOCUMENT' AND d.secrecy = 'NONE'
+    FROM delivery dv
+    WHERE dv.delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+      AND dv.delivered_at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
     GROUP BY dv.document_id, dv.recipient
 ), t AS (
-    SELECT dl.*, d.due_date,
-           (SELECT min(s.at) FROM status_event s WHERE s.document_id = dl.document_id
-              AND s.from_agency = dl.recipient AND s.code = '01') AS at01,
-           (SELECT min(s.at) FROM status_event s WHERE s.document_id = dl.document_id
-              AND s.from_agency = dl.recipient AND s.code = '06') AS at06
-    FROM dl JOIN document d USING (document_id)
-    WHERE {where}
+    SELECT f.recipient, f.delivered_at, st.at01, st.at06
+    FROM first f JOIN document d USING (document_id)
+    CROSS JOIN LATERAL (
+        SELECT min(s.at) FILTER (WHERE s.code = '01') AS at01,
+               min(s.at) FILTER (WHERE s.code = '06') AS at06
+        FROM status_event s
+        WHERE s.document_id = f.document_id AND s.from_agency = f.recipient
+          AND s.code IN ('01', '06')
+    ) AS st
+    WHERE d.payload_type = 'OFFICIAL_DOCUMENT' AND d.secrecy = 'NONE'
+      AND NOT EXISTS (
+        SELECT FROM delivery e
+        WHERE e.document_id = f.document_id AND e.recipient = f.recipient
+          AND e.delivered_at < ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'))
+), tp AS (
+    SELECT p.n, t.recipient, t.delivered_at, t.at01, t.at06
+    FROM t JOIN periods p ON t.delivered_at >= p.from_at AND t.delivered_at < p.to_at
 ), up AS (
-    -- every delivery counts for each ancestor of its recipient, and for the whole platform
-    SELECT t.*, a.ancestor FROM t CROSS JOIN LATERAL (
-        SELECT c.ancestor FROM closure c WHERE c.descendant = t.recipient
-        UNION ALL SELECT '*'
-    ) AS a
+    -- every copy counts in its periods, for each ancestor of its recipient and the platform
+    SELECT tp.*, c.ancestor FROM tp JOIN closure c ON c.descendant = tp.recipient
+    UNION ALL
+    SELECT tp.*, '*' FROM tp
 )
-"""
-
-TIMELINESS = (
-    _DELIVERIES.format(
-        where="dl.delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') "
-        "AND dl.delivered_at < ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')"
-    )
-    + """
-SELECT ancestor,
+SELECT n, ancestor,
        count(*) AS delivered,
        -- A status dated before the delivery it answers is data to check (a clock, a copy made
        -- by hand), never a negative duration: it is counted here and left out of every figure.
@@ -142,20 +159,38 @@ SELECT ancestor,
            FILTER (WHERE at06 >= delivered_at) / 3600 AS median_06_h,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM at06 - delivered_at))
            FILTER (WHERE at06 >= delivered_at) / 3600 AS p90_06_h
-FROM up GROUP BY ancestor
+FROM up GROUP BY n, ancestor
 """
 )
 
-# Overdue: copies whose due date fell in the period and had passed by $5 (the period's end, or
-# now for the current period) without a 06 from that recipient by then.
+# Overdue: copies (of documents delivered at least once) whose due date fell in the period and
+# had passed by its as-of time (the period's end, or now for the current period) without a 06
+# from that recipient by then.
 OVERDUE = (
-    _DELIVERIES.format(where="d.due_date >= $1::date AND d.due_date < $2::date")
-    + """
-SELECT ancestor, count(*) AS overdue
-FROM up
-WHERE due_date < ($5::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-  AND (at06 IS NULL OR at06 >= $5::timestamptz)
-GROUP BY ancestor
+    _PERIODS
+    + """, t AS (
+    SELECT c.recipient, c.due_date, st.at06
+    FROM (
+        SELECT DISTINCT dv.document_id, dv.recipient, d.due_date
+        FROM document d JOIN delivery dv USING (document_id)
+        WHERE d.payload_type = 'OFFICIAL_DOCUMENT' AND d.secrecy = 'NONE'
+          AND d.due_date >= $1::date AND d.due_date < $2::date
+    ) AS c
+    CROSS JOIN LATERAL (
+        SELECT min(s.at) AS at06 FROM status_event s
+        WHERE s.document_id = c.document_id AND s.from_agency = c.recipient AND s.code = '06'
+    ) AS st
+), tp AS (
+    SELECT p.n, t.recipient
+    FROM t JOIN periods p ON t.due_date >= p.first_day AND t.due_date < p.end_day
+    WHERE t.due_date < (p.as_of AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+      AND (t.at06 IS NULL OR t.at06 >= p.as_of)
+), up AS (
+    SELECT tp.n, c.ancestor FROM tp JOIN closure c ON c.descendant = tp.recipient
+    UNION ALL
+    SELECT tp.n, '*' FROM tp
+)
+SELECT n, ancestor, count(*) AS overdue FROM up GROUP BY n, ancestor
 """
 )
 
@@ -183,16 +218,35 @@ async def timeliness(
     conn: asyncpg.Connection, period: Period, tree: Tree, now: datetime
 ) -> dict[str, Timeliness]:
     """{ancestor or ALL: Timeliness} for deliveries in the period, rolled up the tree."""
+    return (await timeliness_by_period(conn, [period], tree, now))[0]
+
+
+async def timeliness_by_period(
+    conn: asyncpg.Connection, periods: Sequence[Period], tree: Tree, now: datetime
+) -> list[dict[str, Timeliness]]:
+    """`timeliness` of each period (they may overlap), in order, from one pass over the copies
+    of the span they cover: two queries whatever the number of periods."""
+    if not periods:
+        return []
     pairs = tree.pairs()
-    ancestors, descendants = [a for a, _ in pairs], [d for _, d in pairs]
-    args: list[Any] = [period.start, period.end, ancestors, descendants]
-    base: dict[str, dict[str, Any]] = {}
+    args: list[Any] = [
+        min(p.start for p in periods),
+        max(p.end for p in periods),
+        [a for a, _ in pairs],
+        [d for _, d in pairs],
+        [p.start for p in periods],
+        [p.end for p in periods],
+        # Overdue is judged at the period's end, or now while the period is still running.
+        [min(now, datetime.combine(p.end, time(), VN)) for p in periods],
+    ]
+    base: list[dict[str, dict[str, Any]]] = [{} for _ in periods]
     for r in await conn.fetch(TIMELINESS, *args):
-        base[r["ancestor"]] = {k: _num(r[k]) for k in r.keys() if k != "ancestor"}
-    as_of = min(now, datetime.combine(period.end, time(), VN))
-    for r in await conn.fetch(OVERDUE, *args, as_of):
-        base.setdefault(r["ancestor"], {})["overdue"] = int(r["overdue"])
-    return {k: Timeliness(**v) for k, v in base.items()}
+        base[r["n"] - 1][r["ancestor"]] = {
+            k: _num(r[k]) for k in r.keys() if k not in ("n", "ancestor")
+        }
+    for r in await conn.fetch(OVERDUE, *args):
+        base[r["n"] - 1].setdefault(r["ancestor"], {})["overdue"] = int(r["overdue"])
+    return [{k: Timeliness(**v) for k, v in b.items()} for b in base]
 
 
 def _num(v: Any) -> Any:
@@ -228,8 +282,7 @@ async def load_view(
     prev = period.previous()
     monthly = await monthly_counts(conn, prev.start, period.end)
     rej = await rejections(conn, period.start, period.end)
-    cur_t = await timeliness(conn, period, tree, now)
-    prev_t = await timeliness(conn, prev, tree, now)
+    cur_t, prev_t = await timeliness_by_period(conn, [period, prev], tree, now)
     cur_own, prev_own = own_counts(monthly, period), own_counts(monthly, prev)
     current, previous, reasons = [], {}, {}
     for code in agencies:
