@@ -91,50 +91,48 @@ WHERE delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
 GROUP BY 1, 2
 """
 
-# Both timeliness queries judge several periods at once ($5 starts, $6 ends, $7 as-of times,
-# Vietnam dates; $1..$2 spans them all), so a page's period and previous period, or a trend's
-# months and their whole range, cost one read of the copies, not one each.
+# Both timeliness queries judge several periods at once, so a page's period and the previous
+# one, or a trend's months and their whole range, cost one read of the copies, not one each.
+# $1..$2 (Vietnam dates) spans every period; each period n is given as its months, with the
+# time it is judged at ($5 n, $6 first day of a month, $7 as-of time): periods are whole
+# months, so "in period n" is an equality on the month, a hash join, not a range test per pair.
 _PERIODS = """
 WITH closure AS (
     SELECT * FROM unnest($3::text[], $4::text[]) AS c(ancestor, descendant)
-), periods AS MATERIALIZED (
-    SELECT p.n, p.first_day, p.end_day, p.as_of,
-           (p.first_day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS from_at,
-           (p.end_day::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') AS to_at
-    FROM unnest($5::date[], $6::date[], $7::timestamptz[])
-         WITH ORDINALITY AS p(first_day, end_day, as_of, n)
+), periods AS (
+    SELECT * FROM unnest($5::int[], $6::date[], $7::timestamptz[]) AS p(n, month, as_of)
 )"""
 
 # A copy is (non-secret official document, recipient), timed from its first delivery, with that
-# recipient's first 01 and first 06. A copy belongs to the period its first delivery falls in:
-# delivered within $1..$2 and never before $1 is exactly "first delivered within $1..$2", so only
-# the span's deliveries are read (through delivery_time_idx), never the whole delivery table.
+# recipient's first 01 and first 06; it belongs to the month its first delivery falls in. Only
+# the copies delivered within $1..$2 are read (delivery_time_idx), each then looked up by key
+# for its first delivery, which must not be before $1 — never the whole delivery table.
 TIMELINESS = (
     _PERIODS
-    + """, first AS (
-    SELECT dv.document_id, dv.recipient, min(dv.delivered_at) AS delivered_at
+    + """, span AS (
+    SELECT DISTINCT dv.document_id, dv.recipient
     FROM delivery dv
     WHERE dv.delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
       AND dv.delivered_at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-    GROUP BY dv.document_id, dv.recipient
 ), t AS (
-    SELECT f.recipient, f.delivered_at, st.at01, st.at06
-    FROM first f JOIN document d USING (document_id)
+    SELECT c.recipient, f.delivered_at, st.at01, st.at06,
+           date_trunc('month', f.delivered_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS month
+    FROM span c JOIN document d USING (document_id)
+    CROSS JOIN LATERAL (
+        SELECT min(e.delivered_at) AS delivered_at FROM delivery e
+        WHERE e.document_id = c.document_id AND e.recipient = c.recipient
+    ) AS f
     CROSS JOIN LATERAL (
         SELECT min(s.at) FILTER (WHERE s.code = '01') AS at01,
                min(s.at) FILTER (WHERE s.code = '06') AS at06
         FROM status_event s
-        WHERE s.document_id = f.document_id AND s.from_agency = f.recipient
+        WHERE s.document_id = c.document_id AND s.from_agency = c.recipient
           AND s.code IN ('01', '06')
     ) AS st
     WHERE d.payload_type = 'OFFICIAL_DOCUMENT' AND d.secrecy = 'NONE'
-      AND NOT EXISTS (
-        SELECT FROM delivery e
-        WHERE e.document_id = f.document_id AND e.recipient = f.recipient
-          AND e.delivered_at < ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh'))
+      AND f.delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
 ), tp AS (
-    SELECT p.n, t.recipient, t.delivered_at, t.at01, t.at06
-    FROM t JOIN periods p ON t.delivered_at >= p.from_at AND t.delivered_at < p.to_at
+    SELECT p.n, t.recipient, t.delivered_at, t.at01, t.at06 FROM t JOIN periods p USING (month)
 ), up AS (
     -- every copy counts in its periods, for each ancestor of its recipient and the platform
     SELECT tp.*, c.ancestor FROM tp JOIN closure c ON c.descendant = tp.recipient
@@ -169,7 +167,8 @@ FROM up GROUP BY n, ancestor
 OVERDUE = (
     _PERIODS
     + """, t AS (
-    SELECT c.recipient, c.due_date, st.at06
+    SELECT c.recipient, c.due_date, st.at06,
+           date_trunc('month', c.due_date::timestamp)::date AS month
     FROM (
         SELECT DISTINCT dv.document_id, dv.recipient, d.due_date
         FROM document d JOIN delivery dv USING (document_id)
@@ -182,7 +181,7 @@ OVERDUE = (
     ) AS st
 ), tp AS (
     SELECT p.n, t.recipient
-    FROM t JOIN periods p ON t.due_date >= p.first_day AND t.due_date < p.end_day
+    FROM t JOIN periods p USING (month)
     WHERE t.due_date < (p.as_of AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
       AND (t.at06 IS NULL OR t.at06 >= p.as_of)
 ), up AS (
@@ -209,7 +208,7 @@ async def monthly_counts(
 ) -> dict[tuple[str, str], Counts]:
     """{(agency, 'YYYY-MM'): own Counts} for months in [start, end)."""
     acc: dict[tuple[str, str], dict[str, int]] = {}
-    for r in await conn.fetch(MONTHLY_COUNTS, start, end):
+    for r in await _fetch(conn, MONTHLY_COUNTS, start, end):
         acc.setdefault((r["agency"], r["month"]), {})[r["metric"]] = int(r["n"])
     return {k: Counts(**v) for k, v in acc.items()}
 
@@ -228,25 +227,44 @@ async def timeliness_by_period(
     of the span they cover: two queries whatever the number of periods."""
     if not periods:
         return []
+    for p in periods:
+        if p.start.day != 1 or p.end.day != 1:  # the queries join on whole months
+            raise ValueError(f"a period is whole months: {p.start}..{p.end}")
     pairs = tree.pairs()
+    # One row per month of each period; overdue is judged at the period's end, or now while
+    # the period is still running.
+    months = [
+        (n, m.start, min(now, datetime.combine(p.end, time(), VN)))
+        for n, p in enumerate(periods, start=1)
+        for m in p.months()
+    ]
     args: list[Any] = [
         min(p.start for p in periods),
         max(p.end for p in periods),
         [a for a, _ in pairs],
         [d for _, d in pairs],
-        [p.start for p in periods],
-        [p.end for p in periods],
-        # Overdue is judged at the period's end, or now while the period is still running.
-        [min(now, datetime.combine(p.end, time(), VN)) for p in periods],
+        [n for n, _, _ in months],
+        [m for _, m, _ in months],
+        [t for _, _, t in months],
     ]
     base: list[dict[str, dict[str, Any]]] = [{} for _ in periods]
-    for r in await conn.fetch(TIMELINESS, *args):
+    for r in await _fetch(conn, TIMELINESS, *args):
         base[r["n"] - 1][r["ancestor"]] = {
             k: _num(r[k]) for k in r.keys() if k not in ("n", "ancestor")
         }
-    for r in await conn.fetch(OVERDUE, *args):
+    for r in await _fetch(conn, OVERDUE, *args):
         base[r["n"] - 1].setdefault(r["ancestor"], {})["overdue"] = int(r["overdue"])
     return [{k: Timeliness(**v) for k, v in b.items()} for b in base]
+
+
+async def _fetch(conn: asyncpg.Connection, query: str, *args: Any) -> list[asyncpg.Record]:
+    """Run a KPI query without JIT compilation: on a large archive the planner's estimates
+    (many index probes, one per copy) call for it, and compiling then costs more than running,
+    up to a second. SET LOCAL ends with this transaction (or with the caller's, if this one is
+    nested in it)."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL jit = off")
+        return await conn.fetch(query, *args)
 
 
 def _num(v: Any) -> Any:

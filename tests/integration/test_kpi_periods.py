@@ -281,3 +281,12 @@ async def test_the_figures_are_not_empty(conn: asyncpg.Connection) -> None:
     whole = await timeliness(conn, Period(FIRST, LAST, "range"), TREE, now)
     roots = sum(whole[r].delivered for r in TREE.roots() if r in whole)
     assert whole["*"].delivered > roots
+
+
+async def test_a_period_of_part_months_is_refused(conn: asyncpg.Connection) -> None:
+    """The queries place a copy by its month: a period cut inside a month would be miscounted,
+    so it is refused rather than rounded."""
+    for odd in (Period(date(2026, 10, 15), date(2026, 12, 1), "range"),
+                Period(date(2026, 10, 1), date(2026, 11, 20), "range")):  # fmt: skip
+        with pytest.raises(ValueError, match="whole months"):
+            await timeliness_by_period(conn, [Period.parse("2026-09"), odd], TREE, NOWS[0])
