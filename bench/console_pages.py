@@ -40,7 +40,8 @@ USER, PASSWORD = "bench.console", "benchmark console password"
 # The fixture as an exchange: 1 document in 10 a paper registration, half the reports (BC) sent
 # as periodic reports, 3 in 10 with a due date; each routed electronic document delivered to
 # every recipient (1 copy in 100 delivered again a day later), 9 copies in 10 answered with a 01
-# within a day, 6 in 10 with a 06 within a month. Hash-derived, so a rerun gives the same rows.
+# within a day, 6 in 10 with a 06 within a month. Hash-derived, so a rerun gives the same rows;
+# written in time order, as the archiver appends them.
 EXCHANGE = [
     """UPDATE document SET
         payload_type = CASE
@@ -58,10 +59,12 @@ EXCHANGE = [
            d.submitted_at + make_interval(secs => 1 + abs(hashtext(d.document_id || r.recipient))
                                                       % 600)
     FROM document d CROSS JOIN LATERAL unnest(d.recipients) AS r(recipient)
-    WHERE d.routing_outcome = 'routed' AND d.payload_type <> 'PAPER_EXCHANGE_RECORD'""",
+    WHERE d.routing_outcome = 'routed' AND d.payload_type <> 'PAPER_EXCHANGE_RECORD'
+    ORDER BY 4""",
     """INSERT INTO delivery (document_id, recipient, seq, delivered_at)
     SELECT document_id, recipient, nextval('bench_seq'), delivered_at + interval '1 day'
-    FROM delivery WHERE abs(hashtext(document_id || recipient || 'again')) % 100 = 0""",
+    FROM delivery WHERE abs(hashtext(document_id || recipient || 'again')) % 100 = 0
+    ORDER BY 4""",
     """INSERT INTO status_event (seq, document_id, from_agency, to_agency, code, at)
     SELECT nextval('bench_seq'), c.document_id, c.recipient, d.sender, x.code,
            c.delivered_at + CASE x.code
@@ -72,7 +75,8 @@ EXCHANGE = [
           FROM delivery GROUP BY 1, 2) AS c
     JOIN document d USING (document_id)
     CROSS JOIN (VALUES ('01', 9), ('06', 6)) AS x(code, tenths)
-    WHERE abs(hashtext(c.key)) % 10 < x.tenths""",
+    WHERE abs(hashtext(c.key)) % 10 < x.tenths
+    ORDER BY 6""",
 ]
 
 
