@@ -259,9 +259,8 @@ async def timeliness_by_period(
 
 async def _fetch(conn: asyncpg.Connection, query: str, *args: Any) -> list[asyncpg.Record]:
     """Run a KPI query without JIT compilation: on a large archive the planner's estimates
-    (many index probes, one per copy) call for it, and compiling then costs more than running,
-    up to a second. SET LOCAL ends with this transaction (or with the caller's, if this one is
-    nested in it)."""
+    (an index probe per copy) call for it, and compiling took 0.2-3 s, more than running.
+    SET LOCAL ends with this transaction (or with the caller's, if this one is nested in it)."""
     async with conn.transaction():
         await conn.execute("SET LOCAL jit = off")
         return await conn.fetch(query, *args)
