@@ -28,7 +28,7 @@ from consumers.kpi.indicators import (
     rollup_reasons,
 )
 from consumers.kpi.render import NO_DATA, fmt_gap, fmt_ratio, fmt_target, fmt_value
-from consumers.kpi.sql import VN, monthly_counts, rejections, timeliness
+from consumers.kpi.sql import VN, monthly_counts, rejections, timeliness_by_period
 
 SERIES = (("docs_sent", "#1f6feb"), ("docs_received", "#8250df"), ("reports_sent", "#bf8700"))
 SUMMARY_CODES = ("docs_sent", "docs_received", "reports_sent", "connected", "arrived_same_day")
@@ -52,7 +52,9 @@ async def load_report(
 ) -> ReportData:
     whole = Period(months[0].start, months[-1].end, "range")
     monthly_rows = await monthly_counts(conn, whole.start, whole.end)
-    t = await timeliness(conn, whole, tree, now)
+    # Percentiles do not add up over months: the whole range and each month are judged apart,
+    # in one pass over the range's copies.
+    t, *per_month = await timeliness_by_period(conn, [whole, *months], tree, now)
     own = own_counts(monthly_rows, whole)
     # Rank the units one level below the scope (for the platform: below each top-level
     # agency, or the agency itself when it has none), so rolled-up figures never compete
@@ -64,8 +66,6 @@ async def load_report(
     ranked = [evaluate(c, whole, own, t.get(c, Timeliness()), tree) for c in units]
     ranked = [k for k in ranked if any(k.get(c).value is not None for c in RANKED_CODES)]
     ranked.sort(key=lambda k: (-len(missed(k)), -total_gap(k), k.agency))
-    # Timeliness per month too (percentiles do not add up over months: one query each).
-    per_month = [await timeliness(conn, m, tree, now) for m in months]
     return ReportData(
         agency=code,
         name=tree.name(code),
