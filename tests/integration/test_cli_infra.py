@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -71,13 +72,15 @@ def private_home(service_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """A second state directory with its own broker; PostgreSQL is the session's (external)."""
     home = Path(tempfile.mkdtemp(prefix="lienthong-private-"))
     home.chmod(0o755)
-    env = {k: v for k, v in service_env.items() if k != "LIENTHONG_KAFKA_BOOTSTRAP"}
+    # Its own plaintext broker: none of the session's Kafka settings (the secure cluster's).
+    env = {k: v for k, v in service_env.items() if not k.startswith("LIENTHONG_KAFKA_")}
     env["LIENTHONG_HOME"] = str(home)
     if "LIENTHONG_DATABASE_URL" not in env:
         ep = lienthong(service_env, "infra", "env")
         assert ep.returncode == 0, ep.stderr
+        # As a shell reads the exports (values are quoted).
         url = next(
-            line.split("=", 1)[1]
+            shlex.split(line)[1].split("=", 1)[1]
             for line in ep.stdout.splitlines()
             if "LIENTHONG_DATABASE_URL" in line
         )
@@ -151,7 +154,8 @@ def test_a_taken_port_is_reported(service_env: dict[str, str]) -> None:
     try:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        env = {k: v for k, v in service_env.items() if k != "LIENTHONG_KAFKA_BOOTSTRAP"}
+        # Its own plaintext broker: none of the session's Kafka settings (the secure cluster's).
+        env = {k: v for k, v in service_env.items() if not k.startswith("LIENTHONG_KAFKA_")}
         env["LIENTHONG_HOME"] = str(home)
         env["LIENTHONG_KAFKA_PORT"] = str(holder.getsockname()[1])
         result = lienthong(env, "infra", "up", timeout=60)

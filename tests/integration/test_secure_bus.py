@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -271,7 +272,8 @@ async def test_topics_have_three_replicas_two_in_sync_and_no_unclean_election(
     assert "running" in status.stdout
     env = secure.cli("infra", "env")
     assert env.returncode == 0, env.stderr
-    exports = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
+    # As a shell reads them (values are shell-quoted).
+    exports = dict(shlex.split(line)[1].split("=", 1) for line in env.stdout.splitlines())
     assert exports["LIENTHONG_KAFKA_BOOTSTRAP"] == secure.bootstrap
     assert exports["LIENTHONG_KAFKA_SECURITY_PROTOCOL"] == "SSL"
     assert "lienthong-admin" in exports["LIENTHONG_KAFKA_CERT_FILE"]
