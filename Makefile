@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 LIENTHONG := $(BIN)/lienthong
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit integration up down status bench bench-quick bench-secure clean prereqs help promtool
+.PHONY: demo test test-secure lint unit integration up down status bench bench-quick bench-secure clean prereqs help promtool
 
 help:
 	@echo "make demo   - start Kafka and PostgreSQL here and run the seed scenario end to end"
 	@echo "make test   - lint (ruff, mypy) and the whole test suite on real services"
+	@echo "make test-secure - the same suite on the 3-node TLS+ACL Kafka cluster"
 	@echo "make lint | unit | integration | up | down | status | bench | bench-quick | bench-secure | clean"
 	@echo "make promtool - build promtool with Go, so the tests also run the alert rules' unit tests"
 
@@ -47,6 +48,11 @@ integration: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The whole suite on the 3-node TLS + client-certificate + ACL cluster instead of the single
+# plaintext broker (tests/conftest.py; about 25 minutes here).
+test-secure: $(STAMP) lint
+	LIENTHONG_TEST_BUS=secure $(BIN)/pytest $(PYTEST_ARGS)
 
 up: $(STAMP)
 	$(LIENTHONG) infra up
