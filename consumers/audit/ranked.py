@@ -15,11 +15,11 @@ RANK_WINDOW = 600
 # Phase one (sql.TIER_PROBE): the newest PROBE documents tell how common the words are; then a
 # walk over the newest documents, or the GIN index. WALK_COST: a walked row's cost against a
 # row the index returns, measured on 1M documents in time order (docs/benchmarks.md): the
-# heading's walk is index-only (~0.3 µs a row), the whole document's reads the row (~1.3 µs),
-# a row the GIN index returns is read out of time order (~5.7 µs). RECENT_WALK: the longest
-# walk per window of candidates.
-PROBE = 2_000
-WALK_COST = {1: 0.05, 2: 0.25, 3: 0.25}
+# heading's walk is index-only (~0.25 µs a row), the whole document's reads the row
+# (~1.35 µs), a row the GIN index returns is read out of time order (~11 µs, its words in the
+# posting lists included). RECENT_WALK: the longest walk per window of candidates.
+PROBE = 4_000
+WALK_COST = {1: 0.02, 2: 0.12, 3: 0.12}
 RECENT_WALK = 100_000
 
 HEADING, DOCUMENT, PARTIAL = 1, 2, 3
