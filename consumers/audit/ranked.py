@@ -20,6 +20,8 @@ RANK_WINDOW = 600
 # posting lists included). RECENT_WALK: the longest walk per window of candidates.
 PROBE = 4_000
 WALK_COST = {1: 0.02, 2: 0.12, 3: 0.12}
+# With other filters, the documents they keep are counted up to this many (sql.FILTERED).
+FILTERED_COUNT = 200_000
 RECENT_WALK = 100_000
 
 HEADING, DOCUMENT, PARTIAL = 1, 2, 3
@@ -88,29 +90,36 @@ def ranked_statement(
             "columns": sql.TIER_WALK_COLUMNS[tier],
             "guard": guard,
             "anchor": anchor if k == 0 else sql.NO_ANCHOR,
+            "where": " AND ".join(where) or "true",
             "candidates": candidates_n,
             "predicate_w": sql.TIER_PREDICATE[tier].format(v="w", **queries),
-            "predicate_d": sql.TIER_PREDICATE[tier].format(v="d", **queries),
+            "predicate_d": sql.TIER_PREDICATE[tier].format(
+                v="d", **({k: sql.UNESTIMATED.format(q=q) for k, q in queries.items()})
+            )
+            if where
+            else sql.TIER_PREDICATE[tier].format(v="d", **queries),
         }
-        if where:
-            ctes.append(sql.TIER_FILTERED.format(**fields, where=" AND ".join(where)))
-        else:
-            probe = number("probe", PROBE)
-            walk = sql.PROBE_WALK.format(
-                name=name,
-                ratio=number(f"cost{WALK_COST[tier]}", WALK_COST[tier]),
-                probe=probe,
-                cap=number("cap", walk_length(RECENT_WALK, candidates)),
-                candidates=candidates_n,
-            )
-            ctes.append(
-                sql.TIER_PROBE.format(**fields, probe=probe)
-                + sql.TIER_WALK.format(**fields, walk=walk)
-            )
+        probe = number("probe", PROBE)
+        walk = sql.PROBE_WALK.format(
+            name=name,
+            population=sql.FILTERED_SIZE if where else sql.TABLE_SIZE,
+            ratio=number(f"cost{WALK_COST[tier]}", WALK_COST[tier]),
+            probe=probe,
+            cap=number("cap", walk_length(RECENT_WALK, candidates)),
+            candidates=candidates_n,
+        )
+        ctes.append(
+            sql.TIER_PROBE.format(**fields, probe=probe) + sql.TIER_WALK.format(**fields, walk=walk)
+        )
         words = f"x.{sql.TIER_VECTOR[tier]}"
         rank = sql.TIER_RANK[tier].format(words=words, **queries)
         rows.append(sql.TIER_ROWS.format(tier=tier, rank=rank, name=name))
         counts.append(sql.COUNT_OF.format(name=name))
+    if where:
+        counted = sql.FILTERED.format(
+            where=" AND ".join(where), cap=number("filtered", FILTERED_COUNT)
+        )
+        ctes[0] = counted + ctes[0]
     return (
         "\nWITH"
         + ",".join(ctes)
