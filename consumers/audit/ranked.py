@@ -20,8 +20,10 @@ RANK_WINDOW = 600
 # posting lists included). RECENT_WALK: the longest walk per window of candidates.
 PROBE = 4_000
 WALK_COST = {1: 0.02, 2: 0.12, 3: 0.12}
-# With other filters, the documents they keep are counted up to this many (sql.FILTERED).
+# With other filters, the documents they keep are counted up to this many (sql.FILTERED), and
+# the probe is shorter: those documents are scattered among everyone's, each a page to read.
 FILTERED_COUNT = 200_000
+FILTERED_PROBE = 1_000
 RECENT_WALK = 100_000
 
 HEADING, DOCUMENT, PARTIAL = 1, 2, 3
@@ -99,7 +101,7 @@ def ranked_statement(
             if where
             else sql.TIER_PREDICATE[tier].format(v="d", **queries),
         }
-        probe = number("probe", PROBE)
+        probe = number("probe", FILTERED_PROBE if where else PROBE)
         walk = sql.PROBE_WALK.format(
             name=name,
             population=sql.FILTERED_SIZE if where else sql.TABLE_SIZE,

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from consumers.audit.ranked import FILTERED_COUNT, PROBE, WALK_COST
+from consumers.audit.ranked import FILTERED_COUNT, FILTERED_PROBE, PROBE, WALK_COST
 from consumers.audit.search import (
     MAX_TEXT,
     RANK_WINDOW,
@@ -109,8 +109,8 @@ def test_text_with_other_filters_probes_and_walks_the_documents_they_keep() -> N
     assert "p.hits * p.hits * (SELECT f.documents FROM filtered f) <" in q.text
     assert "reltuples" not in q.text
     assert q.args == (
-        "s", "de an", RANK_WINDOW, PROBE, WALK_COST[1], RECENT_WALK, 11, WALK_COST[2],
-        FILTERED_COUNT, RANK_WINDOW, 11, 0,
+        "s", "de an", RANK_WINDOW, FILTERED_PROBE, WALK_COST[1], RECENT_WALK, 11,
+        WALK_COST[2], FILTERED_COUNT, RANK_WINDOW, 11, 0,
     )  # fmt: skip
     unfiltered = build_search(SearchFilters(text="de an"), limit=10)
     assert "p.hits * p.hits * greatest(c.reltuples, 0) <" in unfiltered.text
