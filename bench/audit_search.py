@@ -174,18 +174,42 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def _latency(samples: list[float]) -> dict[str, float]:
-    return {
+def _latency(samples: list[float], cpu: list[float]) -> dict[str, float]:
+    figures = {
         "p50_ms": round(statistics.median(samples), 2),
         "p95_ms": round(percentile(samples, 95), 2),
         "p99_ms": round(percentile(samples, 99), 2),
     }
+    if cpu:
+        figures["cpu_p50_ms"] = round(statistics.median(cpu), 2)
+        figures["cpu_p95_ms"] = round(percentile(cpu, 95), 2)
+    return figures
 
 
-async def _timed(conn: asyncpg.Connection, filters: SearchFilters) -> tuple[float, Any]:
+class ServerCpu:
+    """CPU time of the connection's server process (/proc/PID/schedstat, nanoseconds): what a
+    search costs whatever else the machine runs; absent when the server is on another host."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = Path(f"/proc/{pid}/schedstat")
+
+    def ns(self) -> int | None:
+        try:
+            return int(self.path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+async def _timed(
+    conn: asyncpg.Connection, filters: SearchFilters, cpu: ServerCpu
+) -> tuple[float, float | None, Any]:
+    before = cpu.ns()
     started = time.perf_counter()
     page = await search_documents(conn, filters, limit=20)
-    return (time.perf_counter() - started) * 1000, page
+    wall = (time.perf_counter() - started) * 1000
+    after = cpu.ns()
+    spent = (after - before) / 1e6 if before is not None and after is not None else None
+    return wall, spent, page
 
 
 async def measure(url: str, iterations: int) -> list[dict[str, Any]]:
@@ -195,6 +219,7 @@ async def measure(url: str, iterations: int) -> list[dict[str, Any]]:
         auditor_url(url), server_settings={"plan_cache_mode": "force_custom_plan"}
     )
     results = []
+    cpu = ServerCpu(await conn.fetchval("SELECT pg_backend_pid()"))
     try:
         for name, make in cases(agencies()).items():
             rng = random.Random(name)
@@ -204,17 +229,21 @@ async def measure(url: str, iterations: int) -> list[dict[str, Any]]:
                 if (old := before_0008(filters)) is not None:
                     await search_documents(conn, old, limit=20)
             samples, before, hits, old_hits = [], [], [], []
+            cpu_ms: list[float] = []
+            old_cpu_ms: list[float] = []
             matches: dict[str, int] = {}
             for _ in range(iterations):
                 filters = make(rng)
-                ms, page = await _timed(conn, filters)
+                ms, spent, page = await _timed(conn, filters, cpu)
                 samples.append(ms)
+                cpu_ms += [spent] if spent is not None else []
                 hits.append(len(page.hits))
                 first = page.hits[0].match if page.hits else None
                 matches[str(first)] = matches.get(str(first), 0) + 1
                 if (old := before_0008(filters)) is not None:
-                    ms, page = await _timed(conn, old)
+                    ms, spent, page = await _timed(conn, old, cpu)
                     before.append(ms)
+                    old_cpu_ms += [spent] if spent is not None else []
                     old_hits.append(len(page.hits))
             example = make(rng)
             query = build_search(example, limit=20)
@@ -222,17 +251,20 @@ async def measure(url: str, iterations: int) -> list[dict[str, Any]]:
             result: dict[str, Any] = {
                 "search": name,
                 "iterations": iterations,
-                **_latency(samples),
+                **_latency(samples, cpu_ms),
                 "mean_hits": round(statistics.mean(hits), 1),
                 "first_hit_match": matches,
                 "plan": [r[0] for r in plan_rows],
             }
             if before:
                 result["before_0008"] = {
-                    **_latency(before),
+                    **_latency(before, old_cpu_ms),
                     "mean_hits": round(statistics.mean(old_hits), 1),
                 }
                 result["p95_ratio"] = round(result["p95_ms"] / result["before_0008"]["p95_ms"], 2)
+                if cpu_ms and old_cpu_ms:
+                    old_cpu = result["before_0008"]["cpu_p95_ms"]
+                    result["cpu_p95_ratio"] = round(result["cpu_p95_ms"] / max(old_cpu, 0.01), 2)
             results.append(result)
     finally:
         await conn.close()
@@ -258,13 +290,27 @@ def main() -> None:
         f"on average (at most {corpus['body_chars_max']:,}); table {_mib(corpus['table_bytes'])}, "
         f"indexes {_mib(corpus['index_bytes'])} (full text {_mib(corpus['full_text_index_bytes'])})"
     )
-    print("latency of one page of 20, as the auditor role; 'before' = subject only, as before 0008")
-    print(f"{'search':34} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'hits':>6} {'before p95':>11}")
+    print(
+        "one page of 20, as the auditor role: wall-clock latency, and the server process's CPU"
+        " time per search; 'before' = the same words, subject only, as before 0008"
+    )
+    print(
+        f"{'search':34} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'cpu p50':>8} {'cpu p95':>8}"
+        f" {'hits':>6} {'before p95':>11} {'before cpu p95':>15}"
+    )
+    nan = float("nan")
     for r in results:
         old = r.get("before_0008")
         print(
             f"{r['search']:34} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['p99_ms']:8.2f} "
-            f"{r['mean_hits']:6.1f} " + (f"{old['p95_ms']:8.2f} ×{r['p95_ratio']}" if old else "")
+            f"{r.get('cpu_p50_ms', nan):8.2f} {r.get('cpu_p95_ms', nan):8.2f} "
+            f"{r['mean_hits']:6.1f} "
+            + (
+                f"{old['p95_ms']:8.2f} ×{r['p95_ratio']} "
+                f"{old.get('cpu_p95_ms', nan):8.2f} ×{r.get('cpu_p95_ratio')}"
+                if old
+                else ""
+            )
         )
     for r in results:
         print(f"\n-- plan: {r['search']}\n" + "\n".join(r["plan"]))

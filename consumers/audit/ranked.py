@@ -15,11 +15,15 @@ RANK_WINDOW = 600
 # Phase one (sql.TIER_PROBE): the newest PROBE documents tell how common the words are; then a
 # walk over the newest documents, or the GIN index. WALK_COST: a walked row's cost against a
 # row the index returns, measured on 1M documents in time order (docs/benchmarks.md): the
-# heading's walk is index-only (~0.3 µs a row), the whole document's reads the row (~1.3 µs),
-# a row the GIN index returns is read out of time order (~5.7 µs). RECENT_WALK: the longest
-# walk per window of candidates.
-PROBE = 2_000
-WALK_COST = {1: 0.05, 2: 0.25, 3: 0.25}
+# heading's walk is index-only (~0.25 µs a row), the whole document's reads the row
+# (~1.35 µs), a row the GIN index returns is read out of time order (~11 µs, its words in the
+# posting lists included). RECENT_WALK: the longest walk per window of candidates.
+PROBE = 4_000
+WALK_COST = {1: 0.02, 2: 0.12, 3: 0.12}
+# With other filters, the documents they keep are counted up to this many (sql.FILTERED), and
+# the probe is shorter: those documents are scattered among everyone's, each a page to read.
+FILTERED_COUNT = 200_000
+FILTERED_PROBE = 1_000
 RECENT_WALK = 100_000
 
 HEADING, DOCUMENT, PARTIAL = 1, 2, 3
@@ -88,29 +92,36 @@ def ranked_statement(
             "columns": sql.TIER_WALK_COLUMNS[tier],
             "guard": guard,
             "anchor": anchor if k == 0 else sql.NO_ANCHOR,
+            "where": " AND ".join(where) or "true",
             "candidates": candidates_n,
             "predicate_w": sql.TIER_PREDICATE[tier].format(v="w", **queries),
-            "predicate_d": sql.TIER_PREDICATE[tier].format(v="d", **queries),
+            "predicate_d": sql.TIER_PREDICATE[tier].format(
+                v="d", **({k: sql.UNESTIMATED.format(q=q) for k, q in queries.items()})
+            )
+            if where
+            else sql.TIER_PREDICATE[tier].format(v="d", **queries),
         }
-        if where:
-            ctes.append(sql.TIER_FILTERED.format(**fields, where=" AND ".join(where)))
-        else:
-            probe = number("probe", PROBE)
-            walk = sql.PROBE_WALK.format(
-                name=name,
-                ratio=number(f"cost{WALK_COST[tier]}", WALK_COST[tier]),
-                probe=probe,
-                cap=number("cap", walk_length(RECENT_WALK, candidates)),
-                candidates=candidates_n,
-            )
-            ctes.append(
-                sql.TIER_PROBE.format(**fields, probe=probe)
-                + sql.TIER_WALK.format(**fields, walk=walk)
-            )
+        probe = number("probe", FILTERED_PROBE if where else PROBE)
+        walk = sql.PROBE_WALK.format(
+            name=name,
+            population=sql.FILTERED_SIZE if where else sql.TABLE_SIZE,
+            ratio=number(f"cost{WALK_COST[tier]}", WALK_COST[tier]),
+            probe=probe,
+            cap=number("cap", walk_length(RECENT_WALK, candidates)),
+            candidates=candidates_n,
+        )
+        ctes.append(
+            sql.TIER_PROBE.format(**fields, probe=probe) + sql.TIER_WALK.format(**fields, walk=walk)
+        )
         words = f"x.{sql.TIER_VECTOR[tier]}"
         rank = sql.TIER_RANK[tier].format(words=words, **queries)
         rows.append(sql.TIER_ROWS.format(tier=tier, rank=rank, name=name))
         counts.append(sql.COUNT_OF.format(name=name))
+    if where:
+        counted = sql.FILTERED.format(
+            where=" AND ".join(where), cap=number("filtered", FILTERED_COUNT)
+        )
+        ctes[0] = counted + ctes[0]
     return (
         "\nWITH"
         + ",".join(ctes)

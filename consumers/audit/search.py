@@ -312,7 +312,12 @@ async def search_documents(
     after: Cursor | None = None,
 ) -> SearchPage:
     query = build_search(filters, limit=limit, page=page, after=after)
-    rows = await conn.fetch(query.text, *query.args)
+    if filters.text is None:
+        rows = await conn.fetch(query.text, *query.args)
+    else:
+        async with conn.transaction():
+            await conn.execute(sql.RANKED_SETTINGS)
+            rows = await conn.fetch(query.text, *query.args)
     hits = tuple(_hit(r) for r in rows[:limit])
     more = len(rows) > limit
     last = hits[-1] if hits else None

@@ -71,6 +71,7 @@ async def test_audit_search_bench_runs_on_a_tiny_corpus(database_url: str) -> No
     assert set(by_name) == set(audit_search.cases(audit_search.agencies()))
     words = by_name["body phrases, no diacritics"]
     assert {"p50_ms", "p95_ms", "p99_ms", "before_0008", "p95_ratio"} <= words.keys()
+    assert {"cpu_p50_ms", "cpu_p95_ms", "cpu_p95_ratio"} <= words.keys()  # server on this host
     assert "before_0008" not in by_name["recipient"]  # no words, nothing to compare
     assert sum(words["first_hit_match"].values()) == 3
     loaded = {"scenarios": {"audit": {"documents": 300, "corpus": corpus, "results": results}}}

@@ -57,10 +57,12 @@ def test_audit_rows_show_the_scale_and_the_subject_only_search_beside() -> None:
     }
     text = {
         "search": "body phrases, no diacritics",
-        **{"p50_ms": 40.0, "p95_ms": 120.0, "p99_ms": 150.0},
-        "before_0008": {"p50_ms": 10.0, "p95_ms": 30.0, "p99_ms": 45.0},
+        **{"p50_ms": 40.0, "p95_ms": 120.0, "p99_ms": 150.0, "cpu_p50_ms": 8, "cpu_p95_ms": 20},
+        "before_0008": {"p50_ms": 10.0, "p95_ms": 30.0, "p99_ms": 45.0, "cpu_p50_ms": 2},
         "p95_ratio": 4.0,
+        "cpu_p95_ratio": 2.5,
     }
+    text["before_0008"]["cpu_p95_ms"] = 8
     plain = {"search": "recipient", "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
     audit = {"documents": 1000, "corpus": corpus, "results": [text, plain]}
     results = {"run_id": "t", "quick": True, "repeats": 1, "machine": {"cpus": 2}}
@@ -68,6 +70,9 @@ def test_audit_rows_show_the_scale_and_the_subject_only_search_beside() -> None:
     [scale] = [line for line in table if "corpus: body characters" in line]
     assert "993 / 6,843; 2.5 GiB" in scale
     [words] = [line for line in table if "body phrases" in line]
-    assert "| 40.0 / 120.0 / 150.0 ms | 10.0 / 30.0 / 45.0 ms | 4.00 | p95 < 200 ms |" in words
+    assert (
+        "| 40.0 / 120.0 / 150.0 ms (CPU 8.0 / 20.0) | 10.0 / 30.0 / 45.0 ms (CPU 2.0 / 8.0) "
+        "| 4.00 (CPU 2.50) | p95 < 200 ms |"
+    ) in words
     [recipient] = [line for line in table if "recipient" in line]
     assert "| – | – |" in recipient  # no words: nothing to compare with

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from consumers.audit.ranked import PROBE, WALK_COST
+from consumers.audit.ranked import FILTERED_COUNT, FILTERED_PROBE, PROBE, WALK_COST
 from consumers.audit.search import (
     MAX_TEXT,
     RANK_WINDOW,
@@ -96,11 +96,24 @@ def test_a_deep_page_ranks_as_many_windows_as_it_reaches() -> None:
     assert q.args[1] == 2 * RANK_WINDOW
 
 
-def test_text_with_other_filters_skips_the_walk() -> None:
+def test_text_with_other_filters_probes_and_walks_the_documents_they_keep() -> None:
     q = build_search(SearchFilters(text="de an", sender="s"), limit=10)
-    assert "probe" not in q.text and "d.sender = $1 AND d.search @@" in q.text
-    assert "d.sender = $1 AND d.search_full @@" in q.text
-    assert q.args == ("s", "de an", RANK_WINDOW, 11, RANK_WINDOW, 11, 0)
+    # The probe, the walk, the index path and its "did the walk see them all", in each of the
+    # three tiers: within the sender's documents, which are counted once (up to a cap) to
+    # weigh the walk against the index.
+    assert q.text.count("AND d.sender = $1") == 3 * 4
+    assert "SELECT 1 FROM document d WHERE d.sender = $1 LIMIT $" in q.text
+    assert "d.sender = $1 AND (SELECT plainto_tsquery('simple', lt_fold($2))" not in q.text
+    assert "d.search @@ (SELECT plainto_tsquery('simple', lt_fold($2)))" in q.text
+    assert "d.search_full @@ (SELECT plainto_tsquery('simple', lt_fold($2)))" in q.text
+    assert "p.hits * p.hits * (SELECT f.documents FROM filtered f) <" in q.text
+    assert "reltuples" not in q.text
+    assert q.args == (
+        "s", "de an", RANK_WINDOW, FILTERED_PROBE, WALK_COST[1], RECENT_WALK, 11,
+        WALK_COST[2], FILTERED_COUNT, RANK_WINDOW, 11, 0,
+    )  # fmt: skip
+    unfiltered = build_search(SearchFilters(text="de an"), limit=10)
+    assert "p.hits * p.hits * greatest(c.reltuples, 0) <" in unfiltered.text
 
 
 def test_keyset_cursor_continues_after_the_last_row() -> None:
