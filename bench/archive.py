@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,37 @@ async def raw_copy(run: BenchRun, rows: list[tuple[Any, ...]], suffix: str) -> d
     }
 
 
+async def audit_check(run: BenchRun, url: str) -> dict[str, Any]:
+    """`audit check` over the archive just written: the Merkle half alone (leaves, nodes, signed
+    heads), then with every derived row parsed again from the signed bytes (which verifies
+    every envelope's signatures once more). A bench of an honest archive: any finding fails."""
+    from consumers.archive import check_archive
+    from infra import context
+    from infra.compose.archive import archive_parse_context
+
+    trust = context.trust_store(run.settings)
+    derive = archive_parse_context(run.settings)
+    conn = await asyncpg.connect(url)
+    out: dict[str, Any] = {}
+    try:
+        for name, ctx in (("tree", None), ("tree_and_rows", derive)):
+            started = time.perf_counter()
+            cpu0 = time.process_time()
+            report = await check_archive(conn, trust=trust, at=datetime.now(UTC), derive=ctx)
+            seconds = time.perf_counter() - started
+            if report.findings:
+                raise AssertionError(f"audit check on the bench's archive: {report.summary()}")
+            out[name] = {
+                "records": report.records,
+                "seconds": round(seconds, 3),
+                "records_per_s": round(report.records / max(seconds, 1e-6), 1),
+                "client_cpu_s": round(time.process_time() - cpu0, 3),
+            }
+    finally:
+        await conn.close()
+    return out
+
+
 async def measure(run: BenchRun, source_url: str, repeats: int) -> dict[str, Any]:
     """`source_url` is the pipeline's archive, complete for what the topics hold right now."""
     conn = await asyncpg.connect(source_url)
@@ -137,4 +169,5 @@ async def measure(run: BenchRun, source_url: str, repeats: int) -> dict[str, Any
         "archiver": default,
         "archiver_by_workers": {str(w): runs for w, runs in by_workers.items()},
         "raw_copy": copy,
+        "audit_check": await audit_check(run, source_url),
     }
