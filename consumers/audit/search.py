@@ -13,25 +13,7 @@ from typing import Any
 import asyncpg
 
 from consumers.audit import sql
-from consumers.audit.ranked import MATCHES, RANK_WINDOW, RECENT_WALK, ranked_statement, tiers_of
-
-__all__ = [  # the ranked search's constants live in consumers.audit.ranked; still found here
-    "MAX_LIMIT",
-    "MAX_TEXT",
-    "RANK_WINDOW",
-    "RECENT_WALK",
-    "VIETNAM",
-    "Cursor",
-    "DocumentHit",
-    "DocumentStory",
-    "SearchFilters",
-    "SearchPage",
-    "build_search",
-    "day_bounds",
-    "document_story",
-    "record_access",
-    "search_documents",
-]
+from consumers.audit.ranked import MATCHES, RANK_WINDOW, ranked_statement, tiers_of
 
 # Auditors type dates as they read them on documents: Vietnam time (UTC+7, no daylight saving).
 VIETNAM = timezone(timedelta(hours=7))
