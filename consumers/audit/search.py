@@ -296,6 +296,9 @@ async def search_documents(
     query = build_search(filters, limit=limit, page=page, after=after)
     if filters.text is None:
         rows = await conn.fetch(query.text, *query.args)
+    elif conn.is_in_transaction():  # the caller's: the settings last until it ends
+        await conn.execute(sql.RANKED_SETTINGS)
+        rows = await conn.fetch(query.text, *query.args)
     else:
         async with conn.transaction():
             await conn.execute(sql.RANKED_SETTINGS)
