@@ -115,7 +115,7 @@ async def relay(
 
 def start_relay(run: BenchRun, source: str, target: str, group: str) -> ServiceProcess:
     args = ["-m", "bench.baseline", "relay", run.bootstrap, source, target, group]
-    return ServiceProcess("relay", args, dict(os.environ), run.work)
+    return ServiceProcess("relay", args, run.kafka_env(), run.work)
 
 
 async def drive(

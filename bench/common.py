@@ -25,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from infra.services.migrate import migrate
 from infra.services.topic_setup import ensure_for_agencies
 from infra.settings import Settings
+from signing.transport import client_security_env
 
 H26 = "000.00.00.H26"  # Hà Nội People's Committee: the sender
 BA_DINH = "000.00.31.H26"  # Ba Đình district: the one recipient, so one document = one delivery
@@ -250,9 +251,14 @@ class BenchRun:
         finally:
             await admin.close()
 
+    def kafka_env(self) -> dict[str, str]:
+        """This environment, with the run's Kafka identity (TLS, SASL) for a child process."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LIENTHONG_KAFKA_")}
+        return env | client_security_env(self.settings.kafka_security)
+
     def service_env(self, database_url: str) -> dict[str, str]:
         """The environment under which `lienthong route` / `archive` see this run only."""
-        env = dict(os.environ)
+        env = self.kafka_env()
         env.update(
             LIENTHONG_KAFKA_BOOTSTRAP=self.bootstrap,
             LIENTHONG_DATABASE_URL=database_url,

@@ -20,6 +20,27 @@ def agency_directory(settings: Settings) -> AgencyDirectory:
     return AgencyDirectory.load(settings.agencies_file)
 
 
+def exchange_directory(settings: Settings) -> AgencyDirectory:
+    """Every agency the exchange routes for: the local directory and the national agencies
+    beside it (LIENTHONG_NATIONAL_AGENCIES). A code in both keeps the local entry: the city's
+    own directory is the truth about its agencies. The router, the archiver (and `audit check`,
+    which must derive exactly what it did), subscribers, gateways, topics and ACLs use this;
+    the KPI counts the local directory only."""
+    local = agency_directory(settings)
+    if not settings.national_agencies:
+        return local
+    if settings.national_agencies_file is None:
+        national = AgencyDirectory.national()
+    elif not settings.national_agencies_file.exists():
+        raise InfraError(
+            f"LIENTHONG_NATIONAL_AGENCIES: no agency directory at {settings.national_agencies_file}"
+        )
+    else:
+        national = AgencyDirectory.load(settings.national_agencies_file)
+    extra = [a for a in national if a.code not in local]
+    return AgencyDirectory.from_agencies([*local, *extra]) if extra else local
+
+
 def trust_store(settings: Settings) -> TrustStore:
     path = settings.trust_config
     if not path.exists():

@@ -33,6 +33,11 @@ class Settings:
     platform_agency: str = DEFAULT_PLATFORM_AGENCY
     trust_config_override: Path | None = None
     agencies_file: Path | None = None  # None: the directory shipped in schemas/data
+    # The national agencies the exchange resolves beside the local directory (edXML senders and
+    # recipients, docs/edxml.md): LIENTHONG_NATIONAL_AGENCIES unset is the list shipped in
+    # schemas/data/national_agencies.yaml, a path another file of that shape, "none" none.
+    national_agencies_file: Path | None = None
+    national_agencies: bool = True
     pki_dir_override: Path | None = None
     # After a CRL's nextUpdate, how long it is still believed before the issuer's certificates
     # are refused (REVOCATION_UNKNOWN); and how long before a signing certificate expires its
@@ -75,6 +80,12 @@ class Settings:
         return self.cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
 
 
+def national_ids_file(settings: Settings) -> Path:
+    """The edXML gateway's index of national document ids, shared by `edxml import` and the
+    drop-folder gateways of this home (infra.gateway.nationalids)."""
+    return settings.home / "gateway" / "national-ids.jsonl"
+
+
 def _port(env: dict[str, str], name: str) -> int | None:
     raw = env.get(name)
     if not raw:
@@ -106,6 +117,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         platform_agency=env.get("LIENTHONG_PLATFORM_AGENCY") or DEFAULT_PLATFORM_AGENCY,
         trust_config_override=_path(env.get("LIENTHONG_TRUST_CONFIG")),
         agencies_file=_path(env.get("LIENTHONG_AGENCIES")),
+        national_agencies_file=_national(env.get("LIENTHONG_NATIONAL_AGENCIES")),
+        national_agencies=(env.get("LIENTHONG_NATIONAL_AGENCIES") or "").lower() != "none",
         pki_dir_override=_path(env.get("LIENTHONG_PKI_DIR")),
         crl_grace_hours=_number(env, "LIENTHONG_CRL_GRACE_HOURS", 24.0),
         cert_warn_days=_number(env, "LIENTHONG_CERT_WARN_DAYS", 30.0),
@@ -131,6 +144,10 @@ def _security(env: dict[str, str]) -> ClientSecurity:
         return client_security_from_env(env)
     except TransportConfigError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _national(raw: str | None) -> Path | None:
+    return None if not raw or raw.lower() == "none" else Path(raw).absolute()
 
 
 def _path(raw: str | None) -> Path | None:

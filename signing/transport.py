@@ -143,6 +143,30 @@ class ClientSecurity:
         return " ".join(parts)
 
 
+def client_security_env(security: ClientSecurity) -> dict[str, str]:
+    """The LIENTHONG_KAFKA_* variables a child process needs to connect as `security` does:
+    the inverse of client_security_from_env. Passwords travel in variables of their own, named
+    by the *_PASSWORD_ENV ones, as that function reads them."""
+    env = {"LIENTHONG_KAFKA_SECURITY_PROTOCOL": security.protocol.value}
+    files = {
+        "LIENTHONG_KAFKA_CA_FILE": security.ca_file,
+        "LIENTHONG_KAFKA_CERT_FILE": security.cert_file,
+        "LIENTHONG_KAFKA_KEY_FILE": security.key_file,
+    }
+    env |= {name: str(path) for name, path in files.items() if path is not None}
+    if security.key_password is not None:
+        env["LIENTHONG_KAFKA_KEY_PASSWORD_ENV"] = "KAFKA_KEY_PASSWORD"
+        env["KAFKA_KEY_PASSWORD"] = security.key_password
+    if security.sasl_username is not None:
+        env["LIENTHONG_KAFKA_SASL_USERNAME"] = security.sasl_username
+    if security.sasl_password is not None:
+        env["LIENTHONG_KAFKA_SASL_PASSWORD_ENV"] = "KAFKA_SASL_PASSWORD"
+        env["KAFKA_SASL_PASSWORD"] = security.sasl_password
+    if not security.check_hostname:
+        env["LIENTHONG_KAFKA_CHECK_HOSTNAME"] = "0"
+    return env
+
+
 def client_security_from_env(env: Mapping[str, str]) -> ClientSecurity:
     """The LIENTHONG_KAFKA_* transport variables (docs/security.md). Secrets are never in those
     variables themselves: *_PASSWORD_ENV names the variable that holds them."""

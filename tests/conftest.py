@@ -16,6 +16,11 @@ from infra import services
 from infra.services import Endpoints
 from infra.services.migrate import migrate
 from infra.settings import Settings, load_settings
+from tests import support
+
+# Which Kafka the session runs on: "secure" (default) is the 3-node TLS+ACL cluster, as in
+# production; "single" the one plaintext broker, quicker to start when iterating on a test.
+TEST_BUS = os.environ.get("LIENTHONG_TEST_BUS", "secure")
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +37,36 @@ def service_env() -> Iterator[dict[str, str]]:
     env["LIENTHONG_HOME"] = str(home)
     env.setdefault("LIENTHONG_PG_UNSAFE_FAST", "1")
     settings = load_settings(env)
-    services.up(settings)
+    if TEST_BUS == "secure" and not settings.external_kafka:
+        # The 3-node KRaft cluster with TLS, client certificates, SCRAM and the authorizer on
+        # (allow.everyone.if.no.acl.found=false); the suite's own clients and every `lienthong`
+        # it runs use the administrator's certificate, the services under test their own where
+        # a test says so (test_secure_bus.py).
+        # The signing root first, back-dated a day like every test certificate (pki_dir): the
+        # cluster makes its transport CA under the root it finds, and the evidence tests check
+        # signatures made in the scenario's past against it.
+        _signing_root(settings)
+        services.up(settings, brokers=3, secure=True)
+        env.update(services.kafka_client_env(settings))
+        settings = load_settings(env)
+    else:
+        services.up(settings)
+    support.use_kafka_security(settings.kafka_security)
     try:
         yield env
     finally:
         services.down(settings)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _signing_root(settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from signing.pkidir import PkiDirectory
+
+    pki = PkiDirectory(settings.pki_dir)
+    if not pki.root_cert.exists():
+        pki.init(now=datetime.now(UTC) - timedelta(days=1))
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +148,9 @@ def pki_dir(settings: Settings) -> Path:
 
     now = datetime.now(UTC) - timedelta(days=1)
     pki = PkiDirectory(settings.pki_dir)
-    if not pki.root_cert.exists():
+    if not pki.root_cert.exists():  # made before the secure cluster started (_signing_root)
         pki.init(now=now)
+    if not pki.entries():
         for code in PKI_AGENCIES:
             pki.issue(agency_code=code, role=CertRole.AGENCY, now=now)
         pki.issue(

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -21,8 +22,27 @@ from schemas.common import AgencyRef, DocumentCode
 from schemas.document import OfficialDocument, document_from_record
 from schemas.envelope import Envelope
 from schemas.samples import example_record
+from signing.transport import ClientSecurity
 
 FETCH = 40 * 1024 * 1024
+
+# How the session's test clients reach the broker: PLAINTEXT for the single broker, the
+# administrator's TLS identity on the secure cluster (tests/conftest.py sets it).
+_SECURITY: list[ClientSecurity] = [ClientSecurity()]
+
+
+def use_kafka_security(security: ClientSecurity) -> None:
+    _SECURITY[0] = security
+
+
+def kafka_options() -> dict[str, Any]:
+    """Keyword arguments for an aiokafka client of the test session (security settings)."""
+    return _SECURITY[0].aiokafka_options()
+
+
+def librdkafka_options() -> dict[str, str]:
+    """The same identity as librdkafka properties (confluent-kafka: the outside client)."""
+    return _SECURITY[0].librdkafka_options()
 
 
 def seed_document(
@@ -51,7 +71,11 @@ async def publish(
     bootstrap: str, topic: str, items: Iterable[Envelope | bytes], key: bytes | None = None
 ) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_request_size=FETCH
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_request_size=FETCH,
+        **kafka_options(),
     )
     await producer.start()
     try:
@@ -79,6 +103,7 @@ async def read_topic(
         isolation_level="read_committed",
         max_partition_fetch_bytes=FETCH,
         fetch_max_bytes=FETCH,
+        **kafka_options(),
     )
     await consumer.start()
     records: list[ConsumerRecord] = []

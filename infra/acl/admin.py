@@ -3,7 +3,7 @@ aiokafka's admin client has no ACL calls)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -15,12 +15,21 @@ from confluent_kafka.admin import (
     AdminClient,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
 )
 
 from infra.acl.rules import CLUSTER, AclRule, is_managed
 from infra.errors import InfraError
 
 TIMEOUT_S = 30.0
+# SCRAM-SHA-512 with 8192 iterations, as the brokers' own formatted user (infra.services.cluster);
+# Kafka accepts 4096 to 16384.
+SCRAM_ITERATIONS = 8192
+MIN_SCRAM_PASSWORD = 16
 # Kafka calls the cluster resource CLUSTER; librdkafka calls it BROKER.
 _TO_KAFKA = {
     "TOPIC": ResourceType.TOPIC,
@@ -129,6 +138,48 @@ class AclAdmin:
             self.add(added)
             self.remove(removed)
         return SyncResult(added, removed, len(want & have))
+
+    def scram_users(self) -> dict[str, int]:
+        """Every SCRAM-SHA-512 user of the cluster with its iteration count."""
+        try:
+            # Without a list of users: one future for all of them (with a list, one per user).
+            everyone = self._admin.describe_user_scram_credentials(request_timeout=TIMEOUT_S)
+            assert not isinstance(everyone, dict)
+            described = everyone.result()
+        except KafkaException as exc:
+            raise InfraError(f"describing SCRAM users failed: {exc.args[0]}") from None
+        return {
+            user: info.iterations
+            for user, description in sorted(described.items())
+            for info in description.scram_credential_infos
+            if info.mechanism == ScramMechanism.SCRAM_SHA_512
+        }
+
+    def set_scram(self, user: str, password: str) -> None:
+        """Create or replace `user`'s SCRAM-SHA-512 credential: a department without client
+        certificates connects on the SASL_SSL listener under the principal User:<user>, so
+        the same ACLs apply as to its certificate."""
+        if len(password) < MIN_SCRAM_PASSWORD:
+            raise InfraError(
+                f"a SCRAM password needs at least {MIN_SCRAM_PASSWORD} characters "
+                "(it stands alone, without a certificate)"
+            )
+        info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+        upsert = UserScramCredentialUpsertion(user, info, password.encode())
+        self._scram_alter([upsert], f"setting the SCRAM credential of {user}")
+
+    def delete_scram(self, user: str) -> None:
+        deletion = UserScramCredentialDeletion(user, ScramMechanism.SCRAM_SHA_512)
+        self._scram_alter([deletion], f"deleting the SCRAM credential of {user}")
+
+    def _scram_alter(self, changes: Sequence[UserScramCredentialAlteration], what: str) -> None:
+        try:
+            for future in self._admin.alter_user_scram_credentials(
+                list(changes), request_timeout=TIMEOUT_S
+            ).values():
+                future.result()
+        except KafkaException as exc:
+            raise InfraError(f"{what} failed: {exc.args[0]}") from None
 
 
 def _as_filter(binding: AclBinding) -> AclBindingFilter:

@@ -216,7 +216,7 @@ def verify(
     pass."""
     _check_format(fmt)
     settings = load_settings()
-    trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+    trust, agencies = context.trust_store(settings), context.exchange_directory(settings)
     rule = witness_rule(witness, witnesses)
     try:
         ev = run_audited(
@@ -248,7 +248,7 @@ def export(
     """Write an evidence bundle that `audit verify-bundle` checks offline; with --witness, of
     the newest head that many witnesses cosigned, their cosignatures included (format v2)."""
     settings = load_settings()
-    trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+    trust, agencies = context.trust_store(settings), context.exchange_directory(settings)
     rule = witness_rule(witness, witnesses)
     args = {"document_id": document_id, "out": str(out_path)}
     try:
@@ -290,7 +290,7 @@ def verify_bundle_command(
     # Deliberately no services.* here: this runs on an auditor's offline machine.
     _check_format(fmt)
     pinned = TrustStore.from_files(trust_anchor, crl) if trust_anchor else None
-    agencies = context.agency_directory(load_settings())
+    agencies = context.exchange_directory(load_settings())
     rule = witness_rule(witness, witnesses)
     report = verify_bundle(
         bundle.read_bytes(),

@@ -8,7 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.cli.common import clean_errors, passphrase_from_env
+from infra.cli.common import EX_TEMPFAIL, clean_errors, passphrase_from_env
+from infra.compose.acl import sync_acls
+from infra.errors import InfraError
 from infra.settings import load_settings
 from signing.errors import PkiError
 from signing.pkidir import PkiDirectory
@@ -94,12 +96,31 @@ def register(pki_app: typer.Typer) -> None:
     @clean_errors
     def revoke(
         name: str = typer.Argument(..., help="The principal's name (agency code or service)."),
+        sync: bool = typer.Option(
+            True,
+            "--sync/--no-sync",
+            help="Then remove its ACLs from the cluster (`lienthong acl sync`); --no-sync when "
+            "the cluster is not reachable from here.",
+        ),
     ) -> None:
-        """Mark a principal's transport certificates revoked. Kafka reads no CRL: run
-        `lienthong acl sync` to remove its ACLs (docs/security.md)."""
+        """Mark a principal's transport certificates revoked and remove its ACLs. Kafka reads
+        no CRL: the certificate still completes a TLS handshake, but with no ACL it may do
+        nothing (docs/security.md)."""
+        settings = load_settings()
         for e in _pki().revoke(name, now=datetime.now(UTC)):
             typer.echo(f"revoked {e.serial[:16]} {e.principal}")
-        typer.echo("run `lienthong acl sync` to remove its ACLs from the cluster")
+        if not sync:
+            typer.echo("its ACLs stay until `lienthong acl sync` runs against the cluster")
+            return
+        try:
+            result = sync_acls(settings)
+        except InfraError as exc:
+            typer.echo(f"revoked, but its ACLs are still on the cluster: {exc}", err=True)
+            typer.echo("run `lienthong acl sync` once the cluster is reachable", err=True)
+            raise typer.Exit(EX_TEMPFAIL) from None
+        for rule in result.removed:
+            typer.echo(f"- {rule.line()}")
+        typer.echo(f"removed {len(result.removed)} ACLs, added {len(result.added)}")
 
     @app.command("list")
     @clean_errors

@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 
 from infra import services
 from infra.cli.common import EX_TEMPFAIL, passphrase_from_env
-from infra.context import agency_directory
+from infra.context import exchange_directory
 from infra.errors import InfraError
 from infra.settings import Settings, load_settings
 from producers.files import (
@@ -219,7 +219,7 @@ def status_send(
             "missing_recipient", "status 13 goes to the document's recipients: pass --to each"
         )
     settings = load_settings()
-    known = agency_directory(settings).lookup(agency)
+    known = exchange_directory(settings).lookup(agency)
     if known is None:
         raise InfraError(f"agency {agency} is not in the agency directory")
     notice = StatusNotice(

@@ -77,7 +77,7 @@ def archive_parse_context(settings: Settings) -> ParseContext:
     return ParseContext(
         topics=archive_topics(settings),
         trust=context.trust_store(settings),
-        agencies=context.agency_directory(settings),
+        agencies=context.exchange_directory(settings),
     )
 
 
@@ -115,7 +115,7 @@ def build_archiver(
     parse = ParseContext(
         topics=config.topics,
         trust=context.trust_store(settings),
-        agencies=context.agency_directory(settings),
+        agencies=context.exchange_directory(settings),
     )
     # The workers build their own context from the paths the one above was just loaded from.
     source = ParseSource(config.topics, settings.trust_config, settings.agencies_file)

@@ -16,22 +16,24 @@ from aiokafka.errors import KafkaError
 
 from consumers.inbox import Delivery, InboxSubscriber, safe_name
 from infra.compose.subscribe import InboxClerk
-from infra.context import agency_directory, trust_store
+from infra.context import exchange_directory, trust_store
 from infra.gateway import (
     DropFolder,
+    NationalIds,
     export_payload,
     national_legacy_codes,
     signature_checker,
     write_durably,
 )
-from infra.settings import Settings
+from infra.settings import Settings, national_ids_file
 from producers.sender import DocumentSender
 from schemas.common import AgencyRef
 from schemas.document import OfficialDocument
 from schemas.envelope import SignerRole
 from schemas.status import StatusNotice
+from signing.edxml import sign_edxml
 from signing.pkidir import PkiDirectory
-from signing.seal import load_credential
+from signing.seal import Credential, load_credential
 
 log = structlog.get_logger()
 # Inside out/, hidden from the document system: the subscriber's own files (envelope.avro,
@@ -63,6 +65,10 @@ class EdxmlOut:
 
     out_dir: Path
     clerk: InboxClerk
+    # The gateway's agency signs what it hands to its document system (XML-DSig), so the
+    # system can tell a file of its gateway from one dropped into out/ by anybody else; the
+    # sender's own signature stays in the delivery's envelope.avro.
+    signer: Credential | None = None
 
     async def on_delivery(self, delivery: Delivery) -> str:
         outcome = await self.clerk.on_delivery(delivery)
@@ -70,6 +76,8 @@ class EdxmlOut:
         if name is None or outcome.startswith("refused"):
             return outcome
         data = export_payload(delivery.payload)
+        if self.signer is not None:
+            data = await asyncio.to_thread(sign_edxml, data, self.signer)
         await asyncio.to_thread(write_durably, self.out_dir / name, data)
         return outcome
 
@@ -106,7 +114,7 @@ async def run_gateway(
     echo: Callable[[str], None] = _echo,
 ) -> None:
     """Run both directions until ``stop``; the first one to fail stops the other."""
-    agencies = agency_directory(settings)
+    agencies = exchange_directory(settings)
     known = agencies.lookup(agency)
     if known is None:
         raise ValueError(f"agency {agency} is not in the agency directory")
@@ -136,13 +144,14 @@ async def run_gateway(
             in_dir,
             seal=sender.seal,
             publish=sender.send_envelope,
-            legacy_codes=national_legacy_codes(),
+            legacy_codes=national_legacy_codes(settings.national_agencies_file),
             verify=signature_checker(PkiDirectory(settings.pki_dir).root_cert, clock),
+            national_ids=NationalIds(national_ids_file(settings)),
         )
         me = AgencyRef(agency, known.name)
         answer_with = sender.send_status if answer else None
         clerk = InboxClerk(out_dir / RECORDS, me, answer_with, clock, echo)
-        out = EdxmlOut(out_dir, clerk)
+        out = EdxmlOut(out_dir, clerk, signer=credential)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(watch(folder, stop, poll_seconds, echo))

@@ -19,7 +19,7 @@ from signing.trust import TrustStore
 def build_router(
     settings: Settings, bootstrap: str, *, instance: str = "0", replay_window_days: float = 7.0
 ) -> Router:
-    agencies = context.agency_directory(settings)
+    agencies = context.exchange_directory(settings)
     platform = agencies.lookup(settings.platform_agency)
     platform_name = platform.name if platform else "Nền tảng liên thông"
     config = RouterConfig(

@@ -24,7 +24,7 @@ from consumers.inbox import (
     write_refusal,
 )
 from infra.compose.trust import run_with_trust, trust_feed, trust_metrics
-from infra.context import agency_directory, trust_store
+from infra.context import exchange_directory, trust_store
 from infra.settings import Settings
 from producers.refusals import SendRefused
 from producers.sender import DocumentSender
@@ -183,7 +183,7 @@ async def run_subscribe(
 
     `live_trust` follows the crl topic beside the subscriber (what `lienthong subscribe` does);
     the demo, which runs in 2019 on a scenario clock, verifies with trust.yaml as it is."""
-    agencies = agency_directory(settings)
+    agencies = exchange_directory(settings)
     known = agencies.lookup(agency)
     if known is None:
         raise ValueError(f"agency {agency} is not in the agency directory")

@@ -11,7 +11,7 @@ import asyncpg
 from rich.console import Console
 from rich.table import Table
 
-from consumers.archive import check_archive
+from consumers.archive import WitnessPolicy, check_archive, collect_cosignatures, load_log_key
 from consumers.audit import SearchFilters, load_evidence, search_documents, verify_evidence
 from consumers.kpi import (
     ALL,
@@ -24,9 +24,11 @@ from consumers.kpi import (
     render_report,
 )
 from infra import context
-from infra.compose.archive import archive_parse_context, build_archiver
+from infra.compose.archive import archive_log_id, archive_parse_context, build_archiver
+from infra.compose.witness import witness_main
 from infra.services.migrate import migrate
 from infra.settings import Settings
+from signing.note import COSIGNATURE_V1, NoteSigner
 
 DEMO_DATABASE = "lienthong_demo"
 
@@ -97,8 +99,86 @@ async def archive_everything(settings: Settings, bootstrap: str, url: str, out: 
     )
 
 
-async def audit(settings: Settings, url: str, decision_id: str, out: Console) -> None:
-    trust, agencies = context.trust_store(settings), context.agency_directory(settings)
+DEMO_WITNESSES = ("bo-noi-vu.gov.vn/witness", "vpcp.gov.vn/witness")
+
+
+async def witness_the_archive(
+    settings: Settings, bootstrap: str, url: str, demo_home: Path, out: Console
+) -> WitnessPolicy:
+    """Two witnesses outside the platform (the Ministry of Home Affairs, the Government Office),
+    each with its own key and state file in the demo's home, cosign the checkpoint the
+    archiver published on its way out; the cosignatures are collected into the archive. The
+    auditor then holds the archive to both (`audit check --witness`)."""
+    log_key = load_log_key(settings.pki_dir, archive_log_id(settings)).verifier
+    folder = demo_home / "witnesses"
+    folder.mkdir(parents=True, exist_ok=True)
+    signers = []
+    for name in DEMO_WITNESSES:
+        key_file = folder / f"{name.split('/')[0]}.key"
+        if key_file.exists():
+            signer = NoteSigner.parse(key_file.read_text())
+        else:
+            signer = NoteSigner.generate(name, COSIGNATURE_V1)
+            key_file.write_text(signer.encode() + "\n")
+            key_file.chmod(0o600)
+        key_file.with_suffix(".vkey").write_text(signer.verifier.encode() + "\n")
+        signers.append(signer)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            witness_main(
+                settings,
+                bootstrap,
+                url,
+                signer=signer,
+                log_key=log_key,
+                state_file=folder / f"{signer.name.split('/')[0]}.state.json",
+                stop=stop,
+            )
+        )
+        for signer in signers
+    ]
+    tasks.append(
+        asyncio.create_task(
+            collect_cosignatures(
+                bootstrap,
+                settings.topic("cosignatures"),
+                url,
+                stop,
+                client_options=settings.kafka_options(),
+            )
+        )
+    )
+    conn = await asyncpg.connect(url)
+    try:
+        head = await conn.fetchval("SELECT max(size) FROM tree_head")
+        cosigned = 0
+        for _ in range(150):
+            cosigned = await conn.fetchval(
+                "SELECT count(DISTINCT witness) FROM cosignature WHERE size = $1", head
+            )
+            if cosigned >= len(signers) or any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        await conn.close()
+    out.print(
+        f"witnesses: {cosigned} of {len(signers)} cosigned the archive's checkpoint of size "
+        f"{head}; their verifier keys are in {folder}/*.vkey"
+    )
+    return WitnessPolicy(witnesses=tuple(s.verifier for s in signers), required=len(signers))
+
+
+async def audit(
+    settings: Settings,
+    url: str,
+    decision_id: str,
+    out: Console,
+    witnesses: WitnessPolicy | None = None,
+) -> None:
+    trust, agencies = context.trust_store(settings), context.exchange_directory(settings)
     conn = await asyncpg.connect(url)
     try:
         query = "nha o cuu thanh nien xung phong"
@@ -115,9 +195,18 @@ async def audit(settings: Settings, url: str, decision_id: str, out: Console) ->
             checks.add_row(r.name, "PASS" if r.ok else "FAIL", r.detail[:80])
         out.print(checks)
         report = await check_archive(
-            conn, trust=trust, at=datetime.now(UTC), derive=archive_parse_context(settings)
+            conn,
+            trust=trust,
+            at=datetime.now(UTC),
+            derive=archive_parse_context(settings),
+            witnesses=witnesses,
+            origin=archive_log_id(settings),
         )
-        out.print(f"audit check: {report.summary()}")
+        held = f" --witnesses {witnesses.required}" if witnesses else ""
+        out.print(f"audit check{held}: {report.summary()}")
+        if report.findings:
+            for finding in report.findings[:5]:
+                out.print(f"  [red]{finding}[/]")
     finally:
         await conn.close()
 

@@ -3,7 +3,7 @@
 Public names: Imported, import_edxml, read_delivery, export_delivery, export_payload, flag_codes,
 national_legacy_codes, signature_checker (convert); import_files (the import command's work);
 DropFolder, Journal, JournalEntry, Step, next_step, Outcome, write_durably (the drop folder's
-file states).
+file states); NationalIds (national document ids -> ours, for statuses).
 """
 
 from infra.gateway.convert import (
@@ -26,12 +26,14 @@ from infra.gateway.dropfolder import (
     write_durably,
 )
 from infra.gateway.importer import import_files
+from infra.gateway.nationalids import NationalIds
 
 __all__ = [
     "DropFolder",
     "Imported",
     "Journal",
     "JournalEntry",
+    "NationalIds",
     "Outcome",
     "Step",
     "export_delivery",

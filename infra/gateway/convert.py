@@ -11,7 +11,14 @@ from pathlib import Path
 from schemas.agency import load_legacy_codes
 from schemas.codec import decode_envelope, decode_payload
 from schemas.document import OfficialDocument
-from schemas.edxml import export_document, export_status, import_document, import_status, is_status
+from schemas.edxml import (
+    NationalIndex,
+    export_document,
+    export_status,
+    import_document,
+    import_status,
+    is_status,
+)
 from schemas.national import NationalOrigin, SignatureCheck
 from schemas.status import StatusNotice
 from signing.edxml import verify_edxml
@@ -41,10 +48,12 @@ def import_edxml(
     *,
     legacy_codes: Mapping[str, str] | None = None,
     signature: SignatureCheck | None = None,
+    index: NationalIndex | None = None,
 ) -> Imported:
-    """A document or a status, under the receipt profile; SchemaError when it is not edXML."""
+    """A document or a status, under the receipt profile; SchemaError when it is not edXML.
+    A status finds the document it answers through ``index`` (infra.gateway.nationalids)."""
     if is_status(data):
-        status = import_status(data, legacy_codes=legacy_codes, signature=signature)
+        status = import_status(data, legacy_codes=legacy_codes, signature=signature, index=index)
         return Imported(status.notice, status.recipients)
     return Imported(import_document(data, legacy_codes=legacy_codes, signature=signature))
 
@@ -83,8 +92,11 @@ def export_delivery(folder_or_json: Path) -> bytes:
     return export_payload(read_delivery(folder_or_json))
 
 
-def national_legacy_codes() -> dict[str, str]:
-    """The legacy-code table of schemas/data/national_agencies.yaml (the receipt profile's)."""
+def national_legacy_codes(path: Path | None = None) -> dict[str, str]:
+    """The legacy-code table of the national agency file (the receipt profile's): `path`
+    (LIENTHONG_NATIONAL_AGENCIES), or schemas/data/national_agencies.yaml."""
+    if path is not None:
+        return load_legacy_codes(path.read_text("utf-8"))
     text = resources.files("schemas").joinpath(NATIONAL_AGENCIES).read_text("utf-8")
     return load_legacy_codes(text)
 

@@ -22,8 +22,10 @@ from typing import Any, Protocol
 import structlog
 
 from infra.gateway.convert import Imported, flag_codes, import_edxml
+from infra.gateway.nationalids import NationalIds
 from producers.refusals import SendRefused
 from schemas.codec import decode_envelope, encode_envelope
+from schemas.document import OfficialDocument
 from schemas.envelope import Envelope
 from schemas.errors import SchemaError, ValidationError
 from schemas.national import SignatureCheck
@@ -173,8 +175,10 @@ class DropFolder:
         publish: Publish,
         legacy_codes: Mapping[str, str] | None = None,
         verify: Callable[[bytes], SignatureCheck] | None = None,
+        national_ids: NationalIds | None = None,
     ) -> None:
         self.in_dir = in_dir
+        self._national_ids = national_ids
         for sub in (DONE, REJECTED):
             (in_dir / sub).mkdir(parents=True, exist_ok=True)
         self.journal = Journal(in_dir / STATE_DIR)
@@ -204,11 +208,19 @@ class DropFolder:
         if next_step(entry) is Step.SEAL:
             try:
                 signature = self._verify(data) if self._verify is not None else None
-                imported = import_edxml(data, legacy_codes=self._legacy_codes, signature=signature)
+                ids = self._national_ids
+                imported = import_edxml(
+                    data,
+                    legacy_codes=self._legacy_codes,
+                    signature=signature,
+                    index=ids.index() if ids is not None else None,
+                )
                 envelope = self._seal(imported.payload, _recipients(imported))
             except (SchemaError, ValidationError, SendRefused, ValueError) as exc:
                 return await asyncio.to_thread(self.reject, path, _reason(exc))
             flags = flag_codes(imported.national)
+            if ids is not None and isinstance(imported.payload, OfficialDocument):
+                await asyncio.to_thread(ids.remember, imported.payload)
             entry = await asyncio.to_thread(self.journal.sealed, sha, path.name, envelope, flags)
         assert entry is not None
         if next_step(entry) is Step.PUBLISH:

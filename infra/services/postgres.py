@@ -7,11 +7,13 @@ import glob
 import os
 import pwd
 import re
+import secrets
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import structlog
 
@@ -110,8 +112,47 @@ def _state_file(settings: Settings) -> Path:
     return settings.postgres_dir / "state.json"
 
 
-def url_for(port: int) -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
+# Who logs in to the project's own server, each with a password of its own (scram-sha-256,
+# never trust): the superuser the tools and migrations use, the archiver and the auditors
+# (migrations 0002 and 0007 give them their rights). The passwords are generated once and kept
+# in a libpq password file beside the data directory (0600); the URLs name that file
+# (`?passfile=`), so no password appears in a URL, a process list or a log.
+LOGIN_ROLES = ("postgres", "lienthong_archiver", "lienthong_auditor")
+HBA = """# Written by lienthong (infra/services/postgres.py): passwords (SCRAM) over TCP only.
+local   all  all                 scram-sha-256
+host    all  all  127.0.0.1/32   scram-sha-256
+host    all  all  ::1/128        scram-sha-256
+"""
+
+
+def passfile(settings: Settings) -> Path:
+    return settings.postgres_dir / "pgpass"
+
+
+def url_for(port: int, password_file: Path) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}?passfile={quote(str(password_file))}"
+
+
+def role_passwords(settings: Settings) -> dict[str, str]:
+    """Every login role's password, generated the first time and kept in the password file."""
+    path = passfile(settings)
+    known: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text("utf-8").splitlines():
+            fields = line.split(":")
+            if len(fields) == 5 and fields[:3] == ["*", "*", "*"]:
+                known[fields[3]] = fields[4]
+    missing = [role for role in LOGIN_ROLES if role not in known]
+    if missing:
+        known |= {role: secrets.token_urlsafe(24) for role in missing}
+        text = "".join(f"*:*:*:{role}:{pw}\n" for role, pw in known.items())
+        tmp = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return known
 
 
 def _server_running(bindir: Path, data: Path) -> bool:
@@ -130,7 +171,7 @@ def status(settings: Settings) -> DatabaseStatus:
     state = procs.read_state(_state_file(settings))
     if not state or not state.get("running"):
         return DatabaseStatus("stopped", None)
-    url = url_for(int(state["port"]))
+    url = url_for(int(state["port"]), passfile(settings))
     data = settings.postgres_dir / "data"
     try:
         bindir = find_bindir()
@@ -153,27 +194,34 @@ def start(settings: Settings) -> DatabaseStatus:
     pdir = settings.postgres_dir
     data = pdir / "data"
     _prepare_dir(pdir)
+    passwords = role_passwords(settings)
     if not (data / "PG_VERSION").exists():
         shutil.rmtree(data, ignore_errors=True)
-        init = subprocess.run(
-            _as_owner(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                    "--no-sync",
-                ]
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        pwfile = pdir / ".initdb-password"
+        _write_for_owner(pwfile, passwords["postgres"] + "\n")
+        try:
+            init = subprocess.run(
+                _as_owner(
+                    [
+                        str(bindir / "initdb"),
+                        "-D",
+                        str(data),
+                        "-U",
+                        "postgres",
+                        "--auth=scram-sha-256",
+                        f"--pwfile={pwfile}",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                        "--no-sync",
+                    ]
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         if init.returncode != 0:
             raise InfraError(f"initdb failed: {init.stderr.strip()[-300:]}")
     previous = procs.read_state(_state_file(settings)) or {}
@@ -217,8 +265,8 @@ def start(settings: Settings) -> DatabaseStatus:
     procs.write_state(
         _state_file(settings), {"running": True, "port": port, "started_at": time.time()}
     )
-    url = url_for(port)
-    asyncio.run(_ensure_database(port))
+    url = url_for(port, passfile(settings))
+    asyncio.run(_ensure_access(settings, port, passwords))
     log.info("postgres.started", url=url)
     return DatabaseStatus("running", url)
 
@@ -233,18 +281,48 @@ def _choose_port(settings: Settings, remembered: object) -> int:
     return procs.free_port()
 
 
-async def _ensure_database(port: int) -> None:
+async def _ensure_access(settings: Settings, port: int, passwords: dict[str, str]) -> None:
+    """The database, and every login role with its password. A server made before passwords
+    (its pg_hba.conf said trust) is moved to SCRAM here: passwords first, then the rules."""
     import asyncpg
 
     conn = await asyncpg.connect(
-        host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=10
+        host="127.0.0.1",
+        port=port,
+        user="postgres",
+        database="postgres",
+        passfile=str(passfile(settings)),
+        timeout=10,
     )
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
         if not exists:
             await conn.execute(f"CREATE DATABASE \"{DATABASE}\" ENCODING 'UTF8' TEMPLATE template0")
+        for role, password in passwords.items():
+            if role not in LOGIN_ROLES:
+                continue
+            ident = await conn.fetchval("SELECT quote_ident($1)", role)
+            literal = await conn.fetchval("SELECT quote_literal($1)", password)
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                await conn.execute(f"CREATE ROLE {ident} LOGIN")
+            await conn.execute(f"ALTER ROLE {ident} PASSWORD {literal}")
+        hba = settings.postgres_dir / "data" / "pg_hba.conf"
+        if hba.read_text("utf-8") != HBA:
+            _write_for_owner(hba, HBA)
+            await conn.execute("SELECT pg_reload_conf()")
+            log.info("postgres.auth", method="scram-sha-256", was="trust")
     finally:
         await conn.close()
+
+
+def _write_for_owner(path: Path, text: str) -> None:
+    """A 0600 file the postgres user (who runs the server) owns."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
 def stop(settings: Settings) -> bool:

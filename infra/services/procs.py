@@ -5,17 +5,41 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
+# Listening ports are drawn below the kernel's ephemeral range: a port the kernel hands out for
+# port 0 is also one it hands out as the source port of an outgoing connection, and a client
+# connecting between our choice and the server's bind took it ("Address already in use" when a
+# 3-node cluster started while the test suite was busy).
+LISTEN_PORTS = (20000, 32000)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, outside the ephemeral range when the system leaves room."""
+    low, high = LISTEN_PORTS
+    ephemeral = _ephemeral_range()
+    if ephemeral[0] <= high and ephemeral[1] >= low:  # overlapping ranges: let the kernel pick
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    for _ in range(200):
+        port = random.randint(low, high)
+        if not port_in_use(port):
+            return port
+    raise OSError(f"no free port between {low} and {high} on 127.0.0.1")
 
 
 def port_in_use(port: int) -> bool:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 
+from infra import context
 from infra.services.topics import TopicOutcome, TopicPlan, ensure_topics
 from infra.settings import Settings
-from schemas.agency import AgencyDirectory
 from schemas.topics import TopicSpec, load_topic_manifests
 
 log = structlog.get_logger()
@@ -64,7 +64,8 @@ async def ensure_for_agencies(
 
 
 async def ensure_all(settings: Settings, bootstrap: str) -> list[TopicOutcome]:
-    """Every topic, with an inbox for every agency open today."""
+    """Every topic, with an inbox for every agency open today: the local directory's and the
+    national agencies' (infra.context.exchange_directory)."""
     now = datetime.now(UTC)
-    codes = [a.code for a in AgencyDirectory.default() if a.is_open(now)]
+    codes = [a.code for a in context.exchange_directory(settings) if a.is_open(now)]
     return await ensure_for_agencies(settings, bootstrap, codes)

@@ -27,7 +27,7 @@ from tests.integration.test_archive import (
     running_archiver,
     wait_for_records,
 )
-from tests.support import utcnow
+from tests.support import kafka_options, utcnow
 
 __all__ = ["archive_db", "archive_pki", "exchange"]  # fixtures used by name below
 
@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def fill(bootstrap: str, topic: str, count: int) -> None:
     """`count` records over every partition; not envelopes, which the archive keeps all the same."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_options(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         futures = [

@@ -16,7 +16,7 @@ from infra.settings import Settings
 from signing.seal import seal
 from tests.conftest import BA_DINH, H26
 from tests.integration.test_router import creds, exchange, running_router
-from tests.support import publish, read_topic, seed_document, utcnow
+from tests.support import kafka_options, publish, read_topic, seed_document, utcnow
 
 __all__ = ["exchange"]  # a fixture, used by name below
 
@@ -70,7 +70,12 @@ async def test_decode_prints_submissions_inbox_and_dead_letters_as_json_lines(
 
     # Submissions: the envelope and the garbage, each printed, in partition order.
     out: list[str] = []
-    count = await decode_topic(bootstrap, exchange.topic("submissions"), emit=out.append)
+    count = await decode_topic(
+        bootstrap,
+        exchange.topic("submissions"),
+        emit=out.append,
+        client_options=kafka_options(),
+    )
     subs = [json.loads(line) for line in out]
     assert count == len(subs) == 2
     by_key = {s["key"]: s for s in subs}
@@ -82,7 +87,15 @@ async def test_decode_prints_submissions_inbox_and_dead_letters_as_json_lines(
     # The dead letter: bytes that do not decode are not kept (they might be a secret
     # document's); their digest, size and the reason are in the headers.
     out.clear()
-    assert await decode_topic(bootstrap, exchange.topic("deadletter"), emit=out.append) == 1
+    assert (
+        await decode_topic(
+            bootstrap,
+            exchange.topic("deadletter"),
+            emit=out.append,
+            client_options=kafka_options(),
+        )
+        == 1
+    )
     (dead,) = [json.loads(line) for line in out]
     assert dead["headers"]["lt-reason"] == "MALFORMED"  # the router's reason code
     assert dead["value"] == {"empty": True}
@@ -92,7 +105,12 @@ async def test_decode_prints_submissions_inbox_and_dead_letters_as_json_lines(
 
     # The router's changelog: the document's state as JSON.
     out.clear()
-    await decode_topic(bootstrap, exchange.topic("router-state"), emit=out.append)
+    await decode_topic(
+        bootstrap,
+        exchange.topic("router-state"),
+        emit=out.append,
+        client_options=kafka_options(),
+    )
     states = [json.loads(line) for line in out]
     doc_state = next(s for s in states if s["key"] == f"doc:{doc.document_id}")
     assert doc_state["value"]["json"]["recipients"] == [BA_DINH]
@@ -103,20 +121,56 @@ async def test_decode_offsets_max_partition_and_follow(exchange: Settings, boots
     await publish(bootstrap, topic, [b"one", b"two", b"three"], key=b"k")  # one partition
     partition = (await read_topic(bootstrap, topic, expect=3))[0].partition
     out: list[str] = []
-    assert await decode_topic(bootstrap, topic, start=-2, emit=out.append) == 2
+    assert (
+        await decode_topic(
+            bootstrap,
+            topic,
+            start=-2,
+            emit=out.append,
+            client_options=kafka_options(),
+        )
+        == 2
+    )
     assert [json.loads(x)["offset"] for x in out] == [1, 2]
     out.clear()
-    assert await decode_topic(bootstrap, topic, start=1, max_records=1, emit=out.append) == 1
+    assert (
+        await decode_topic(
+            bootstrap,
+            topic,
+            start=1,
+            max_records=1,
+            emit=out.append,
+            client_options=kafka_options(),
+        )
+        == 1
+    )
     assert json.loads(out[0])["offset"] == 1
     out.clear()
     others = [p for p in range(3) if p != partition]
-    assert await decode_topic(bootstrap, topic, partitions=others, emit=out.append) == 0
+    assert (
+        await decode_topic(
+            bootstrap,
+            topic,
+            partitions=others,
+            emit=out.append,
+            client_options=kafka_options(),
+        )
+        == 0
+    )
 
     # --follow from the end: only what arrives after it started, until stopped.
     stop = asyncio.Event()
     out.clear()
     following = asyncio.create_task(
-        decode_topic(bootstrap, topic, start="end", follow=True, emit=out.append, stop=stop)
+        decode_topic(
+            bootstrap,
+            topic,
+            start="end",
+            follow=True,
+            emit=out.append,
+            stop=stop,
+            client_options=kafka_options(),
+        )
     )
     await asyncio.sleep(2)
     await publish(bootstrap, topic, [b"four"], key=b"k")

@@ -14,17 +14,18 @@ from infra.compose.gateway import RECORDS, run_gateway
 from infra.gateway import DropFolder, national_legacy_codes
 from infra.settings import Settings
 from producers.sender import DocumentSender
-from schemas.codec import decode_envelope, decode_payload
+from schemas.codec import decode_envelope, decode_payload, encode_envelope
 from schemas.document import OfficialDocument
 from schemas.edxml import export_document, import_document
 from schemas.envelope import Envelope, SignerRole
 from schemas.national import SignatureStatus
+from signing.edxml import verify_edxml
 from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 from signing.seal import load_credential, seal
 from tests.conftest import BA_DINH, H26
 from tests.integration.test_router import exchange, running_router
-from tests.support import header, publish, read_topic, seed_document, utcnow
+from tests.support import header, kafka_options, publish, read_topic, seed_document, utcnow
 
 __all__ = ["exchange"]  # the router tests' private-prefix fixture
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +103,10 @@ async def test_the_gateway_sends_once_across_a_crash_and_writes_deliveries_as_ed
         # A first gateway life: Kafka has the envelope, the process dies before it hears so.
         creds = [load_credential(pki_dir, H26, SignerRole.AGENCY)]
         async with DocumentSender(
-            bootstrap, credentials=creds, topic=exchange.topic("submissions")
+            bootstrap,
+            credentials=creds,
+            topic=exchange.topic("submissions"),
+            client_options=kafka_options(),
         ) as sender:
 
             async def publish_then_die(envelope: Envelope) -> object:
@@ -153,4 +157,61 @@ async def test_the_gateway_sends_once_across_a_crash_and_writes_deliveries_as_ed
         incoming.document_id, BA_DINH, incoming.subject,
     )  # fmt: skip
     assert (out_dir / RECORDS / delivered.stem / "envelope.avro").exists()
+    # Signed by the gateway's agency (XML-DSig): a document system tells its gateway's file from
+    # one somebody else dropped into out/, and one changed byte shows.
+    root = PkiDirectory(pki_dir).root_cert
+    check = verify_edxml(delivered.read_bytes(), anchors=root, at=utcnow())
+    assert check.status is SignatureStatus.VALID, check.reason
+    assert H26 in (check.signer_subject or ""), check
+    forged = delivered.read_bytes().replace(b">8102<", b">8103<", 1)  # the document's number
+    assert forged != delivered.read_bytes()
+    assert verify_edxml(forged, anchors=root, at=utcnow()).status is SignatureStatus.INVALID
     assert any("cv-8101.edxml  sent" in ln for ln in lines), lines
+
+
+def test_export_signs_as_the_platform_an_agency_or_nobody(
+    service_env: dict[str, str], pki_dir: Path, tmp_path: Path
+) -> None:
+    """`edxml export` of a delivery folder: signed by the platform (the converter) by default,
+    by an agency with --sign-as CODE, unsigned with --sign-as none; a bogus signer is refused."""
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    document = seed_document(8201, [BA_DINH])
+    envelope = seal(
+        document, credentials=[load_credential(pki_dir, H26, SignerRole.AGENCY)], at=utcnow()
+    )
+    (folder / "envelope.avro").write_bytes(encode_envelope(envelope))
+    (folder / "document.json").write_text("{}")
+    env = {**service_env, "LIENTHONG_PKI_DIR": str(pki_dir)}
+    root = PkiDirectory(pki_dir).root_cert
+
+    def export(*args: str) -> tuple[subprocess.CompletedProcess[str], bytes]:
+        out = tmp_path / f"out-{len(args)}-{args[-1] if args else 'default'}.edxml"
+        done = subprocess.run(
+            [sys.executable, "-c", APP, "edxml", "export", "--in", str(folder / "document.json"),
+             "--out", str(out), *args],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        return done, out.read_bytes() if out.exists() else b""
+
+    done, data = export()
+    assert done.returncode == 0, done.stderr
+    check = verify_edxml(data, anchors=root, at=utcnow())
+    assert check.status is SignatureStatus.VALID, check.reason
+    assert "PLATFORM" in (check.signer_subject or "") or "000.00.10.H26" in (
+        check.signer_subject or ""
+    ), check
+    assert import_document(data).document_id == document.document_id
+
+    done, data = export("--sign-as", BA_DINH)
+    assert done.returncode == 0, done.stderr
+    check = verify_edxml(data, anchors=root, at=utcnow())
+    assert check.status is SignatureStatus.VALID and BA_DINH in (check.signer_subject or "")
+
+    done, data = export("--sign-as", "none")
+    assert done.returncode == 0, done.stderr
+    assert verify_edxml(data, anchors=root, at=utcnow()).status is SignatureStatus.UNSIGNED
+
+    done, data = export("--sign-as", "mallory")
+    assert done.returncode != 0 and data == b""
+    assert "--sign-as takes 'platform', 'none' or an agency code" in done.stderr

@@ -8,9 +8,11 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.support import kafka_options
+
 
 async def _create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, 1)])
@@ -24,6 +26,7 @@ async def _read_all(
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
+        **kafka_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level=isolation,
@@ -46,7 +49,9 @@ async def _read_all(
 async def test_idempotent_producer_round_trip(bootstrap: str, unique: str) -> None:
     topic = f"test.roundtrip.{unique}"
     await _create_topic(bootstrap, topic, partitions=3)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_options(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         sent = [f"Quyết định {i}/QĐ-UBND".encode() for i in range(20)]
@@ -63,7 +68,9 @@ async def test_idempotent_producer_round_trip(bootstrap: str, unique: str) -> No
 async def test_read_committed_sees_committed_transaction_only(bootstrap: str, unique: str) -> None:
     topic = f"test.txn.{unique}"
     await _create_topic(bootstrap, topic)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"test-{unique}")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_options(), transactional_id=f"test-{unique}"
+    )
     await producer.start()
     try:
         async with producer.transaction():

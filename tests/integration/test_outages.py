@@ -27,6 +27,7 @@ from consumers.inbox import Delivery, InboxSubscriber, Refusal
 from infra.compose.archive import build_archiver
 from infra.compose.router import build_router
 from infra.context import agency_directory, trust_store
+from infra.services import cluster as cluster_service
 from infra.services import kafka as kafka_service
 from infra.services import procs
 from infra.settings import Settings
@@ -35,7 +36,14 @@ from tests.conftest import BA_DINH, H26, PKI_AGENCIES
 from tests.integration.test_archive import archive_db, archive_pki, wait_for_records
 from tests.integration.test_archive_exactly_once import assert_exactly_once, fill
 from tests.integration.test_router import creds, running_router
-from tests.support import ensure_exchange_topics, publish, read_topic, seed_document, utcnow
+from tests.support import (
+    ensure_exchange_topics,
+    kafka_options,
+    publish,
+    read_topic,
+    seed_document,
+    utcnow,
+)
 
 __all__ = ["archive_db", "archive_pki"]  # fixtures used by name below
 
@@ -44,11 +52,22 @@ PROMPT_S = 8.0  # SIGTERM to exit, at most, whatever the broker does
 
 @dataclass
 class PrivateBroker:
+    """A broker of this module's own, to kill: plaintext beside the single test broker, or one
+    TLS node with the session's transport CA (so the session's client identity works) beside the
+    secure cluster."""
+
     settings: Settings
     bootstrap: str
+    secure: bool
+
+    def pid(self) -> int | None:
+        if self.secure:
+            nodes = cluster_service.status(self.settings, check=False).nodes
+            return nodes[0].pid if nodes else None
+        return kafka_service.status(self.settings).pid
 
     def kill(self) -> None:
-        pid = kafka_service.status(self.settings).pid
+        pid = self.pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
@@ -58,17 +77,25 @@ class PrivateBroker:
 
     def start(self) -> None:
         # Connections of the killed broker sit in TIME_WAIT: the port must be reused all the same.
-        status = kafka_service.start(self.settings)
-        assert status.bootstrap == self.bootstrap
+        status = _start(self.settings, self.secure)
+        assert status == self.bootstrap
 
     def ensure_running(self) -> None:
-        if kafka_service.status(self.settings).state != "running":
+        pid = self.pid()
+        if pid is None or not procs.pid_alive(pid):
             self.start()
+
+
+def _start(settings: Settings, secure: bool) -> str | None:
+    if secure:
+        return cluster_service.start(settings, brokers=1, secure=True).bootstrap
+    return kafka_service.start(settings).bootstrap
 
 
 @pytest.fixture(scope="module")
 def broker(settings: Settings) -> Iterator[PrivateBroker]:
     home = Path(tempfile.mkdtemp(prefix="lienthong-outage-"))
+    home.chmod(0o755)
     private = dataclasses.replace(
         settings,
         home=home,
@@ -77,12 +104,13 @@ def broker(settings: Settings) -> Iterator[PrivateBroker]:
         kafka_controller_port=None,
         pki_dir_override=settings.pki_dir,
     )
-    started = kafka_service.start(private)
-    assert started.bootstrap
+    secure = not settings.kafka_security.is_plaintext
+    bootstrap = _start(private, secure)
+    assert bootstrap
     try:
-        yield PrivateBroker(private, started.bootstrap)
+        yield PrivateBroker(private, bootstrap, secure)
     finally:
-        kafka_service.stop(private)
+        cluster_service.stop(private) if secure else kafka_service.stop(private)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -114,7 +142,7 @@ async def test_the_router_stops_within_seconds_when_the_broker_dies_mid_transact
 ) -> None:
     broker, exchange = outage
     router = build_router(exchange, broker.bootstrap)
-    pid = (await asyncio.to_thread(kafka_service.status, broker.settings)).pid
+    pid = await asyncio.to_thread(broker.pid)
     assert pid is not None
     killed = asyncio.Event()
 
@@ -240,6 +268,7 @@ async def test_the_subscriber_stops_within_seconds_when_the_broker_dies_under_a_
         agencies=agency_directory(exchange),
         clock=lambda: utcnow() + timedelta(seconds=1),
         stop=stop,
+        client_options=kafka_options(),
     )
     handled: list[str] = []
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import asyncpg
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+import pytest
+
+from infra.services import postgres
 from infra.services.migrate import load_migrations, migrate
+from infra.settings import Settings
 
 
 async def test_asyncpg_round_trip_keeps_vietnamese_text(db: asyncpg.Connection) -> None:
@@ -28,3 +33,39 @@ async def test_migrate_twice_applies_nothing_the_second_time(db: asyncpg.Connect
 async def test_fold_removes_vietnamese_diacritics_and_case(db: asyncpg.Connection) -> None:
     folded = await db.fetchval("SELECT lt_fold($1)", "Thủ tục HÀNH CHÍNH Đống Đa")
     assert folded == "thu tuc hanh chinh dong da"
+
+
+async def test_the_server_wants_a_password_from_every_role(
+    settings: Settings, migrated_database: str
+) -> None:
+    """SCRAM, not trust: without the password file, or with a wrong password, no role gets in,
+    the superuser included; with it, each login role does."""
+    if settings.external_database:
+        pytest.skip("the environment's own PostgreSQL decides its authentication")
+    parts = urlsplit(migrated_database)
+    assert parts.port is not None and "passfile=" in parts.query
+
+    def as_role(role: str, query: str) -> str:
+        return urlunsplit(parts._replace(netloc=f"{role}@127.0.0.1:{parts.port}", query=query))
+
+    passwords = postgres.role_passwords(settings)
+    for role in postgres.LOGIN_ROLES:
+        for query in ("", "passfile=/nonexistent"):
+            with pytest.raises(asyncpg.InvalidPasswordError):
+                await asyncpg.connect(as_role(role, query), timeout=10)
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(as_role(role, ""), password=passwords[role] + "x", timeout=10)
+        conn = await asyncpg.connect(as_role(role, parts.query), timeout=10)
+        try:
+            assert await conn.fetchval("SELECT current_user") == role
+            method = (
+                await conn.fetchval(
+                    "SELECT auth_method FROM pg_hba_file_rules WHERE address = '127.0.0.1'"
+                )
+                if role == "postgres"
+                else "scram-sha-256"
+            )
+            assert method == "scram-sha-256"
+        finally:
+            await conn.close()
+    assert oct(postgres.passfile(settings).stat().st_mode & 0o777) == "0o600"

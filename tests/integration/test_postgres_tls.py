@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,8 +24,8 @@ from signing.transportpki import TransportPki
 
 
 @pytest.fixture(scope="module")
-def tls_database() -> Iterator[tuple[int, Path, Path]]:
-    """(port, our CA bundle, a foreign CA bundle)."""
+def tls_database() -> Iterator[tuple[int, Path, Path, Path]]:
+    """(port, our CA bundle, a foreign CA bundle, the password file)."""
     home = Path(tempfile.mkdtemp(prefix="lienthong-pgtls-"))
     home.chmod(0o755)
     settings = load_settings({"LIENTHONG_HOME": str(home), "LIENTHONG_PG_UNSAFE_FAST": "1"})
@@ -32,7 +33,8 @@ def tls_database() -> Iterator[tuple[int, Path, Path]]:
     try:
         status = postgres.start(settings)
         assert status.url
-        port = int(status.url.rsplit(":", 1)[1].split("/")[0])
+        port = urlsplit(status.url).port
+        assert port is not None
         pki = PkiDirectory(home / "pki")
         pki.init(now=now)
         tp = TransportPki(pki)
@@ -58,15 +60,18 @@ def tls_database() -> Iterator[tuple[int, Path, Path]]:
                 await conn.close()
 
         asyncio.run(enable())
-        yield port, tp.ca_bundle, other.ca_bundle
+        yield port, tp.ca_bundle, other.ca_bundle, postgres.passfile(settings)
     finally:
         postgres.stop(settings)
         shutil.rmtree(home, ignore_errors=True)
 
 
-async def test_verify_full_connects_over_tls(tls_database: tuple[int, Path, Path]) -> None:
-    port, ca, _ = tls_database
-    url = f"postgresql://postgres@127.0.0.1:{port}/lienthong?sslmode=verify-full&sslrootcert={ca}"
+async def test_verify_full_connects_over_tls(tls_database: tuple[int, Path, Path, Path]) -> None:
+    port, ca, _, pw = tls_database
+    url = (
+        f"postgresql://postgres@127.0.0.1:{port}/lienthong"
+        f"?sslmode=verify-full&sslrootcert={ca}&passfile={pw}"
+    )
     conn = await asyncpg.connect(url)
     try:
         assert await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
@@ -75,12 +80,12 @@ async def test_verify_full_connects_over_tls(tls_database: tuple[int, Path, Path
 
 
 async def test_verify_full_refuses_a_server_its_ca_did_not_certify(
-    tls_database: tuple[int, Path, Path],
+    tls_database: tuple[int, Path, Path, Path],
 ) -> None:
-    port, _, foreign = tls_database
+    port, _, foreign, pw = tls_database
     url = (
         f"postgresql://postgres@127.0.0.1:{port}/lienthong"
-        f"?sslmode=verify-full&sslrootcert={foreign}"
+        f"?sslmode=verify-full&sslrootcert={foreign}&passfile={pw}"
     )
     with pytest.raises((asyncpg.PostgresError, OSError)) as caught:
         await asyncpg.connect(url)

@@ -20,7 +20,15 @@ from schemas.status import StatusCode, StatusNotice
 from signing.seal import seal
 from tests.conftest import BA_DINH, H26
 from tests.integration.test_router import creds, exchange, running_router
-from tests.support import header, publish, read_topic, seed_document, utcnow
+from tests.support import (
+    header,
+    kafka_options,
+    librdkafka_options,
+    publish,
+    read_topic,
+    seed_document,
+    utcnow,
+)
 
 __all__ = ["exchange"]  # the fixture, used by name below
 
@@ -41,7 +49,9 @@ async def produce_to(
 ) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2**25)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_options(), acks="all", max_request_size=2**25
+    )
     await producer.start()
     try:
         await producer.send_and_wait(topic, raw, key=key, partition=partition, headers=headers)
@@ -62,7 +72,7 @@ def status(pki_dir: Path, document_id: str, code: str, seconds: int = 0) -> Enve
 def librdkafka_produce(bootstrap: str, topic: str, envelope: Envelope) -> int:
     """As an outside team's client would: confluent-kafka with its defaults (partitioner
     consistent_random: CRC32 of the key), keyed by the document id. Returns the partition."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", **librdkafka_options()})
     landed: list[int] = []
 
     def delivered(err: object, msg: object) -> None:

@@ -31,16 +31,11 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailed,
 )
-from confluent_kafka.admin import (
-    AdminClient,
-    ScramCredentialInfo,
-    ScramMechanism,
-    UserScramCredentialUpsertion,
-)
 
 from consumers.inbox import Delivery, InboxSubscriber
 from infra import context
-from infra.acl import AclAdmin, derive_acls
+from infra.acl import AclAdmin
+from infra.compose.acl import wanted_acls
 from infra.compose.archive import build_archiver, run_archiver
 from infra.compose.router import build_router, run_router
 from infra.compose.subscribe import run_subscribe
@@ -91,7 +86,9 @@ class SecureCluster:
     def acls(self) -> AclAdmin:
         return AclAdmin(self.bootstrap, self.settings.kafka_security.librdkafka_options())
 
-    def cli(self, *args: str, principal: str = ADMIN_PRINCIPAL) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, principal: str = ADMIN_PRINCIPAL, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """`lienthong ...` as an operator runs it: this home, one principal's TLS identity."""
         security = self.transport.client_security(principal)
         env = {
@@ -105,6 +102,7 @@ class SecureCluster:
         return subprocess.run(
             [sys.executable, "-m", "infra.cli", "--log-json", *args],
             env=env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,
@@ -112,17 +110,60 @@ class SecureCluster:
         )
 
     def sync(self) -> Any:
-        wanted = derive_acls(
-            AgencyDirectory.default(),
-            self.settings.topic_prefix,
-            at=datetime.now(UTC),
-            revoked=self.transport.revoked_names(),
-        )
+        """What `lienthong acl sync` does: the exchange directory's ACLs (local and national
+        agencies), none for a revoked transport identity."""
+        wanted = wanted_acls(self.settings)
         return self.acls().sync(wanted)
 
 
+def _identities(base: Settings, tp: TransportPki) -> None:
+    """The transport and signing identities this module's principals use, issued once."""
+    now = datetime.now(UTC) - timedelta(days=1)
+    for code in (H26, BA_DINH, HAI_BA_TRUNG, DONG_DA):
+        if tp.current(code) is None:
+            tp.issue(TransportKind.AGENCY, code, now=now)
+    for service in (ROUTER_PRINCIPAL, ARCHIVER_PRINCIPAL, WITNESS_PRINCIPAL):
+        if tp.current(service) is None:
+            tp.issue(TransportKind.SERVICE, service, now=now)
+    pki = PkiDirectory(base.pki_dir)
+    if not pki.root_cert.exists():
+        pki.init(now=now)
+    issued = {(e.agency_code, e.role) for e in pki.entries()}
+    for code in (H26, BA_DINH, HAI_BA_TRUNG):
+        if (code, CertRole.AGENCY.value) not in issued:
+            pki.issue(agency_code=code, role=CertRole.AGENCY, now=now)
+    for role in (CertRole.PLATFORM, CertRole.ARCHIVE):
+        if (base.platform_agency, role.value) not in issued:
+            pki.issue(agency_code=base.platform_agency, role=role, now=now)
+
+
+def _prepared(base: Settings, bootstrap: str, sasl: str, database_url: str) -> SecureCluster:
+    tp = cluster.transport(base)
+    _identities(base, tp)
+    admin = dataclasses.replace(
+        base, kafka_security=tp.client_security(ADMIN_PRINCIPAL), external_kafka=bootstrap
+    )
+    asyncio.run(
+        ensure_for_agencies(
+            admin, bootstrap, [H26, BA_DINH, HAI_BA_TRUNG, DONG_DA, base.platform_agency]
+        )
+    )
+    nodes = cluster.status(base, check=False).nodes
+    made = SecureCluster(admin, bootstrap, sasl, tp, nodes, database_url)
+    made.sync()
+    return made
+
+
 @pytest.fixture(scope="module")
-def secure() -> Iterator[SecureCluster]:
+def secure(settings: Settings, database_url: str) -> Iterator[SecureCluster]:
+    """The session's own cluster when the suite runs on the secure one (the default; shared, so
+    started once), else a cluster of this module's own."""
+    if cluster.configured(settings) and cluster.status(settings, check=False).secure:
+        status = cluster.status(settings)
+        assert status.bootstrap and status.sasl_bootstrap
+        yield _prepared(settings, status.bootstrap, status.sasl_bootstrap, database_url)
+        cluster.start(settings, brokers=3, secure=True)  # a node a test killed comes back
+        return
     home = Path(tempfile.mkdtemp(prefix="lienthong-secure-"))
     home.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIENTHONG_")}
@@ -130,37 +171,9 @@ def secure() -> Iterator[SecureCluster]:
     base = load_settings(env)
     try:
         status = cluster.start(base, brokers=3, secure=True)
-        now = datetime.now(UTC) - timedelta(days=1)
-        tp = cluster.transport(base)
-        for code in (H26, BA_DINH, HAI_BA_TRUNG, DONG_DA):
-            tp.issue(TransportKind.AGENCY, code, now=now)
-        for service in (ROUTER_PRINCIPAL, ARCHIVER_PRINCIPAL, WITNESS_PRINCIPAL):
-            tp.issue(TransportKind.SERVICE, service, now=now)
-        pki = PkiDirectory(base.pki_dir)
-        for code in (H26, BA_DINH, HAI_BA_TRUNG):
-            pki.issue(agency_code=code, role=CertRole.AGENCY, now=now)
-        pki.issue(agency_code=base.platform_agency, role=CertRole.PLATFORM, now=now)
-        pki.issue(agency_code=base.platform_agency, role=CertRole.ARCHIVE, now=now)
         database = postgres.start(dataclasses.replace(base, postgres_unsafe_fast=True))
-        assert database.url
-        admin = dataclasses.replace(
-            base,
-            kafka_security=tp.client_security(ADMIN_PRINCIPAL),
-            external_kafka=status.bootstrap,
-        )
-        assert status.bootstrap and status.sasl_bootstrap
-        asyncio.run(
-            ensure_for_agencies(
-                admin,
-                status.bootstrap,
-                [H26, BA_DINH, HAI_BA_TRUNG, DONG_DA, base.platform_agency],
-            )
-        )
-        made = SecureCluster(
-            admin, status.bootstrap, status.sasl_bootstrap, tp, status.nodes, database.url
-        )
-        made.sync()
-        yield made
+        assert database.url and status.bootstrap and status.sasl_bootstrap
+        yield _prepared(base, status.bootstrap, status.sasl_bootstrap, database.url)
     finally:
         cluster.stop(base)
         postgres.stop(base)
@@ -359,19 +372,19 @@ async def test_an_agency_cannot_join_another_agencys_group(secure: SecureCluster
 
 
 async def test_a_scram_user_works_on_the_sasl_ssl_listener(secure: SecureCluster) -> None:
-    """A department without certificates: a SCRAM user named by its agency code gets that
-    agency's ACLs (same principal), over TLS."""
-    admin = AdminClient(
-        {
-            "bootstrap.servers": secure.bootstrap,
-            **secure.settings.kafka_security.librdkafka_options(),
-        }
+    """A department without certificates: `lienthong acl scram set` gives a SCRAM user named by
+    its agency code that agency's ACLs (same principal), over TLS; a deleted one cannot log in."""
+    cli = secure.cli
+    short = cli("acl", "scram", "set", HAI_BA_TRUNG, "--password-stdin", stdin="ngan\n")
+    assert short.returncode != 0 and "at least 16 characters" in short.stderr
+    stranger = cli("acl", "scram", "set", "mallory", "--password-stdin", stdin="x" * 20 + "\n")
+    assert stranger.returncode != 0 and "neither an agency code" in stranger.stderr
+    made = cli(
+        "acl", "scram", "set", HAI_BA_TRUNG, "--password-stdin", stdin="mat-khau-dai-24-ky-tu\n"
     )
-    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
-    for future in admin.alter_user_scram_credentials(
-        [UserScramCredentialUpsertion(HAI_BA_TRUNG, info, b"mat-khau-dai")]
-    ).values():
-        future.result()
+    assert made.returncode == 0, made.stderr
+    listed = cli("acl", "scram", "list")
+    assert f"User:{HAI_BA_TRUNG} SCRAM-SHA-512 iterations=8192" in listed.stdout
 
     def scram(password: str) -> dict[str, Any]:
         return ClientSecurity(
@@ -382,15 +395,21 @@ async def test_a_scram_user_works_on_the_sasl_ssl_listener(secure: SecureCluster
         ).aiokafka_options()
 
     s = secure.settings
-    good = scram("mat-khau-dai")
+    good = scram("mat-khau-dai-24-ky-tu")
     await _eventually(lambda: _produce(secure.sasl_bootstrap, good, s.topic("submissions")))
     await _fetch_one_partition(secure.sasl_bootstrap, good, s.inbox(HAI_BA_TRUNG))
     await _refused(
-        _fetch_one_partition(secure.sasl_bootstrap, scram("mat-khau-dai"), s.inbox(BA_DINH)),
+        _fetch_one_partition(secure.sasl_bootstrap, good, s.inbox(BA_DINH)),
         TopicAuthorizationFailedError,
     )
     await _refused(
         _produce(secure.sasl_bootstrap, scram("sai"), s.topic("submissions")), KafkaError
+    )
+    deleted = cli("acl", "scram", "delete", HAI_BA_TRUNG)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"User:{HAI_BA_TRUNG} " not in cli("acl", "scram", "list").stdout
+    await _refused_eventually(
+        lambda: _produce(secure.sasl_bootstrap, good, s.topic("submissions")), KafkaError
     )
 
 
@@ -554,14 +573,13 @@ async def test_acl_sync_removes_a_revoked_agencys_acls_and_is_idempotent(
     synced = cli("acl", "sync")
     assert synced.returncode == 0, synced.stderr
     assert synced.stdout.strip().splitlines()[-1].startswith("added 0, removed 0, kept ")
-    secure.transport.revoke(DONG_DA, now=datetime.now(UTC))
-    dry = cli("acl", "sync", "--dry-run")
-    assert dry.returncode == 0, dry.stderr
-    assert sum(line.startswith(f"- User:{DONG_DA}") for line in dry.stdout.splitlines()) == 8
+    # The operator revokes the transport identity; the command removes its ACLs right away.
+    revoked = cli("pki", "transport", "revoke", DONG_DA)
+    assert revoked.returncode == 0, revoked.stderr
+    assert sum(line.startswith(f"- User:{DONG_DA}") for line in revoked.stdout.splitlines()) == 8
+    assert revoked.stdout.strip().splitlines()[-1] == "removed 8 ACLs, added 0"
     result = secure.sync()
-    assert result.added == []
-    assert {r.principal for r in result.removed} == {f"User:{DONG_DA}"}
-    assert len(result.removed) == 8
+    assert (result.added, result.removed) == ([], [])
     assert not [r for r in secure.acls().list() if r.principal == f"User:{DONG_DA}"]
     # Kafka reads no CRL: the certificate still connects, and may do nothing at all.
     await _refused(

@@ -20,6 +20,7 @@ from schemas.limits import MAX_MESSAGE_BYTES
 from schemas.registry import default_registry
 from schemas.samples import example_record
 from schemas.status import StatusNotice
+from tests.support import kafka_options
 
 H26 = "000.00.00.H26"
 BA_DINH = "000.00.31.H26"
@@ -65,6 +66,7 @@ def write_document(path: Path, unique: str, **changes: object) -> OfficialDocume
 async def read_one(bootstrap: str, topic: str, partition: int, offset: int) -> bytes:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_options(),
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
@@ -187,7 +189,7 @@ async def test_a_rejection_without_reason_and_a_missing_file_fail_cleanly(
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_options())
     await consumer.start()
     try:
         await consumer.topics()

@@ -29,6 +29,7 @@ from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice
 from signing import verify_envelope
 from signing.seal import Credential, load_credential
+from tests.support import kafka_options
 
 H26 = "000.00.00.H26"
 BA_DINH = "000.00.31.H26"
@@ -61,6 +62,7 @@ async def read_back(bootstrap: str, receipts: Sequence[Receipt]) -> list[Consume
     """The records at exactly these positions, read_committed, in receipt order."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_options(),
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
@@ -118,11 +120,19 @@ async def test_every_payload_type_reads_back_signed_keyed_and_in_order(
         record_id=f"{DONG_DA}/DEN/{unique}",
     )
     async with DocumentSender(
-        bootstrap, credentials=_creds(pki_dir, H26, PERSON), topic=topic, clock=_now
+        bootstrap,
+        credentials=_creds(pki_dir, H26, PERSON),
+        topic=topic,
+        clock=_now,
+        client_options=kafka_options(),
     ) as h26:
         sent_doc = await h26.send_document(doc)
     async with DocumentSender(
-        bootstrap, credentials=_creds(pki_dir, BA_DINH), topic=topic, clock=_now
+        bootstrap,
+        credentials=_creds(pki_dir, BA_DINH),
+        topic=topic,
+        clock=_now,
+        client_options=kafka_options(),
     ) as ba_dinh:
         statuses = [
             await ba_dinh.send_status(
@@ -131,11 +141,19 @@ async def test_every_payload_type_reads_back_signed_keyed_and_in_order(
             for code in (StatusCode.ARRIVED, StatusCode.ACCEPTED, StatusCode.COMPLETED)
         ]
     async with DocumentSender(
-        bootstrap, credentials=_creds(pki_dir, NOI_VU), topic=topic, clock=_now
+        bootstrap,
+        credentials=_creds(pki_dir, NOI_VU),
+        topic=topic,
+        clock=_now,
+        client_options=kafka_options(),
     ) as noi_vu:
         sent_report = await noi_vu.send_report(report)
     async with DocumentSender(
-        bootstrap, credentials=_creds(pki_dir, DONG_DA), topic=topic, clock=_now
+        bootstrap,
+        credentials=_creds(pki_dir, DONG_DA),
+        topic=topic,
+        clock=_now,
+        client_options=kafka_options(),
     ) as dong_da:
         sent_paper = await dong_da.register_paper(paper)
 
@@ -170,6 +188,7 @@ async def test_a_20_mb_attachment_goes_through_byte_identical(
         credentials=_creds(pki_dir, H26),
         topic=exchange_topics.topic("submissions"),
         clock=_now,
+        client_options=kafka_options(),
     ) as sender:
         receipt = await sender.send_document(doc)
     assert receipt.size > len(data)
@@ -189,7 +208,11 @@ async def test_a_secret_document_is_refused_and_nothing_reaches_the_topic(
     doc = replace(_decision(unique), secrecy=SecrecyMarking.MAT)
     before = await _end_offsets(bootstrap, topic)
     async with DocumentSender(
-        bootstrap, credentials=_creds(pki_dir, H26), topic=topic, clock=_now
+        bootstrap,
+        credentials=_creds(pki_dir, H26),
+        topic=topic,
+        clock=_now,
+        client_options=kafka_options(),
     ) as sender:
         with pytest.raises(SendRefused) as refused:
             await sender.send_document(doc)
@@ -205,6 +228,7 @@ async def test_a_document_of_another_agency_is_refused(
         credentials=_creds(pki_dir, BA_DINH),
         topic=exchange_topics.topic("submissions"),
         clock=_now,
+        client_options=kafka_options(),
     ) as sender:
         with pytest.raises(SendRefused) as refused:
             await sender.send_document(_decision(unique))
@@ -212,7 +236,9 @@ async def test_a_document_of_another_agency_is_refused(
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_uncommitted")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, **kafka_options(), isolation_level="read_uncommitted"
+    )
     await consumer.start()
     try:
         await consumer.topics()  # fetches metadata for every topic

@@ -20,6 +20,7 @@ from schemas.document import OfficialDocument, document_from_record
 from schemas.envelope import Envelope, SignerRole
 from schemas.samples import example_record
 from signing.seal import load_credential, seal
+from tests.support import kafka_options
 
 H26 = "000.00.00.H26"
 BA_DINH = "000.00.31.H26"
@@ -57,7 +58,9 @@ def seal_document(pki: Path, doc: OfficialDocument) -> Envelope:
 
 async def put(bootstrap: str, topic: str, envelopes: Sequence[Envelope | bytes]) -> None:
     """What the router does: the envelope bytes into an inbox, keyed by document id."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_options(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         for env in envelopes:
@@ -89,6 +92,7 @@ def subscriber(
         from_beginning=from_beginning,
         stop=stop,
         idle_timeout=idle,
+        client_options=kafka_options(),
     )
 
 

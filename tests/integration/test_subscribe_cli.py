@@ -31,6 +31,7 @@ from schemas.samples import example_record
 from schemas.status import StatusCode, StatusNotice
 from signing.envelope import verify_envelope
 from signing.seal import load_credential, seal
+from tests.support import kafka_options
 
 H26 = "000.00.00.H26"
 BA_DINH = "000.00.31.H26"
@@ -60,7 +61,7 @@ def seal_document(pki: Path, doc: OfficialDocument) -> Envelope:
 
 def put(bootstrap: str, topic: str, envelopes: list[Envelope]) -> None:
     async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
         await producer.start()
         try:
             for env in envelopes:
@@ -91,6 +92,7 @@ def statuses_in_submissions(
         consumer = AIOKafkaConsumer(
             settings.topic("submissions"),
             bootstrap_servers=bootstrap,
+            **kafka_options(),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             isolation_level="read_committed",

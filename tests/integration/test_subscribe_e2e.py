@@ -17,6 +17,7 @@ from schemas.document import document_from_record
 from schemas.envelope import SignerRole
 from schemas.samples import example_record
 from signing.seal import load_credential
+from tests.support import kafka_options
 
 H26 = "000.00.00.H26"
 BA_DINH = "000.00.31.H26"
@@ -48,7 +49,11 @@ async def test_a_routed_document_is_written_and_its_01_reaches_the_sender(
         await asyncio.wait_for(router.ready.wait(), timeout=30)
         creds = [load_credential(pki_dir, H26, SignerRole.AGENCY)]
         async with DocumentSender(
-            bootstrap, credentials=creds, topic=settings.topic("submissions"), clock=now
+            bootstrap,
+            credentials=creds,
+            topic=settings.topic("submissions"),
+            clock=now,
+            client_options=kafka_options(),
         ) as sender:
             await sender.send_document(doc)
 

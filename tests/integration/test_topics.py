@@ -10,6 +10,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from infra.services.topic_setup import plan_topics
 from infra.services.topics import ensure_topics
 from schemas.topics import load_topic_manifests
+from tests.support import kafka_options
 
 
 async def _topic_config(admin: AIOKafkaAdminClient, name: str) -> dict[str, str]:
@@ -34,7 +35,7 @@ async def test_ensure_creates_configures_and_repairs(bootstrap: str, unique: str
     prefix = f"t{unique}."
     agencies = ["000.00.00.H26", "000.00.31.H26"]
     plans = plan_topics(load_topic_manifests(), prefix, agencies, brokers=1)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_options())
     await admin.start()
     try:
         first = await ensure_topics(admin, plans)
@@ -45,10 +46,19 @@ async def test_ensure_creates_configures_and_repairs(bootstrap: str, unique: str
             f"{prefix}inbox.000.00.31.H26",
         }
         submissions = next(p for p in plans if p.name == f"{prefix}submissions")
-        config = await _topic_config(admin, submissions.name)
+        # On a cluster a new topic's configuration reaches each broker a moment after creation.
+        config = await _settled_config(
+            admin, submissions.name, "max.message.bytes", submissions.config["max.message.bytes"]
+        )
         assert config["max.message.bytes"] == submissions.config["max.message.bytes"]
         assert config["retention.ms"] == submissions.config["retention.ms"]
+        # On a cluster a new topic reaches every broker's metadata a moment after creation.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
         described = await admin.describe_topics([submissions.name])
+        while not described[0]["partitions"] and loop.time() < deadline:
+            await asyncio.sleep(0.2)
+            described = await admin.describe_topics([submissions.name])
         assert len(described[0]["partitions"]) == submissions.partitions
 
         # Someone changes retention by hand: the next ensure puts the manifest's value back.

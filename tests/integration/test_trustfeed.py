@@ -31,7 +31,15 @@ from signing.pkidir import PkiDirectory
 from signing.profile import CertRole
 from signing.seal import Credential, load_credential, seal
 from tests.conftest import BA_DINH, H26
-from tests.support import ensure_exchange_topics, header, publish, read_topic, seed_document, utcnow
+from tests.support import (
+    ensure_exchange_topics,
+    header,
+    kafka_options,
+    publish,
+    read_topic,
+    seed_document,
+    utcnow,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROPAGATION_S = 10.0  # "within seconds": the feed polls every 0.3 s
@@ -170,7 +178,7 @@ async def test_a_crl_from_a_foreign_ca_on_the_topic_changes_nothing(
             record = dataclasses.replace(
                 crl_record(forged, forged_ca), key=crl_record(pki.crl_der(), issuer).key
             )
-            await publish_crl(bootstrap, live.topic("crl"), record)
+            await publish_crl(bootstrap, live.topic("crl"), record, client_options=kafka_options())
         assert await _eventually(lambda: refused._value.get() >= 2)
         assert refused._value.get() == 2  # both records read and refused
         assert router.trust is before

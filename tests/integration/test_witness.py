@@ -41,7 +41,7 @@ from tests.integration.test_archive import (
 )
 from tests.integration.test_archive_tamper import as_superuser, check_cli
 from tests.integration.test_router import creds
-from tests.support import publish, read_topic, seed_document, utcnow
+from tests.support import kafka_options, publish, read_topic, seed_document, utcnow
 
 __all__ = ["archive_db", "archive_pki", "exchange"]
 
@@ -101,7 +101,13 @@ async def witnessed(
     ]
     tasks.append(
         asyncio.create_task(
-            collect_cosignatures(bootstrap, exchange.topic("cosignatures"), archive_db, stop)
+            collect_cosignatures(
+                bootstrap,
+                exchange.topic("cosignatures"),
+                archive_db,
+                stop,
+                client_options=kafka_options(),
+            )
         )
     )
     try:
@@ -300,7 +306,7 @@ async def test_a_witness_refuses_a_second_head_of_one_size_published_on_the_topi
     settings = witnessed.settings
     log = load_log_key(settings.pki_dir, archive_log_id(settings))
     forged = sign_note(Checkpoint(log.name, DOCS, bytes(32)).text(), log).encode()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_options(), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

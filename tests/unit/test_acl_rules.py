@@ -128,8 +128,15 @@ def test_the_export_and_transport_commands(tmp_path: Path, monkeypatch: pytest.M
     assert exported.exit_code == 0, exported.output
     names = {d["metadata"]["name"] for d in yaml.safe_load_all(exported.output)}
     assert BA_DINH.lower() in names and "lienthong-router" in names
+    # No cluster here: the revocation is recorded, the command says the ACLs are still on the
+    # cluster and exits 75 (try again); --no-sync says the same without trying.
     revoked = runner.invoke(app, ["pki", "transport", "revoke", BA_DINH])
-    assert revoked.exit_code == 0 and "acl sync" in revoked.output
+    assert revoked.exit_code == 75, revoked.output
+    assert "its ACLs are still on the cluster" in revoked.output and "acl sync" in revoked.output
+    issued = runner.invoke(app, ["pki", "transport", "issue", "--agency", HAI_BA_TRUNG])
+    assert issued.exit_code == 0, issued.output
+    quiet = runner.invoke(app, ["pki", "transport", "revoke", HAI_BA_TRUNG, "--no-sync"])
+    assert quiet.exit_code == 0 and "until `lienthong acl sync`" in quiet.output
     after = runner.invoke(app, ["acl", "export", "--format", "strimzi"])
     assert BA_DINH.lower() not in {d["metadata"]["name"] for d in yaml.safe_load_all(after.output)}
     wrong = runner.invoke(app, ["acl", "export", "--format", "csv"])

@@ -97,3 +97,14 @@ def test_remembered_ports_someone_listens_on_are_replaced(tmp_path: Path) -> Non
 def test_a_configured_port_in_time_wait_is_accepted(time_wait_port: int, tmp_path: Path) -> None:
     env = {"LIENTHONG_HOME": str(tmp_path), "LIENTHONG_POSTGRES_PORT": str(time_wait_port)}
     assert postgres._choose_port(load_settings(env), None) == time_wait_port
+
+
+def test_free_ports_stay_out_of_the_ephemeral_range() -> None:
+    """Outgoing connections take their source ports from the ephemeral range: a listening port
+    chosen there may be gone before the server binds it."""
+    low, _high = procs._ephemeral_range()
+    ports = {procs.free_port() for _ in range(50)}
+    if low > procs.LISTEN_PORTS[1]:
+        assert all(procs.LISTEN_PORTS[0] <= p <= procs.LISTEN_PORTS[1] for p in ports)
+    assert not any(procs.port_in_use(p) for p in ports)
+    assert len(ports) > 40  # drawn at random, not one port over and over

@@ -141,13 +141,15 @@ async def test_the_export_command_by_file_or_by_document_id(
             str(folder / "document.json"),
             "--out",
             str(tmp_path / "a.edxml"),
+            "--sign-as",  # the mapping only: signing is test_edxml_gateway's
+            "none",
         ],
     )
     assert by_file.exit_code == 0, by_file.output
     by_id = runner.invoke(
         app,
         ["edxml", "export", "--document", envelope.document_id, "--dir", str(tmp_path / "out"),
-         "--out", str(tmp_path / "b.edxml")],
+         "--out", str(tmp_path / "b.edxml"), "--sign-as", "none"],
     )  # fmt: skip
     assert by_id.exit_code == 0, by_id.output
     assert (tmp_path / "a.edxml").read_bytes() == (tmp_path / "b.edxml").read_bytes()

@@ -139,3 +139,35 @@ def test_from_env_reads_secrets_through_a_named_variable(tmp_path: Path) -> None
         client_security_from_env({k: v for k, v in env.items() if k != "SCRAM_PASS"})
     with pytest.raises(TransportConfigError, match="expected PLAINTEXT"):
         client_security_from_env({"LIENTHONG_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"})
+
+
+def test_a_child_process_gets_the_same_identity_from_the_environment(tmp_path: Path) -> None:
+    """client_security_env is client_security_from_env's inverse: a child started with it
+    (the bench's relay, router, archiver) connects exactly as its parent does; passwords go
+    through variables of their own, never into the *_ENV names."""
+    from signing.transport import client_security_env
+
+    files = {n: tmp_path / f"{n}.pem" for n in ("ca", "cert", "key")}
+    for path in files.values():
+        path.write_text("x")
+    cases = [
+        ClientSecurity(),
+        ClientSecurity(
+            SecurityProtocol.SSL,
+            ca_file=files["ca"],
+            cert_file=files["cert"],
+            key_file=files["key"],
+            key_password="mat khau",
+            check_hostname=False,
+        ),
+        ClientSecurity(
+            SecurityProtocol.SASL_SSL,
+            ca_file=files["ca"],
+            sasl_username="000.00.31.H26",
+            sasl_password="mat-khau-dai-24-ky-tu",
+        ),
+    ]
+    for security in cases:
+        env = client_security_env(security)
+        assert client_security_from_env(env) == security
+        assert env.get("LIENTHONG_KAFKA_KEY_PASSWORD_ENV") in (None, "KAFKA_KEY_PASSWORD")
