@@ -13,25 +13,7 @@ from typing import Any
 import asyncpg
 
 from consumers.audit import sql
-from consumers.audit.ranked import MATCHES, RANK_WINDOW, RECENT_WALK, ranked_statement, tiers_of
-
-__all__ = [  # the ranked search's constants live in consumers.audit.ranked; still found here
-    "MAX_LIMIT",
-    "MAX_TEXT",
-    "RANK_WINDOW",
-    "RECENT_WALK",
-    "VIETNAM",
-    "Cursor",
-    "DocumentHit",
-    "DocumentStory",
-    "SearchFilters",
-    "SearchPage",
-    "build_search",
-    "day_bounds",
-    "document_story",
-    "record_access",
-    "search_documents",
-]
+from consumers.audit.ranked import MATCHES, RANK_WINDOW, ranked_statement, tiers_of
 
 # Auditors type dates as they read them on documents: Vietnam time (UTC+7, no daylight saving).
 VIETNAM = timezone(timedelta(hours=7))
@@ -313,6 +295,9 @@ async def search_documents(
 ) -> SearchPage:
     query = build_search(filters, limit=limit, page=page, after=after)
     if filters.text is None:
+        rows = await conn.fetch(query.text, *query.args)
+    elif conn.is_in_transaction():  # the caller's: the settings last until it ends
+        await conn.execute(sql.RANKED_SETTINGS)
         rows = await conn.fetch(query.text, *query.args)
     else:
         async with conn.transaction():

@@ -1,7 +1,8 @@
 -- Full-text search over the whole document (docs/search.md): its heading (subject, number,
 -- notation, type), the names of its sender and recipients, and its body, with or without
 -- diacritics. The words of a secret document's body are never kept: the body is stored and
--- indexed only when the document is not secret, and the database refuses any other row.
+-- indexed only when the document is not secret; the database drops a secret document's body
+-- before the row is written, and refuses a row that would still hold one.
 
 -- body: the document's content (OfficialDocument `content`), as the archiver parsed it from the
 -- signed bytes (capped, consumers/archive/document.py). party_names: the sender's and the

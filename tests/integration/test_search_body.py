@@ -348,3 +348,25 @@ async def test_reindex_fills_rows_archived_before_0008_and_check_sees_an_edited_
         assert "body 'Nội dung đã bị sửa' (stored)" in finding.problem
     finally:
         await conn.close()
+
+
+async def test_a_ranked_search_inside_the_callers_transaction(seed_db: str) -> None:
+    """A caller that reads in a transaction of its own (a read-only snapshot, say) may search
+    in it: the search's settings (no JIT, custom plans) last until the caller's end."""
+    conn = await asyncpg.connect(auditor_url(seed_db), server_settings={"jit": "on"})
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            page = await search_documents(conn, SearchFilters(text="cai cach hanh chinh"), limit=3)
+            assert page.hits[0].document_id == PLAN_190.document_id
+            assert await conn.fetchval("SHOW jit") == "off"
+        assert await conn.fetchval("SHOW jit") == "on"  # SET LOCAL: the session's own again
+        await conn.execute("BEGIN")  # a transaction asyncpg does not manage
+        try:
+            page = await search_documents(conn, SearchFilters(text="ke hoach 190"), limit=1)
+            assert page.hits[0].document_id == PLAN_190.document_id
+        finally:
+            await conn.execute("ROLLBACK")
+        outside = await search_documents(conn, SearchFilters(text="ke hoach 190"), limit=1)
+        assert outside.hits[0].document_id == PLAN_190.document_id
+    finally:
+        await conn.close()

@@ -10,11 +10,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from consumers.audit.ranked import FILTERED_COUNT, FILTERED_PROBE, PROBE, WALK_COST
-from consumers.audit.search import (
-    MAX_TEXT,
+from consumers.audit.ranked import (
+    FILTERED_COUNT,
+    FILTERED_PROBE,
+    PROBE,
     RANK_WINDOW,
     RECENT_WALK,
+    WALK_COST,
+)
+from consumers.audit.search import (
+    MAX_TEXT,
     Cursor,
     SearchFilters,
     build_search,
