@@ -46,8 +46,19 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-test: $(STAMP) lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Lint and the unit tests (CPU-bound, no services) run beside the integration tests (which
+# spend most of their time waiting on Kafka and PostgreSQL): the two cores are used at once,
+# and the run ends in the time of the longer half. Their output follows the integration run's.
+test: $(STAMP)
+	@mkdir -p .lienthong
+	@( $(MAKE) --no-print-directory lint && $(BIN)/pytest -m "not integration" $(PYTEST_ARGS) ) \
+		> .lienthong/unit-tests.log 2>&1 & unit=$$!; \
+	$(BIN)/pytest -m integration $(PYTEST_ARGS); integration=$$?; \
+	wait $$unit; units=$$?; \
+	echo "--- lint and unit tests (run beside the integration tests): .lienthong/unit-tests.log ---"; \
+	cat .lienthong/unit-tests.log; \
+	echo "integration: exit $$integration; lint and unit: exit $$units"; \
+	[ $$integration -eq 0 ] && [ $$units -eq 0 ]
 
 # The whole suite on the 3-node TLS + client-certificate + ACL cluster instead of the single
 # plaintext broker (tests/conftest.py; about 25 minutes here).
