@@ -166,7 +166,8 @@ async def witness_the_archive(
         await conn.close()
     out.print(
         f"witnesses: {cosigned} of {len(signers)} cosigned the archive's checkpoint of size "
-        f"{head}; their verifier keys are in {folder}/*.vkey"
+        f"{head}; their verifier keys are in {folder}/*.vkey",
+        soft_wrap=True,
     )
     return WitnessPolicy(witnesses=tuple(s.verifier for s in signers), required=len(signers))
 

@@ -175,6 +175,7 @@ async def run_demo(settings: Settings, endpoints: Endpoints, out: Console) -> No
     # Plain prints, one line each and shell-quoted: a wrapped command pastes as two.
     explore = (
         f"LIENTHONG_DATABASE_URL={shlex.quote(url)} "
+        f"LIENTHONG_TOPIC_PREFIX={shlex.quote(settings.topic_prefix)} "
         f"LIENTHONG_PKI_DIR={shlex.quote(str(settings.pki_dir))} .venv/bin/lienthong"
     )
     print(f"Explore: {explore} audit search --text 'ke hoach 190'", flush=True)
