@@ -124,22 +124,18 @@ def start(
     procs.write_state(
         _state_file(settings), {"pid": proc.pid, "port": port, "started_at": time.time()}
     )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise InfraError(
-                f"the console exited with code {proc.returncode} while starting; "
-                f"see {log_file(settings)}: {procs.tail(log_file(settings), 3)}"
-            )
-        if _answers(port):
-            log.info("console.started", url=f"http://{HOST}:{port}/", pid=proc.pid)
-            return ConsoleStatus("running", f"http://{HOST}:{port}/", proc.pid)
-        time.sleep(0.3)
-    procs.terminate(proc.pid, timeout=10)
-    raise InfraError(
-        f"the console did not answer on {HOST}:{port} within {READY_TIMEOUT_S:.0f}s; "
-        f"see {log_file(settings)}"
+    procs.wait_until_answering(
+        proc,
+        lambda: _answers(port),
+        what="the console",
+        address=f"{HOST}:{port}",
+        log=log_file(settings),
+        output=log_file(settings),
+        timeout_s=READY_TIMEOUT_S,
+        poll_s=0.3,
     )
+    log.info("console.started", url=f"http://{HOST}:{port}/", pid=proc.pid)
+    return ConsoleStatus("running", f"http://{HOST}:{port}/", proc.pid)
 
 
 def stop(settings: Settings) -> bool:

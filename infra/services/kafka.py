@@ -268,22 +268,18 @@ def start(settings: Settings) -> BrokerStatus:
         },
     )
     bootstrap = f"127.0.0.1:{broker_port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise InfraError(
-                f"Kafka broker exited with code {proc.returncode} while starting; "
-                f"see {_log_file(settings)}: {procs.tail(kdir / 'logs' / 'broker.out', 3)}"
-            )
-        if _answers(bootstrap):
-            log.info("kafka.started", bootstrap=bootstrap, pid=proc.pid)
-            return BrokerStatus("running", bootstrap, proc.pid, _log_file(settings))
-        time.sleep(0.5)
-    procs.terminate(proc.pid, timeout=10)
-    raise InfraError(
-        f"Kafka broker did not answer on {bootstrap} within {READY_TIMEOUT_S:.0f}s; "
-        f"see {_log_file(settings)}"
+    procs.wait_until_answering(
+        proc,
+        lambda: _answers(bootstrap),
+        what="Kafka broker",
+        address=bootstrap,
+        log=_log_file(settings),
+        output=kdir / "logs" / "broker.out",
+        timeout_s=READY_TIMEOUT_S,
+        poll_s=0.5,
     )
+    log.info("kafka.started", bootstrap=bootstrap, pid=proc.pid)
+    return BrokerStatus("running", bootstrap, proc.pid, _log_file(settings))
 
 
 def stop(settings: Settings) -> bool:

@@ -8,9 +8,13 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from infra.errors import InfraError
 
 # Listening ports are drawn below the kernel's ephemeral range: a port the kernel hands out for
 # port 0 is also one it hands out as the source port of an outgoing connection, and a client
@@ -121,3 +125,31 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def wait_until_answering(
+    proc: subprocess.Popen[bytes],
+    answers: Callable[[], bool],
+    *,
+    what: str,
+    address: str,
+    log: Path,
+    output: Path,
+    timeout_s: float,
+    poll_s: float,
+) -> None:
+    """Poll a just-started server until `answers()`; a one-line InfraError naming its log when it
+    exits first (with the last lines of `output`) or stays silent for `timeout_s` (then it is
+    stopped)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise InfraError(
+                f"{what} exited with code {proc.returncode} while starting; "
+                f"see {log}: {tail(output, 3)}"
+            )
+        if answers():
+            return
+        time.sleep(poll_s)
+    terminate(proc.pid, timeout=10)
+    raise InfraError(f"{what} did not answer on {address} within {timeout_s:.0f}s; see {log}")
