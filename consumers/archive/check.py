@@ -8,6 +8,7 @@ recomputed from the columns, digests from the bytes, the tree from the leaves.
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,46 @@ SELECT seq, topic, partition, "offset", message_id, raw IS NULL AS secret,
 FROM archive_record ORDER BY seq
 """
 HEADS = "SELECT size, root, signed::text AS signed FROM tree_head ORDER BY size"
+
+# The KPI's summaries (migration 0012) against their definitions over the archived rows: each
+# copy of kpi_copy against kpi_copy_derived (from delivery, status_event and document), each
+# row of a fresh month of kpi_month against lt_kpi_month (a month marked stale is not read by
+# anyone: it is counted again when shown). Summaries, not evidence, but the KPI reads them: an
+# edit there would change the figures without touching a record.
+KPI_COPIES = """
+SELECT coalesce(k.document_id, d.document_id) AS document_id,
+       coalesce(k.recipient, d.recipient) AS recipient,
+       to_jsonb(k) - 'document_id' - 'recipient' AS stored,
+       to_jsonb(d) - 'document_id' - 'recipient' AS derived
+FROM kpi_copy k FULL JOIN kpi_copy_derived d
+  ON d.document_id = k.document_id AND d.recipient = k.recipient
+WHERE k IS DISTINCT FROM d
+ORDER BY 1, 2
+"""
+KPI_MONTHS = """
+WITH fresh AS (
+    SELECT month FROM (
+        SELECT month FROM kpi_month
+        UNION SELECT lt_vn_month(submitted_at) FROM document
+        UNION SELECT date_trunc('month', promulgation_date)::date FROM document
+        UNION SELECT lt_vn_month(delivered_at) FROM delivery
+        UNION SELECT lt_vn_month(at) FROM status_event
+        UNION SELECT date_trunc('month', due_date)::date FROM kpi_copy
+    ) AS every_month
+    WHERE month IS NOT NULL AND month NOT IN (SELECT month FROM kpi_month_stale)
+), derived AS (
+    SELECT f.* FROM fresh CROSS JOIN LATERAL lt_kpi_month(fresh.month) AS f
+), stored AS (
+    SELECT k.* FROM kpi_month k JOIN fresh USING (month)
+)
+SELECT coalesce(s.month, d.month) AS month, coalesce(s.agency, d.agency) AS agency,
+       to_jsonb(s) - 'month' - 'agency' AS stored, to_jsonb(d) - 'month' - 'agency' AS derived
+FROM stored s FULL JOIN derived d ON d.month = s.month AND d.agency = s.agency
+WHERE s IS DISTINCT FROM d
+ORDER BY 1, 2
+"""
+# How many differing rows of each are named one by one; the rest are counted.
+KPI_NAMED = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +224,7 @@ async def check_archive(
         if witnesses is not None:
             await checker.check_witnessed(witnesses.required, len(witnesses.witnesses),
                                           at - head_grace)  # fmt: skip
+        await checker.check_kpi()
         if derive is not None:
             checker.sources = {}
             counted = await check_derived(conn, derive, checker.find)
@@ -364,6 +406,39 @@ class _Checker:
                 row["seq"],
             )
 
+    async def check_kpi(self) -> None:
+        """The KPI's summaries are what the archived rows give, row for row."""
+        self.sources = {}
+        rows = await self.conn.fetch(KPI_COPIES)
+        for row in rows[:KPI_NAMED]:
+            what = f"the KPI's copy of {row['document_id']} to {row['recipient']}"
+            self._kpi_finding(what, "kpi_copy", row["stored"], row["derived"])
+        if len(rows) > KPI_NAMED:
+            self.find(f"{len(rows) - KPI_NAMED} more copies in kpi_copy differ likewise")
+        rows = await self.conn.fetch(KPI_MONTHS)
+        for row in rows[:KPI_NAMED]:
+            what = f"the KPI's figures of {row['agency']} for {row['month']:%Y-%m}"
+            self._kpi_finding(what, "kpi_month", row["stored"], row["derived"])
+        if len(rows) > KPI_NAMED:
+            self.find(f"{len(rows) - KPI_NAMED} more rows of kpi_month differ likewise")
+
+    def _kpi_finding(self, what: str, table: str, stored: str | None, derived: str | None) -> None:
+        if stored is None:
+            self.find(f"{what}: not in {table}, the archive gives {_short_json(derived)} "
+                      f"({table} was altered)")  # fmt: skip
+        elif derived is None:
+            self.find(f"{what}: in {table} as {_short_json(stored)}, the archive gives none "
+                      f"({table} was altered)")  # fmt: skip
+        else:
+            a, b = json.loads(stored), json.loads(derived)
+            diffs = "; ".join(
+                f"{k} {_short_json(json.dumps(a.get(k)))} (stored), "
+                f"{_short_json(json.dumps(b.get(k)))} (the archive gives)"
+                for k in sorted(set(a) | set(b))
+                if a.get(k) != b.get(k)
+            )
+            self.find(f"{what}: {diffs} ({table} was altered)")
+
     async def check_coverage(self, before: datetime) -> None:
         """Every record archived before `before` is in a signed tree head that remains."""
         covered = max((h.size for h in self.heads), default=0)
@@ -437,6 +512,11 @@ class _Checker:
                 verify_consistency(old.size, new.size, old.root, new.root, proof)
             except (ProofError, MissingNodeError) as exc:
                 self.find(f"tree heads {old.size} and {new.size} are not consistent: {exc}")
+
+
+def _short_json(text: str | None, limit: int = 160) -> str:
+    text = text or "null"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _vouched(statement: Statement) -> str:

@@ -3,15 +3,15 @@
 Modules: indicators (the pure counting rules and targets), sql (counts from the archive),
 render (table, CSV, JSON), report_html (the HTML report), plan (a generated year of exchange).
 
-Public names: ALL, KpiView, Period, Tree, kpi_table, load_report, load_view, month_range,
-plan_exchange, render_report, view_csv, view_json.
+Public names: ALL, KpiView, Period, Tree, kpi_table, load_report, load_trend, load_view,
+month_range, plan_exchange, refresh, render_report, view_csv, view_json.
 """
 
 from consumers.kpi.indicators import ALL, Period, Tree, month_range
 from consumers.kpi.plan import plan_exchange
 from consumers.kpi.render import kpi_table, view_csv, view_json
-from consumers.kpi.report_html import load_report, render_report
-from consumers.kpi.sql import KpiView, load_view
+from consumers.kpi.report_html import load_report, load_trend, render_report
+from consumers.kpi.sql import KpiView, load_view, refresh
 
 __all__ = [
     "ALL",
@@ -20,9 +20,11 @@ __all__ = [
     "Tree",
     "kpi_table",
     "load_report",
+    "load_trend",
     "load_view",
     "month_range",
     "plan_exchange",
+    "refresh",
     "render_report",
     "view_csv",
     "view_json",

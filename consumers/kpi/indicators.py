@@ -12,6 +12,7 @@ Counting rules (consumers/kpi/sql.py states the SQL side: paper de-duplication, 
 from __future__ import annotations
 
 import enum
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -150,7 +151,10 @@ class Counts:
     deliveries_recv_e: int = 0
 
     def __add__(self, other: Counts) -> Counts:
-        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return total((self, other))
+
+    def values(self) -> tuple[int, ...]:
+        return _count_values(self)
 
     @property
     def sends_electronically(self) -> bool:
@@ -161,11 +165,13 @@ class Counts:
         return self.docs_recv_e + self.deliveries_recv_e > 0
 
 
+_count_values = operator.attrgetter(*(f.name for f in fields(Counts)))
+
+
 def total(items: Iterable[Counts]) -> Counts:
-    acc = Counts()
-    for c in items:
-        acc = acc + c
-    return acc
+    """The column sums (a page adds up thousands of agency-months: one pass per column)."""
+    columns = list(zip(*(c.values() for c in items), strict=True))
+    return Counts(*(sum(col) for col in columns)) if columns else Counts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,11 +252,11 @@ class Tree:
 def own_counts(monthly: Mapping[tuple[str, str], Counts], period: Period) -> dict[str, Counts]:
     """Sum each agency's monthly rows {(agency, 'YYYY-MM'): Counts} over the period's months."""
     months = {p.label for p in period.months()}
-    out: dict[str, Counts] = {}
+    rows: dict[str, list[Counts]] = {}
     for (agency, month), c in monthly.items():
         if month in months:
-            out[agency] = out.get(agency, Counts()) + c
-    return out
+            rows.setdefault(agency, []).append(c)
+    return {agency: total(cs) for agency, cs in rows.items()}
 
 
 def rollup(code: str, own: Mapping[str, Counts], tree: Tree) -> Counts:

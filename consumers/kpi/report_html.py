@@ -28,7 +28,14 @@ from consumers.kpi.indicators import (
     rollup_reasons,
 )
 from consumers.kpi.render import NO_DATA, fmt_gap, fmt_ratio, fmt_target, fmt_value
-from consumers.kpi.sql import VN, monthly_counts, rejections, timeliness_by_period
+from consumers.kpi.sql import (
+    VN,
+    answering,
+    counts_by_month,
+    month_rows,
+    rejections,
+    timeliness_by_period,
+)
 
 SERIES = (("docs_sent", "#1f6feb"), ("docs_received", "#8250df"), ("reports_sent", "#bf8700"))
 SUMMARY_CODES = ("docs_sent", "docs_received", "reports_sent", "connected", "arrived_same_day")
@@ -48,13 +55,20 @@ class ReportData:
 
 
 async def load_report(
-    conn: asyncpg.Connection, tree: Tree, months: Sequence[Period], code: str, now: datetime
+    conn: asyncpg.Connection,
+    tree: Tree,
+    months: Sequence[Period],
+    code: str,
+    now: datetime,
 ) -> ReportData:
     whole = Period(months[0].start, months[-1].end, "range")
-    monthly_rows = await monthly_counts(conn, whole.start, whole.end)
     # Percentiles do not add up over months: the whole range and each month are judged apart,
-    # in one pass over the range's copies.
-    t, *per_month = await timeliness_by_period(conn, [whole, *months], tree, now)
+    # from one read of the range's month rows. The ranked units are judged on counts and
+    # shares only: their percentiles are not taken.
+    percentiles = [code]
+    rows = await month_rows(conn, whole.start, whole.end, answering(tree, percentiles))
+    monthly_rows = counts_by_month(rows)
+    t, *per_month = await timeliness_by_period(conn, [whole, *months], tree, now, percentiles, rows)
     own = own_counts(monthly_rows, whole)
     # Rank the units one level below the scope (for the platform: below each top-level
     # agency, or the agency itself when it has none), so rolled-up figures never compete
@@ -78,6 +92,20 @@ async def load_report(
         reasons=rollup_reasons(await rejections(conn, whole.start, whole.end), code, whole, tree),
         generated_at=now,
     )
+
+
+async def load_trend(
+    conn: asyncpg.Connection, tree: Tree, months: Sequence[Period], code: str, now: datetime
+) -> list[AgencyKpi]:
+    """Each month's indicators for `code`, without percentiles (they read "no data"): the
+    console's trend, which draws shares and counts. One read of the months' rows."""
+    rows = await month_rows(conn, months[0].start, months[-1].end, answers=())
+    monthly = counts_by_month(rows)
+    timed = await timeliness_by_period(conn, months, tree, now, [], rows)
+    return [
+        evaluate(code, m, own_counts(monthly, m), t.get(code, Timeliness()), tree)
+        for m, t in zip(months, timed, strict=True)
+    ]
 
 
 def missed(k: AgencyKpi) -> list[Indicator]:

@@ -5,18 +5,27 @@ outside every count: the archive never stores a secret electronic document, and 
 of one carries `secrecy` <> 'NONE'. An electronic document counts once routed (refused or still
 pending is not exchange); a paper record counts unless the router refused it, because the
 archive leaves registrations 'pending' (nothing is delivered for them to mark them routed).
+
+The counting itself is the database's (migration 0012): `lt_kpi_month(m)` gives one month's
+figures per agency, kept ready in `kpi_month` and refreshed from that function when a month
+has changed. Pages add months up here; a month still marked stale is taken from the function
+itself, so the figures are never behind the archive (docs/kpi.md, "How the figures are kept").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import math
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from itertools import chain
 from typing import Any
 
 import asyncpg
 
 from consumers.kpi.indicators import (
+    ALL,
     AgencyKpi,
     Counts,
     Period,
@@ -29,169 +38,51 @@ from consumers.kpi.indicators import (
 
 VN = timezone(timedelta(hours=7))
 
-# Each agency's own figures per month, one row per (agency, month, metric).
-# Paper: one paper document is (sender, number, notation, document date), however many clerks
-# registered it (the sender's OUTGOING and each recipient's INCOMING registration describe the
-# same sheet of paper); its addressees are the union of the registrations' recipients. Paper
-# documents are placed in the month of their document date, which every registration shares,
-# so both sides land in the same month. Paper records of type BC (Báo cáo) are the paper side of
-# periodic reports and count there, not among documents.
-MONTHLY_COUNTS = """
-WITH e AS (
-    SELECT d.payload_type, d.sender, d.recipients,
-           to_char(d.submitted_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM') AS month
-    FROM document d
-    WHERE d.payload_type IN ('OFFICIAL_DOCUMENT', 'PERIODIC_REPORT')
-      AND d.routing_outcome = 'routed' AND d.secrecy = 'NONE'
-      AND d.submitted_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-      AND d.submitted_at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-), p AS (
-    SELECT DISTINCT d.sender, coalesce(d.number, '') AS number,
-           coalesce(d.notation, '') AS notation, d.promulgation_date AS day,
-           coalesce(d.doc_type, '') = 'BC' AS is_report, r.recipient
-    FROM document d CROSS JOIN LATERAL unnest(d.recipients) AS r(recipient)
-    WHERE d.payload_type = 'PAPER_EXCHANGE_RECORD'
-      AND d.routing_outcome <> 'rejected' AND d.secrecy = 'NONE'
-      AND d.promulgation_date >= $1::date AND d.promulgation_date < $2::date
+# Each agency's figures per month over [$1, $2): the fresh rows of kpi_month, and the stale
+# months from lt_kpi_month itself (one snapshot: a refresh cannot land between the two). The
+# answer times are only read for the agencies whose percentiles are wanted ($3: all of them,
+# or those in $4): they are most of the bytes.
+MONTH_ROWS = """
+WITH stale AS (
+    SELECT DISTINCT month FROM kpi_month_stale WHERE month >= $1::date AND month < $2::date
+), m AS (
+    SELECT * FROM kpi_month
+    WHERE month >= $1::date AND month < $2::date AND month NOT IN (SELECT month FROM stale)
+    UNION ALL
+    SELECT f.* FROM stale CROSS JOIN LATERAL lt_kpi_month(stale.month) AS f
 )
-SELECT sender AS agency, month,
-       CASE payload_type WHEN 'PERIODIC_REPORT' THEN 'reports_sent_e' ELSE 'docs_sent_e' END
-           AS metric,
-       count(*) AS n
-FROM e GROUP BY 1, 2, 3
-UNION ALL
-SELECT r.recipient, e.month, 'docs_recv_e', count(*)
-FROM e CROSS JOIN LATERAL (SELECT DISTINCT x FROM unnest(e.recipients) AS x) AS r(recipient)
-WHERE e.payload_type = 'OFFICIAL_DOCUMENT'
-GROUP BY 1, 2
-UNION ALL
-SELECT sender, to_char(day, 'YYYY-MM'),
-       CASE WHEN is_report THEN 'reports_sent_p' ELSE 'docs_sent_p' END,
-       count(DISTINCT (number, notation, day))
-FROM p GROUP BY 1, 2, 3
-UNION ALL
-SELECT recipient, to_char(day, 'YYYY-MM'), 'docs_recv_p', count(*)
-FROM p WHERE NOT is_report GROUP BY 1, 2
-UNION ALL
--- Connectedness: notices an agency sent (kind 'delivery': not the platform's own 02s) ...
-SELECT s.from_agency, to_char(s.at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM'),
-       'notices_sent_e', count(*)
-FROM status_event s JOIN archive_record a USING (seq)
-WHERE a.kind = 'delivery'
-  AND s.at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-  AND s.at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-GROUP BY 1, 2
-UNION ALL
--- ... and anything delivered to its inbox.
-SELECT recipient, to_char(delivered_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM'),
-       'deliveries_recv_e', count(*)
-FROM delivery
-WHERE delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-  AND delivered_at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-GROUP BY 1, 2
+SELECT month, agency, docs_sent_e, docs_sent_p, docs_recv_e, docs_recv_p, reports_sent_e,
+       reports_sent_p, notices_sent_e, deliveries_recv_e, delivered, early_01, early_06,
+       arrived_same_day, overdue,
+       CASE WHEN $3 OR agency = ANY($4::text[]) THEN answered_01 END AS answered_01,
+       CASE WHEN $3 OR agency = ANY($4::text[]) THEN answered_06 END AS answered_06
+FROM m
 """
 
-# Both timeliness queries judge several periods at once, so a page's period and the previous
-# one, or a trend's months and their whole range, cost one read of the copies, not one each.
-# $1..$2 (Vietnam dates) spans every period; each period n is given as its months, with the
-# time it is judged at ($5 n, $6 first day of a month, $7 as-of time): periods are whole
-# months, so "in period n" is an equality on the month, a hash join, not a range test per pair.
-_PERIODS = """
+# Overdue: copies (of documents delivered at least once) whose due date fell in the period and
+# had passed by its as-of time (the period's end, or now for the current period) without a 06
+# from that recipient by then. The as-of time is the period's, not its months': a copy due in
+# March and completed in April is overdue in March, not in the year. So it is counted per
+# period from kpi_copy (the copies due in the span, kpi_copy_due_idx), then up the tree ($3, $4:
+# the closure); each period n is given as its months with the time it is judged at.
+OVERDUE = """
 WITH closure AS (
     SELECT * FROM unnest($3::text[], $4::text[]) AS c(ancestor, descendant)
 ), periods AS (
     SELECT * FROM unnest($5::int[], $6::date[], $7::timestamptz[]) AS p(n, month, as_of)
-)"""
-
-# A copy is (non-secret official document, recipient), timed from its first delivery, with that
-# recipient's first 01 and first 06; it belongs to the month its first delivery falls in. Only
-# the copies delivered within $1..$2 are read (delivery_time_idx), each then looked up by key
-# for its first delivery, which must not be before $1 — never the whole delivery table.
-TIMELINESS = (
-    _PERIODS
-    + """, span AS (
-    SELECT DISTINCT dv.document_id, dv.recipient
-    FROM delivery dv
-    WHERE dv.delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-      AND dv.delivered_at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-), t AS (
-    SELECT c.recipient, f.delivered_at, st.at01, st.at06,
-           date_trunc('month', f.delivered_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date AS month
-    FROM span c JOIN document d USING (document_id)
-    CROSS JOIN LATERAL (
-        SELECT min(e.delivered_at) AS delivered_at FROM delivery e
-        WHERE e.document_id = c.document_id AND e.recipient = c.recipient
-    ) AS f
-    CROSS JOIN LATERAL (
-        SELECT min(s.at) FILTER (WHERE s.code = '01') AS at01,
-               min(s.at) FILTER (WHERE s.code = '06') AS at06
-        FROM status_event s
-        WHERE s.document_id = c.document_id AND s.from_agency = c.recipient
-          AND s.code IN ('01', '06')
-    ) AS st
-    WHERE d.payload_type = 'OFFICIAL_DOCUMENT' AND d.secrecy = 'NONE'
-      AND f.delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-), tp AS (
-    SELECT p.n, t.recipient, t.delivered_at, t.at01, t.at06 FROM t JOIN periods p USING (month)
-), up AS (
-    -- every copy counts in its periods, for each ancestor of its recipient and the platform
-    SELECT tp.*, c.ancestor FROM tp JOIN closure c ON c.descendant = tp.recipient
-    UNION ALL
-    SELECT tp.*, '*' FROM tp
+), own AS (
+    SELECT p.n, k.recipient, count(*) AS overdue
+    FROM kpi_copy k JOIN periods p ON p.month = date_trunc('month', k.due_date::timestamp)::date
+    WHERE k.due_date >= $1::date AND k.due_date < $2::date
+      AND k.due_date < (p.as_of AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+      AND (k.at06 IS NULL OR k.at06 >= p.as_of)
+    GROUP BY p.n, k.recipient
 )
-SELECT n, ancestor,
-       count(*) AS delivered,
-       -- A status dated before the delivery it answers is data to check (a clock, a copy made
-       -- by hand), never a negative duration: it is counted here and left out of every figure.
-       count(*) FILTER (WHERE at01 < delivered_at) AS early_01,
-       count(*) FILTER (WHERE at06 < delivered_at) AS early_06,
-       count(*) FILTER (WHERE at01 >= delivered_at
-                          AND (at01 AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-                            = (delivered_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)
-           AS arrived_same_day,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at01 - delivered_at))
-           FILTER (WHERE at01 >= delivered_at) / 3600 AS median_01_h,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM at01 - delivered_at))
-           FILTER (WHERE at01 >= delivered_at) / 3600 AS p90_01_h,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at06 - delivered_at))
-           FILTER (WHERE at06 >= delivered_at) / 3600 AS median_06_h,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM at06 - delivered_at))
-           FILTER (WHERE at06 >= delivered_at) / 3600 AS p90_06_h
-FROM up GROUP BY n, ancestor
+SELECT o.n, c.ancestor, sum(o.overdue)::bigint AS overdue
+FROM own o JOIN closure c ON c.descendant = o.recipient GROUP BY o.n, c.ancestor
+UNION ALL
+SELECT n, '*', sum(overdue)::bigint FROM own GROUP BY n
 """
-)
-
-# Overdue: copies (of documents delivered at least once) whose due date fell in the period and
-# had passed by its as-of time (the period's end, or now for the current period) without a 06
-# from that recipient by then.
-OVERDUE = (
-    _PERIODS
-    + """, t AS (
-    SELECT c.recipient, c.due_date, st.at06,
-           date_trunc('month', c.due_date::timestamp)::date AS month
-    FROM (
-        SELECT DISTINCT dv.document_id, dv.recipient, d.due_date
-        FROM document d JOIN delivery dv USING (document_id)
-        WHERE d.payload_type = 'OFFICIAL_DOCUMENT' AND d.secrecy = 'NONE'
-          AND d.due_date >= $1::date AND d.due_date < $2::date
-    ) AS c
-    CROSS JOIN LATERAL (
-        SELECT min(s.at) AS at06 FROM status_event s
-        WHERE s.document_id = c.document_id AND s.from_agency = c.recipient AND s.code = '06'
-    ) AS st
-), tp AS (
-    SELECT p.n, t.recipient
-    FROM t JOIN periods p USING (month)
-    WHERE t.due_date < (p.as_of AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-      AND (t.at06 IS NULL OR t.at06 >= p.as_of)
-), up AS (
-    SELECT tp.n, c.ancestor FROM tp JOIN closure c ON c.descendant = tp.recipient
-    UNION ALL
-    SELECT tp.n, '*' FROM tp
-)
-SELECT n, ancestor, count(*) AS overdue FROM up GROUP BY n, ancestor
-"""
-)
 
 REJECTIONS = """
 SELECT coalesce(sender, '') AS sender, reason,
@@ -203,14 +94,103 @@ GROUP BY 1, 2, 3
 """
 
 
+@dataclass(frozen=True, slots=True)
+class MonthRow:
+    """One agency's figures for one month (a row of kpi_month): what it sent and received, and
+    the copies first delivered to it that month, with their answer times when asked for."""
+
+    month: date
+    agency: str
+    counts: Counts
+    delivered: int
+    early_01: int
+    early_06: int
+    arrived_same_day: int
+    overdue: int  # copies due this month and not completed (06) by the month's end
+    answered_01: list[float] | None  # seconds, ascending; None when not read
+    answered_06: list[float] | None
+
+
+async def month_rows(
+    conn: asyncpg.Connection, start: date, end: date, answers: Collection[str] | None = None
+) -> list[MonthRow]:
+    """Every agency's rows for the months in [start, end); answer times for the agencies in
+    `answers` (all of them when None)."""
+    rows = await _fetch(conn, MONTH_ROWS, start, end, answers is None, list(answers or ()))
+    # Positional: a page reads thousands of these (the columns are in MONTH_ROWS's order).
+    return [MonthRow(r[0], r[1], Counts(*r[2:10]), *r[10:]) for r in rows]
+
+
+def counts_by_month(rows: Iterable[MonthRow]) -> dict[tuple[str, str], Counts]:
+    """{(agency, 'YYYY-MM'): own Counts}, for the agencies that sent or received anything."""
+    return {(r.agency, f"{r.month:%Y-%m}"): r.counts for r in rows if r.counts != Counts()}
+
+
 async def monthly_counts(
     conn: asyncpg.Connection, start: date, end: date
 ) -> dict[tuple[str, str], Counts]:
     """{(agency, 'YYYY-MM'): own Counts} for months in [start, end)."""
-    acc: dict[tuple[str, str], dict[str, int]] = {}
-    for r in await _fetch(conn, MONTHLY_COUNTS, start, end):
-        acc.setdefault((r["agency"], r["month"]), {})[r["metric"]] = int(r["n"])
-    return {k: Counts(**v) for k, v in acc.items()}
+    return counts_by_month(await month_rows(conn, start, end, answers=()))
+
+
+def percentile_cont(ordered: Sequence[float], fraction: float) -> float | None:
+    """PostgreSQL's percentile_cont over values already in ascending order, step for step
+    (the same floating-point operations, so the same result to the last bit)."""
+    n = len(ordered)
+    if n == 0:
+        return None
+    position = fraction * (n - 1)
+    first, second = math.floor(position), math.ceil(position)
+    if first == second:
+        return ordered[first]
+    return ordered[first] + (ordered[second] - ordered[first]) * (position - first)
+
+
+def _hours(ordered: Sequence[float], fraction: float) -> float | None:
+    seconds = percentile_cont(ordered, fraction)
+    return None if seconds is None else seconds / 3600
+
+
+def timeliness_of(
+    rows: Sequence[MonthRow], period: Period, tree: Tree, percentiles: Collection[str] | None
+) -> dict[str, Timeliness]:
+    """{ancestor or ALL: Timeliness without overdue} of the copies first delivered in the
+    period: counts summed over the ancestor's subtree and months, percentiles over the merged
+    answer times (only for the ancestors in `percentiles`; all when None). An ancestor with
+    no copy in the period has no entry."""
+    months = {m.start for m in period.months()}
+    inside = [r for r in rows if r.month in months and r.delivered]
+    by_agency: dict[str, list[MonthRow]] = {}
+    for r in inside:
+        by_agency.setdefault(r.agency, []).append(r)
+    ancestors = {a for a, d in tree.pairs() if d in by_agency}
+    out: dict[str, Timeliness] = {}
+    for code in sorted(ancestors | ({ALL} if inside else set())):
+        mine = (
+            inside if code == ALL else [r for c in tree.subtree(code) for r in by_agency.get(c, ())]
+        )
+        timed = percentiles is None or code in percentiles
+        # Each row's times are in order already: sorting their concatenation merges runs.
+        a01 = sorted(chain.from_iterable(r.answered_01 or () for r in mine)) if timed else []
+        a06 = sorted(chain.from_iterable(r.answered_06 or () for r in mine)) if timed else []
+        out[code] = Timeliness(
+            delivered=sum(r.delivered for r in mine),
+            arrived_same_day=sum(r.arrived_same_day for r in mine),
+            early_01=sum(r.early_01 for r in mine),
+            early_06=sum(r.early_06 for r in mine),
+            median_01_h=_hours(a01, 0.5),
+            p90_01_h=_hours(a01, 0.9),
+            median_06_h=_hours(a06, 0.5),
+            p90_06_h=_hours(a06, 0.9),
+        )
+    return out
+
+
+def answering(tree: Tree, percentiles: Collection[str] | None) -> Collection[str] | None:
+    """The agencies whose answer times the percentiles of `percentiles` need (None: all)."""
+    if percentiles is None or ALL in percentiles:
+        return None
+    return sorted({d for a in percentiles if a in tree for d in tree.subtree(a)})
 
 
 async def timeliness(
@@ -221,40 +201,67 @@ async def timeliness(
 
 
 async def timeliness_by_period(
-    conn: asyncpg.Connection, periods: Sequence[Period], tree: Tree, now: datetime
+    conn: asyncpg.Connection,
+    periods: Sequence[Period],
+    tree: Tree,
+    now: datetime,
+    percentiles: Collection[str] | None = None,
+    rows: Sequence[MonthRow] | None = None,
 ) -> list[dict[str, Timeliness]]:
-    """`timeliness` of each period (they may overlap), in order, from one pass over the copies
-    of the span they cover: two queries whatever the number of periods."""
+    """`timeliness` of each period (they may overlap), in order: the month rows of the span
+    they cover (read here, or given as `rows` by a caller that read them already, answer
+    times included where wanted), and one overdue query. Every ancestor gets its counts; the
+    percentiles only the ancestors in `percentiles` (ALL for the platform), all when None."""
     if not periods:
         return []
     for p in periods:
-        if p.start.day != 1 or p.end.day != 1:  # the queries join on whole months
+        if p.start.day != 1 or p.end.day != 1:  # periods are added up from whole months
             raise ValueError(f"a period is whole months: {p.start}..{p.end}")
+    start, end = min(p.start for p in periods), max(p.end for p in periods)
+    if rows is None:
+        rows = await month_rows(conn, start, end, answering(tree, percentiles))
+    out = [timeliness_of(rows, p, tree, percentiles) for p in periods]
+    # A month that is over is judged at its end: its overdue figure is kept with its rows.
+    # Longer periods, and the month still running (judged now), are counted from the copies.
+    ended = {n for n, p in enumerate(periods) if p.kind == "month" and _end(p) <= now}
+    for n in ended:
+        for code, late in _rolled_up(rows, periods[n], tree).items():
+            out[n][code] = dataclasses.replace(out[n].get(code, Timeliness()), overdue=late)
+    judged = [(n, p) for n, p in enumerate(periods) if n not in ended]
+    if not judged:
+        return out
     pairs = tree.pairs()
-    # One row per month of each period; overdue is judged at the period's end, or now while
-    # the period is still running.
-    months = [
-        (n, m.start, min(now, datetime.combine(p.end, time(), VN)))
-        for n, p in enumerate(periods, start=1)
-        for m in p.months()
-    ]
-    args: list[Any] = [
-        min(p.start for p in periods),
-        max(p.end for p in periods),
+    months = [(n + 1, m.start, min(now, _end(p))) for n, p in judged for m in p.months()]
+    overdue = await _fetch(
+        conn,
+        OVERDUE,
+        min(p.start for _, p in judged),
+        max(p.end for _, p in judged),
         [a for a, _ in pairs],
         [d for _, d in pairs],
         [n for n, _, _ in months],
         [m for _, m, _ in months],
         [t for _, _, t in months],
-    ]
-    base: list[dict[str, dict[str, Any]]] = [{} for _ in periods]
-    for r in await _fetch(conn, TIMELINESS, *args):
-        base[r["n"] - 1][r["ancestor"]] = {
-            k: _num(r[k]) for k in r.keys() if k not in ("n", "ancestor")
-        }
-    for r in await _fetch(conn, OVERDUE, *args):
-        base[r["n"] - 1].setdefault(r["ancestor"], {})["overdue"] = int(r["overdue"])
-    return [{k: Timeliness(**v) for k, v in b.items()} for b in base]
+    )
+    for r in overdue:
+        t = out[r["n"] - 1].get(r["ancestor"], Timeliness())
+        out[r["n"] - 1][r["ancestor"]] = dataclasses.replace(t, overdue=int(r["overdue"]))
+    return out
+
+
+def _end(period: Period) -> datetime:
+    """The instant a period ends: 00:00 in Vietnam on its end date."""
+    return datetime.combine(period.end, time(), VN)
+
+
+def _rolled_up(rows: Sequence[MonthRow], month: Period, tree: Tree) -> dict[str, int]:
+    """{ancestor or ALL: overdue} of one month's rows, for the ancestors with any."""
+    own = {r.agency: r.overdue for r in rows if r.month == month.start and r.overdue}
+    ancestors = {a for a, d in tree.pairs() if d in own}
+    out = {a: sum(own.get(d, 0) for d in tree.subtree(a)) for a in ancestors}
+    if own:
+        out[ALL] = sum(own.values())
+    return out
 
 
 async def _fetch(conn: asyncpg.Connection, query: str, *args: Any) -> list[asyncpg.Record]:
@@ -266,9 +273,10 @@ async def _fetch(conn: asyncpg.Connection, query: str, *args: Any) -> list[async
         return await conn.fetch(query, *args)
 
 
-def _num(v: Any) -> Any:
-    # percentile_cont returns double precision; counts come back as int.
-    return float(v) if isinstance(v, float) else v
+async def refresh(conn: asyncpg.Connection, most: int | None = None) -> int:
+    """Bring the stale months of kpi_month up to date (at most `most`, the oldest first);
+    returns how many were. Another refresh under way makes this one return 0."""
+    return int(await conn.fetchval("SELECT lt_kpi_refresh($1)", most))
 
 
 async def rejections(
@@ -295,11 +303,17 @@ async def load_view(
     period: Period,
     agencies: Sequence[str],
     now: datetime,
+    timed: Collection[str] | None = None,
 ) -> KpiView:
+    """The period's indicators for `agencies`, beside the previous period's. The timeliness
+    percentiles are taken for the agencies in `timed` (default: all of `agencies`); the others
+    read "no data" there, which is what a ranking (counts and shares only) wants to pay for."""
     prev = period.previous()
-    monthly = await monthly_counts(conn, prev.start, period.end)
+    timed = agencies if timed is None else timed
+    rows = await month_rows(conn, prev.start, period.end, answering(tree, timed))
+    monthly = counts_by_month(rows)
     rej = await rejections(conn, period.start, period.end)
-    cur_t, prev_t = await timeliness_by_period(conn, [period, prev], tree, now)
+    cur_t, prev_t = await timeliness_by_period(conn, [period, prev], tree, now, timed, rows)
     cur_own, prev_own = own_counts(monthly, period), own_counts(monthly, prev)
     current, previous, reasons = [], {}, {}
     for code in agencies:

@@ -123,6 +123,32 @@ def kpi_report(
     out.print(f"wrote {path} ({len(months)} months, {tree.name(code)})")
 
 
+@kpi_app.command("refresh")
+@clean_errors
+def kpi_refresh() -> None:
+    """Bring the KPI's monthly figures (kpi_month) up to date with the archive now.
+
+    The archiver does it with each checkpoint; until then a changed month is counted again on
+    every page that shows it, so this is only ever a matter of speed, never of correctness."""
+    from consumers.kpi import refresh
+
+    url = services.database_url(load_settings())
+
+    async def run() -> tuple[int, int]:
+        conn = await asyncpg.connect(url)
+        try:
+            done = await refresh(conn)
+            left = await conn.fetchval("SELECT count(DISTINCT month) FROM kpi_month_stale")
+            return done, int(left)
+        finally:
+            await conn.close()
+
+    done, left = asyncio.run(run())
+    out.print(
+        f"{done} months refreshed; {left} still stale (changed meanwhile, or being refreshed)"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(kpi_app, name="kpi")
     app.command("generate")(clean_errors(generate))

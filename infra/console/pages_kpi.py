@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from consumers.kpi import ALL, KpiView, Period, Tree, load_report, load_view, view_csv, view_json
+from consumers.kpi import ALL, KpiView, Period, Tree, load_trend, load_view, view_csv, view_json
 from infra.console.charts import RANKED_CODES, missed, ranking_chart, share_bars, trend_chart
 from infra.console.web import PageContext, console_of, page, render
 
@@ -140,9 +140,9 @@ async def _kpi(request: Request, ctx: PageContext) -> dict[str, Any]:
     # The trend's twelve months and the period's view are independent reads: on two
     # connections at once, the page waits for the slower, not for both.
     async with pool.acquire() as other:
-        view, report = await asyncio.gather(
-            load_view(ctx.conn, tree, period, [*shown, *units], ctx.now),
-            load_report(other, tree, trend_months(period), agency, ctx.now),
+        view, trend = await asyncio.gather(
+            load_view(ctx.conn, tree, period, [*shown, *units], ctx.now, timed=shown),
+            load_trend(other, tree, trend_months(period), agency, ctx.now),
         )
     by_code = {k.agency: k for k in view.current}
     table = KpiView(period, [by_code[c] for c in shown], view.previous, view.reasons)
@@ -160,10 +160,10 @@ async def _kpi(request: Request, ctx: PageContext) -> dict[str, Any]:
         "children": figures["agencies"][1:],
         "ranking": ranking,
         "missed": missed,
-        "trend": report.monthly,
+        "trend": trend,
         "charts": {
             "shares": share_bars(figures["agencies"][0]["indicators"]),
-            "trend": trend_chart(report.monthly),
+            "trend": trend_chart(trend),
             "ranking": ranking_chart(ranking),
         },
     }

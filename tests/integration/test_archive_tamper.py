@@ -351,6 +351,66 @@ async def test_an_edited_derived_column_is_found(
     assert any(finding in line for line in lines), done.stdout
 
 
+async def test_the_kpi_copy_of_a_routed_story_is_kept_by_the_database(routed: str) -> None:
+    """The archiver's COPYs keep kpi_copy (migration 0012's triggers): Ba Đình's copy, first
+    delivered when its delivery row says, answered by the 01 its status row holds; the 01's
+    own delivery to the sender is no copy of the document."""
+    conn = await asyncpg.connect(routed)
+    try:
+        copies = await conn.fetch("SELECT * FROM kpi_copy")
+        delivery = await conn.fetchrow("SELECT * FROM delivery WHERE recipient = $1", BA_DINH)
+        stale = await conn.fetchval("SELECT count(*) FROM kpi_month_stale")
+        month = await conn.fetch(
+            "SELECT agency, delivered, early_01, arrived_same_day, cardinality(answered_01) "
+            "FROM kpi_month WHERE delivered > 0"
+        )
+        # the 01 travelled back to the sender: a delivery row too, but no copy of the document
+        assert await conn.fetchval("SELECT count(*) FROM delivery WHERE recipient = $1", H26) == 1
+        arrived = await conn.fetchval(
+            "SELECT min(at) FROM status_event WHERE code = '01' AND from_agency = $1", BA_DINH
+        )
+    finally:
+        await conn.close()
+    assert [(c["document_id"], c["recipient"]) for c in copies] == [
+        (delivery["document_id"], BA_DINH)
+    ]
+    assert copies[0]["delivered_at"] == delivery["delivered_at"]
+    assert copies[0]["at01"] == arrived and copies[0]["at06"] is None
+    # The archiver's last checkpoint refreshed the month's figures: nothing is left stale. The
+    # 01 is dated when the story was written, before the router delivered: flagged as early.
+    assert stale == 0 and [tuple(r) for r in month] == [(BA_DINH, 1, 1, 0, 0)]
+
+
+@pytest.mark.parametrize(
+    ("edit", "finding"),
+    [
+        # a faster answer, for a better "01 the same day"
+        ("UPDATE kpi_copy SET at01 = delivered_at", "at01 "),
+        # a month's figures: fewer copies delivered, a better share on the console
+        ("UPDATE kpi_month SET delivered = delivered + 1", "delivered 1 (stored), 0"),
+        ("DELETE FROM kpi_month", "not in kpi_month"),
+        ("DELETE FROM kpi_copy", "not in kpi_copy"),
+        (
+            "INSERT INTO kpi_copy SELECT document_id, '000.00.99.H26', delivered_at, month, "
+            "due_date, at01, at06 FROM kpi_copy",
+            "the archive gives none (kpi_copy was altered)",
+        ),
+        # the row the summary stands on, edited alone: both disagree
+        ("UPDATE status_event SET at = at + interval '2 days'", "(the archive gives)"),
+    ],
+)
+async def test_an_edited_kpi_copy_is_found(
+    service_env: dict[str, str], routed: str, exchange: Settings, edit: str, finding: str
+) -> None:
+    """The KPI reads kpi_copy, not the records: an insider who edits it to better an agency's
+    figures leaves the records intact, and `audit check` still names the copy."""
+    await as_superuser(routed, edit)
+    done = await asyncio.to_thread(check_cli, service_env, routed, prefix=exchange.topic_prefix)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if "the KPI's" in line]
+    assert any(finding in line for line in lines), done.stdout
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -361,6 +421,9 @@ async def test_an_edited_derived_column_is_found(
         "SET session_replication_role = replica",
         "UPDATE document SET subject = 'khác'",
         "DELETE FROM cosignature",
+        "UPDATE kpi_copy SET at01 = delivered_at",
+        "DELETE FROM kpi_copy",
+        "INSERT INTO kpi_copy VALUES ('d', 'r', now(), current_date, NULL, NULL, NULL)",
     ],
 )
 async def test_the_archivers_own_role_cannot_alter_the_evidence(

@@ -6,6 +6,7 @@ the tree), many periods and several `now`s, compared figure by figure."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -14,8 +15,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from consumers.kpi.indicators import Period, Timeliness, Tree
-from consumers.kpi.sql import VN, timeliness, timeliness_by_period
+from consumers.kpi.indicators import Counts, Period, Timeliness, Tree
+from consumers.kpi.sql import VN, monthly_counts, refresh, timeliness, timeliness_by_period
 from schemas.agency import AgencyDirectory
 from tests.support import fresh_database
 
@@ -83,6 +84,86 @@ WHERE due_date < ($5::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
 GROUP BY ancestor
 """
 )
+
+
+# The monthly counts as the KPI read them before migration 0012 (consumers/kpi/sql.py), verbatim.
+# Paper: one paper document is (sender, number, notation, document date), however many clerks
+# registered it (the sender's OUTGOING and each recipient's INCOMING registration describe the
+# same sheet of paper); its addressees are the union of the registrations' recipients. Paper
+# documents are placed in the month of their document date, which every registration shares,
+# so both sides land in the same month. Paper records of type BC (Báo cáo) are the paper side of
+# periodic reports and count there, not among documents.
+OLD_MONTHLY_COUNTS = """
+WITH e AS (
+    SELECT d.payload_type, d.sender, d.recipients,
+           to_char(d.submitted_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM') AS month
+    FROM document d
+    WHERE d.payload_type IN ('OFFICIAL_DOCUMENT', 'PERIODIC_REPORT')
+      AND d.routing_outcome = 'routed' AND d.secrecy = 'NONE'
+      AND d.submitted_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+      AND d.submitted_at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+), p AS (
+    SELECT DISTINCT d.sender, coalesce(d.number, '') AS number,
+           coalesce(d.notation, '') AS notation, d.promulgation_date AS day,
+           coalesce(d.doc_type, '') = 'BC' AS is_report, r.recipient
+    FROM document d CROSS JOIN LATERAL unnest(d.recipients) AS r(recipient)
+    WHERE d.payload_type = 'PAPER_EXCHANGE_RECORD'
+      AND d.routing_outcome <> 'rejected' AND d.secrecy = 'NONE'
+      AND d.promulgation_date >= $1::date AND d.promulgation_date < $2::date
+)
+SELECT sender AS agency, month,
+       CASE payload_type WHEN 'PERIODIC_REPORT' THEN 'reports_sent_e' ELSE 'docs_sent_e' END
+           AS metric,
+       count(*) AS n
+FROM e GROUP BY 1, 2, 3
+UNION ALL
+SELECT r.recipient, e.month, 'docs_recv_e', count(*)
+FROM e CROSS JOIN LATERAL (SELECT DISTINCT x FROM unnest(e.recipients) AS x) AS r(recipient)
+WHERE e.payload_type = 'OFFICIAL_DOCUMENT'
+GROUP BY 1, 2
+UNION ALL
+SELECT sender, to_char(day, 'YYYY-MM'),
+       CASE WHEN is_report THEN 'reports_sent_p' ELSE 'docs_sent_p' END,
+       count(DISTINCT (number, notation, day))
+FROM p GROUP BY 1, 2, 3
+UNION ALL
+SELECT recipient, to_char(day, 'YYYY-MM'), 'docs_recv_p', count(*)
+FROM p WHERE NOT is_report GROUP BY 1, 2
+UNION ALL
+-- Connectedness: notices an agency sent (kind 'delivery': not the platform's own 02s) ...
+SELECT s.from_agency, to_char(s.at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM'),
+       'notices_sent_e', count(*)
+FROM status_event s JOIN archive_record a USING (seq)
+WHERE a.kind = 'delivery'
+  AND s.at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+  AND s.at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+GROUP BY 1, 2
+UNION ALL
+-- ... and anything delivered to its inbox.
+SELECT recipient, to_char(delivered_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM'),
+       'deliveries_recv_e', count(*)
+FROM delivery
+WHERE delivered_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+  AND delivered_at <  ($2::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
+GROUP BY 1, 2
+"""
+
+# Both timeliness queries judge several periods at once, so a page's period and the previous
+# one, or a trend's months and their whole range, cost one read of the copies, not one each.
+# $1..$2 (Vietnam dates) spans every period; each period n is given as its months, with the
+# time it is judged at ($5 n, $6 first day of a month, $7 as-of time): periods are whole
+# months, so "in period n" is an equality on the month, a hash join, not a range test per pair.
+# The counts add up: each recipient's are counted once per period, then summed up the tree
+# ($3, $4: the closure). The percentiles do not: they are taken over the copies of each
+
+
+async def old_monthly_counts(
+    conn: asyncpg.Connection, start: date, end: date
+) -> dict[tuple[str, str], Counts]:
+    acc: dict[tuple[str, str], dict[str, int]] = {}
+    for r in await conn.fetch(OLD_MONTHLY_COUNTS, start, end):
+        acc.setdefault((r["agency"], r["month"]), {})[r["metric"]] = int(r["n"])
+    return {k: Counts(**v) for k, v in acc.items()}
 
 
 async def old_timeliness(
@@ -164,6 +245,30 @@ def generate(seed: int = 30) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...
     return docs, deliveries, statuses
 
 
+def paper(seed: int = 31) -> list[tuple[Any, ...]]:
+    """Paper registrations: the sender's (OUTGOING) and often each recipient's (INCOMING) of
+    one sheet, some refused or secret, some reports (BC), dated on months' first and last days."""
+    rng = random.Random(seed)
+    days = [d + timedelta(days=k) for d in month_starts()[:-1] for k in (0, 9, 27)]
+    days += [d - timedelta(days=1) for d in month_starts()[1:]]
+    rows = []
+    for i in range(150):
+        sender, day = rng.choice(CODES), rng.choice(days)
+        recipients = rng.sample(CODES, rng.randint(1, 3))
+        number, notation = str(rng.randint(1, 40)), rng.choice(["KH-UBND", "BC-SNV", ""])
+        doc_type = "BC" if notation.startswith("BC") else rng.choice(["KH", "CV", ""])
+        outcome = rng.choices(["pending", "rejected"], [9, 1])[0]
+        secrecy = rng.choices(["NONE", "MAT"], [19, 1])[0]
+        sent = midnight(day) + timedelta(hours=9)
+        registrations = [(sender, recipients)]
+        if rng.random() < 0.6:  # each recipient registered the same sheet on arrival
+            registrations += [(sender, [r]) for r in recipients]
+        for k, (s, rs) in enumerate(registrations):
+            rows.append((f"p{i}.{k}", "PAPER_EXCHANGE_RECORD", s, rs, number, notation,
+                         doc_type, day, sent, secrecy, outcome))  # fmt: skip
+    return rows
+
+
 async def seed(conn: asyncpg.Connection) -> None:
     docs, deliveries, statuses = generate()
     await conn.executemany(
@@ -187,6 +292,17 @@ async def seed(conn: asyncpg.Connection) -> None:
         "INSERT INTO status_event (seq, document_id, from_agency, to_agency, code, at) "
         "VALUES ($1, $2, $3, '000.00.00.H26', $4, $5)",
         [(len(deliveries) + k, d, f, c, t) for k, (d, f, c, t) in enumerate(statuses)],
+    )
+    # The router's outcome, settled later as the archive meets it (an UPDATE, as the archiver's).
+    await conn.execute(
+        "UPDATE document SET routing_outcome = CASE abs(hashtext(document_id)) % 10 "
+        "WHEN 0 THEN 'rejected' WHEN 1 THEN 'pending' ELSE 'routed' END"
+    )
+    await conn.executemany(
+        "INSERT INTO document (document_id, payload_type, sender, recipients, number, notation, "
+        "doc_type, promulgation_date, submitted_at, secrecy, routing_outcome) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        paper(),
     )
     await conn.execute("ANALYZE")
 
@@ -290,3 +406,148 @@ async def test_a_period_of_part_months_is_refused(conn: asyncpg.Connection) -> N
                 Period(date(2026, 10, 1), date(2026, 11, 20), "range")):  # fmt: skip
         with pytest.raises(ValueError, match="whole months"):
             await timeliness_by_period(conn, [Period.parse("2026-09"), odd], TREE, NOWS[0])
+
+
+async def test_percentiles_are_taken_only_for_the_ancestors_asked(
+    conn: asyncpg.Connection,
+) -> None:
+    """A ranking needs counts, not percentiles: asking for fewer leaves every count as it was
+    and every other percentile empty, and the ones asked for unchanged."""
+    now, batch = NOWS[0], [Period(FIRST, LAST, "range"), *MONTHS]
+    every = await timeliness_by_period(conn, batch, TREE, now)
+    asked = {"*", TREE.roots()[0]}
+    some = await timeliness_by_period(conn, batch, TREE, now, asked)
+    pct = ("median_01_h", "p90_01_h", "median_06_h", "p90_06_h")
+    assert [set(t) for t in some] == [set(t) for t in every]
+    for full, part in zip(every, some, strict=True):
+        for code, t in part.items():
+            if code in asked:
+                assert t == full[code], code
+            else:
+                assert all(getattr(t, f) is None for f in pct), code
+                assert dataclasses.replace(t, **dict.fromkeys(pct)) == dataclasses.replace(
+                    full[code], **dict.fromkeys(pct)
+                ), code
+    assert any(t["*"].median_01_h is not None for t in some if "*" in t)
+
+
+async def seed_out_of_order(conn: asyncpg.Connection) -> None:
+    """The same rows as `seed`, archived the other way round, as the archive may meet its
+    topics: every status first, then the deliveries (latest first, a COPY per batch of 50),
+    the documents last; then a second batch of notices after all."""
+    docs, deliveries, statuses = generate()
+    n = len(deliveries) + len(statuses)
+    await conn.execute(
+        'INSERT INTO archive_record (seq, topic, partition, "offset", kind, raw_sha256, '
+        "leaf_data, leaf_hash, archived_at) SELECT g, 't', 0, g, 'delivery', "
+        "sha256(g::text::bytea), g::text::bytea, sha256(g::text::bytea), now() "
+        "FROM generate_series(0, $1) g",
+        n,
+    )
+    half = len(statuses) // 2
+    rows = [(k, d, f, "000.00.00.H26", c, t) for k, (d, f, c, t) in enumerate(statuses)]
+    await conn.copy_records_to_table(
+        "status_event",
+        records=rows[:half],
+        columns=("seq", "document_id", "from_agency", "to_agency", "code", "at"),
+    )
+    latest_first = sorted(enumerate(deliveries), key=lambda kd: kd[1][2], reverse=True)
+    for i in range(0, len(latest_first), 50):
+        await conn.copy_records_to_table(
+            "delivery",
+            records=[(d, r, len(statuses) + k, t) for k, (d, r, t) in latest_first[i : i + 50]],
+            columns=("document_id", "recipient", "seq", "delivered_at"),
+        )
+    await conn.copy_records_to_table(
+        "document",
+        records=docs,
+        columns=(
+            "document_id", "payload_type", "sender", "recipients", "due_date", "submitted_at",
+            "secrecy",
+        ),
+    )  # fmt: skip
+    await conn.copy_records_to_table(
+        "status_event",
+        records=rows[half:],
+        columns=("seq", "document_id", "from_agency", "to_agency", "code", "at"),
+    )
+
+
+async def test_kpi_copy_is_what_the_rows_give_in_whatever_order_they_come(
+    conn: asyncpg.Connection, database_url: str
+) -> None:
+    """kpi_copy, kept by triggers, equals kpi_copy_derived (its definition over the rows it
+    summarises) whichever of a copy's document, deliveries and notices is archived first, and
+    the figures read from it equal the old queries' on those rows."""
+    differ = """SELECT count(*) FROM (
+        (SELECT * FROM kpi_copy EXCEPT ALL SELECT * FROM kpi_copy_derived)
+        UNION ALL (SELECT * FROM kpi_copy_derived EXCEPT ALL SELECT * FROM kpi_copy)) x"""
+    in_order = await conn.fetchval("SELECT count(*) FROM kpi_copy")
+    assert in_order > 300 and await conn.fetchval(differ) == 0
+    async with fresh_database(database_url, seed=seed_out_of_order) as url:
+        other = await asyncpg.connect(url)
+        try:
+            assert await other.fetchval("SELECT count(*) FROM kpi_copy") == in_order
+            assert await other.fetchval(differ) == 0
+            assert (
+                await other.fetchval(
+                    "SELECT count(*) FROM kpi_copy WHERE at01 IS NOT NULL AND at06 IS NOT NULL"
+                )
+                > 100
+            )
+            for period in (Period.parse("2026-10"), Period(FIRST, LAST, "range")):
+                assert await timeliness(other, period, TREE, NOWS[1]) == await old_timeliness(
+                    other, period, TREE, NOWS[1]
+                ), period
+        finally:
+            await other.close()
+
+
+SPANS = [(p.start, p.end) for p in MONTHS] + [(FIRST, LAST), (date(2026, 5, 1), date(2026, 6, 1))]
+
+
+async def stale_months(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(DISTINCT month) FROM kpi_month_stale"))
+
+
+async def test_monthly_counts_equal_the_old_query_before_and_after_a_refresh(
+    conn: asyncpg.Connection,
+) -> None:
+    """Stale months are read from lt_kpi_month, fresh ones from kpi_month: both give what
+    the old query gave, paper de-duplicated, refused and secret left out."""
+    old = {span: await old_monthly_counts(conn, *span) for span in SPANS}
+    assert sum(c.docs_sent_p + c.docs_recv_p for c in old[(FIRST, LAST)].values()) > 50
+    assert sum(c.docs_sent_e + c.notices_sent_e for c in old[(FIRST, LAST)].values()) > 50
+    if await stale_months(conn) == 0:  # another test refreshed first: make them stale again
+        await conn.execute(
+            "INSERT INTO kpi_month_stale (month) SELECT DISTINCT month FROM kpi_month"
+        )
+    assert await stale_months(conn) >= len(MONTHS)
+    for span in SPANS:
+        assert await monthly_counts(conn, *span) == old[span], span
+    assert await refresh(conn) >= len(MONTHS)
+    assert await stale_months(conn) == 0
+    for span in SPANS:
+        assert await monthly_counts(conn, *span) == old[span], span
+
+
+async def test_fresh_months_equal_their_definition_and_give_the_same_timeliness(
+    conn: asyncpg.Connection,
+) -> None:
+    """What a refresh stores is lt_kpi_month's rows exactly (as `audit check` compares), and
+    every timeliness figure read from it equals the old queries."""
+    await refresh(conn)
+    differ = await conn.fetchval(
+        """SELECT count(*) FROM (SELECT DISTINCT month FROM kpi_month) m,
+           LATERAL ((SELECT * FROM kpi_month WHERE month = m.month
+                     EXCEPT ALL SELECT * FROM lt_kpi_month(m.month))
+                    UNION ALL (SELECT * FROM lt_kpi_month(m.month)
+                               EXCEPT ALL SELECT * FROM kpi_month WHERE month = m.month)) x"""
+    )
+    assert differ == 0
+    assert await conn.fetchval("SELECT count(*) FROM kpi_month WHERE overdue > 0") > 5
+    for now in NOWS:
+        for period in PERIODS:
+            assert await timeliness(conn, period, TREE, now) == await old_timeliness(
+                conn, period, TREE, now
+            ), (period, now)
