@@ -221,7 +221,7 @@ def documents(n: int, codes: list[str], seed: int = 190) -> Iterator[tuple[Any, 
         number = str(rng.randint(1, 9999))
         parties = "\n".join(dict.fromkeys(names[c] for c in (sender, *recipients)))
         yield (
-            f"{sender},{at:%Y/%m/%d},{number}/{notation}#{i}", "official_document", sender,
+            f"{sender},{at:%Y/%m/%d},{number}/{notation}#{i}", "OFFICIAL_DOCUMENT", sender,
             recipients, number, notation, abbr, type_name, text, at.date(), at, outcome,
             body(rng, topic), parties,
         )  # fmt: skip

@@ -24,17 +24,17 @@ from consumers.kpi.indicators import (
     Timeliness,
     Tree,
     evaluate,
-    own_counts,
     rollup_reasons,
 )
 from consumers.kpi.render import NO_DATA, fmt_gap, fmt_ratio, fmt_target, fmt_value
 from consumers.kpi.sql import (
     VN,
     answering,
-    counts_by_month,
+    due_months,
     month_rows,
     rejections,
     timeliness_by_period,
+    trend_of,
 )
 
 SERIES = (("docs_sent", "#1f6feb"), ("docs_received", "#8250df"), ("reports_sent", "#bf8700"))
@@ -66,10 +66,12 @@ async def load_report(
     # from one read of the range's month rows. The ranked units are judged on counts and
     # shares only: their percentiles are not taken.
     percentiles = [code]
-    rows = await month_rows(conn, whole.start, whole.end, answering(tree, percentiles))
-    monthly_rows = counts_by_month(rows)
-    t, *per_month = await timeliness_by_period(conn, [whole, *months], tree, now, percentiles, rows)
-    own = own_counts(monthly_rows, whole)
+    periods = [whole, *months]
+    span = await month_rows(
+        conn, whole.start, whole.end, answering(tree, percentiles), due_months(periods, now)
+    )
+    t, *per_month = await timeliness_by_period(conn, periods, tree, now, percentiles, span)
+    own = span.own_counts(whole)
     # Rank the units one level below the scope (for the platform: below each top-level
     # agency, or the agency itself when it has none), so rolled-up figures never compete
     # with their own parts.
@@ -85,7 +87,7 @@ async def load_report(
         name=tree.name(code),
         whole=evaluate(code, whole, own, t.get(code, Timeliness()), tree),
         monthly=[
-            evaluate(code, m, own_counts(monthly_rows, m), tm.get(code, Timeliness()), tree)
+            evaluate(code, m, span.own_counts(m), tm.get(code, Timeliness()), tree)
             for m, tm in zip(months, per_month, strict=True)
         ],
         ranking=ranked,
@@ -97,15 +99,12 @@ async def load_report(
 async def load_trend(
     conn: asyncpg.Connection, tree: Tree, months: Sequence[Period], code: str, now: datetime
 ) -> list[AgencyKpi]:
-    """Each month's indicators for `code`, without percentiles (they read "no data"): the
-    console's trend, which draws shares and counts. One read of the months' rows."""
-    rows = await month_rows(conn, months[0].start, months[-1].end, answers=())
-    monthly = counts_by_month(rows)
-    timed = await timeliness_by_period(conn, months, tree, now, [], rows)
-    return [
-        evaluate(code, m, own_counts(monthly, m), t.get(code, Timeliness()), tree)
-        for m, t in zip(months, timed, strict=True)
-    ]
+    """Each month's indicators for `code`, without percentiles (they read "no data"): a trend
+    of shares and counts. One read of the months' rows."""
+    span = await month_rows(
+        conn, months[0].start, months[-1].end, answers=(), due=due_months(months, now)
+    )
+    return await trend_of(conn, span, tree, months, code, now)
 
 
 def missed(k: AgencyKpi) -> list[Indicator]:

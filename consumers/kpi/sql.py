@@ -15,11 +15,9 @@ itself, so the figures are never behind the archive (docs/kpi.md, "How the figur
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from itertools import chain
 from typing import Any
 
 import asyncpg
@@ -32,16 +30,25 @@ from consumers.kpi.indicators import (
     Timeliness,
     Tree,
     evaluate,
-    own_counts,
     rollup_reasons,
+)
+from consumers.kpi.months import (
+    MonthRow,
+    MonthRows,
+    Times,
+    counts_by_month,
+    overdue_at,
+    overdue_at_month_end,
+    timeliness_of,
 )
 
 VN = timezone(timedelta(hours=7))
 
 # Each agency's figures per month over [$1, $2): the fresh rows of kpi_month, and the stale
 # months from lt_kpi_month itself (one snapshot: a refresh cannot land between the two). The
-# answer times are only read for the agencies whose percentiles are wanted ($3: all of them,
-# or those in $4): they are most of the bytes.
+# times are only read where they are used (months.py): the answer times for the agencies
+# whose percentiles are wanted ($3: all of them, or those in
+# $4), the due copies' completion times for the months in $5.
 MONTH_ROWS = """
 WITH stale AS (
     SELECT DISTINCT month FROM kpi_month_stale WHERE month >= $1::date AND month < $2::date
@@ -54,17 +61,21 @@ WITH stale AS (
 SELECT month, agency, docs_sent_e, docs_sent_p, docs_recv_e, docs_recv_p, reports_sent_e,
        reports_sent_p, notices_sent_e, deliveries_recv_e, delivered, early_01, early_06,
        arrived_same_day, overdue,
-       CASE WHEN $3 OR agency = ANY($4::text[]) THEN answered_01 END AS answered_01,
-       CASE WHEN $3 OR agency = ANY($4::text[]) THEN answered_06 END AS answered_06
+       CASE WHEN ($3 OR agency = ANY($4::text[])) AND ($6 OR month = ANY($7::date[]))
+            THEN answered_01 END,
+       CASE WHEN ($3 OR agency = ANY($4::text[])) AND ($6 OR month = ANY($7::date[]))
+            THEN answered_06 END,
+       CASE WHEN month = ANY($5::date[]) THEN due_06 END
 FROM m
 """
 
 # Overdue: copies (of documents delivered at least once) whose due date fell in the period and
 # had passed by its as-of time (the period's end, or now for the current period) without a 06
 # from that recipient by then. The as-of time is the period's, not its months': a copy due in
-# March and completed in April is overdue in March, not in the year. So it is counted per
-# period from kpi_copy (the copies due in the span, kpi_copy_due_idx), then up the tree ($3, $4:
-# the closure); each period n is given as its months with the time it is judged at.
+# March and completed in April is overdue in March, not in the year. A period that is over is
+# judged from kpi_month (months.py); for the month running now (due dates before today only)
+# the copies due in it are counted here from kpi_copy (kpi_copy_due_idx), then up the tree
+# ($3, $4: the closure); each period n is given as its months with the time it is judged at.
 OVERDUE = """
 WITH closure AS (
     SELECT * FROM unnest($3::text[], $4::text[]) AS c(ancestor, descendant)
@@ -94,96 +105,42 @@ GROUP BY 1, 2, 3
 """
 
 
-@dataclass(frozen=True, slots=True)
-class MonthRow:
-    """One agency's figures for one month (a row of kpi_month): what it sent and received, and
-    the copies first delivered to it that month, with their answer times when asked for."""
-
-    month: date
-    agency: str
-    counts: Counts
-    delivered: int
-    early_01: int
-    early_06: int
-    arrived_same_day: int
-    overdue: int  # copies due this month and not completed (06) by the month's end
-    answered_01: list[float] | None  # seconds, ascending; None when not read
-    answered_06: list[float] | None
-
-
 async def month_rows(
-    conn: asyncpg.Connection, start: date, end: date, answers: Collection[str] | None = None
-) -> list[MonthRow]:
-    """Every agency's rows for the months in [start, end); answer times for the agencies in
-    `answers` (all of them when None)."""
-    rows = await _fetch(conn, MONTH_ROWS, start, end, answers is None, list(answers or ()))
+    conn: asyncpg.Connection,
+    start: date,
+    end: date,
+    answers: Collection[str] | None = None,
+    due: Collection[date] = (),
+    answer_months: Collection[date] | None = None,
+) -> MonthRows:
+    """Every agency's rows for the months in [start, end), with the answer times of the
+    agencies in `answers` (all of them when None) in `answer_months` (all when None), and the
+    due copies of the months in `due`."""
+    rows = await _fetch(
+        conn,
+        MONTH_ROWS,
+        start,
+        end,
+        answers is None,
+        list(answers or ()),
+        list(due),
+        answer_months is None,
+        list(answer_months or ()),
+    )
     # Positional: a page reads thousands of these (the columns are in MONTH_ROWS's order).
-    return [MonthRow(r[0], r[1], Counts(*r[2:10]), *r[10:]) for r in rows]
-
-
-def counts_by_month(rows: Iterable[MonthRow]) -> dict[tuple[str, str], Counts]:
-    """{(agency, 'YYYY-MM'): own Counts}, for the agencies that sent or received anything."""
-    return {(r.agency, f"{r.month:%Y-%m}"): r.counts for r in rows if r.counts != Counts()}
+    return MonthRows(
+        [MonthRow(r[0], r[1], Counts(*r[2:10]), r[10], r[11], r[12], r[13], r[14]) for r in rows],
+        Times.decode([r[15] for r in rows]),
+        Times.decode([r[16] for r in rows]),
+        Times.decode([r[17] for r in rows]),
+    )
 
 
 async def monthly_counts(
     conn: asyncpg.Connection, start: date, end: date
 ) -> dict[tuple[str, str], Counts]:
     """{(agency, 'YYYY-MM'): own Counts} for months in [start, end)."""
-    return counts_by_month(await month_rows(conn, start, end, answers=()))
-
-
-def percentile_cont(ordered: Sequence[float], fraction: float) -> float | None:
-    """PostgreSQL's percentile_cont over values already in ascending order, step for step
-    (the same floating-point operations, so the same result to the last bit)."""
-    n = len(ordered)
-    if n == 0:
-        return None
-    position = fraction * (n - 1)
-    first, second = math.floor(position), math.ceil(position)
-    if first == second:
-        return ordered[first]
-    return ordered[first] + (ordered[second] - ordered[first]) * (position - first)
-
-
-def _hours(ordered: Sequence[float], fraction: float) -> float | None:
-    seconds = percentile_cont(ordered, fraction)
-    return None if seconds is None else seconds / 3600
-
-
-def timeliness_of(
-    rows: Sequence[MonthRow], period: Period, tree: Tree, percentiles: Collection[str] | None
-) -> dict[str, Timeliness]:
-    """{ancestor or ALL: Timeliness without overdue} of the copies first delivered in the
-    period: counts summed over the ancestor's subtree and months, percentiles over the merged
-    answer times (only for the ancestors in `percentiles`; all when None). An ancestor with
-    no copy in the period has no entry."""
-    months = {m.start for m in period.months()}
-    inside = [r for r in rows if r.month in months and r.delivered]
-    by_agency: dict[str, list[MonthRow]] = {}
-    for r in inside:
-        by_agency.setdefault(r.agency, []).append(r)
-    ancestors = {a for a, d in tree.pairs() if d in by_agency}
-    out: dict[str, Timeliness] = {}
-    for code in sorted(ancestors | ({ALL} if inside else set())):
-        mine = (
-            inside if code == ALL else [r for c in tree.subtree(code) for r in by_agency.get(c, ())]
-        )
-        timed = percentiles is None or code in percentiles
-        # Each row's times are in order already: sorting their concatenation merges runs.
-        a01 = sorted(chain.from_iterable(r.answered_01 or () for r in mine)) if timed else []
-        a06 = sorted(chain.from_iterable(r.answered_06 or () for r in mine)) if timed else []
-        out[code] = Timeliness(
-            delivered=sum(r.delivered for r in mine),
-            arrived_same_day=sum(r.arrived_same_day for r in mine),
-            early_01=sum(r.early_01 for r in mine),
-            early_06=sum(r.early_06 for r in mine),
-            median_01_h=_hours(a01, 0.5),
-            p90_01_h=_hours(a01, 0.9),
-            median_06_h=_hours(a06, 0.5),
-            p90_06_h=_hours(a06, 0.9),
-        )
-    return out
+    return counts_by_month((await month_rows(conn, start, end, answers=())).rows)
 
 
 def answering(tree: Tree, percentiles: Collection[str] | None) -> Collection[str] | None:
@@ -191,6 +148,31 @@ def answering(tree: Tree, percentiles: Collection[str] | None) -> Collection[str
     if percentiles is None or ALL in percentiles:
         return None
     return sorted({d for a in percentiles if a in tree for d in tree.subtree(a)})
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """How a period's overdue count is taken, `now`: the months judged at the period's end
+    from their stored count (a month that is over), the months judged from their times at
+    `as_of` (the months of a longer period that are over by then), and the month still
+    running, counted from its copies."""
+
+    as_of: datetime
+    stored: date | None
+    times: frozenset[date]
+    running: date | None
+
+
+def _judge(period: Period, now: datetime) -> _Judged:
+    end = _end(period)
+    months = period.months()
+    if now >= end:
+        if len(months) == 1:
+            return _Judged(end, months[0].start, frozenset(), None)
+        return _Judged(end, None, frozenset(m.start for m in months), None)
+    over = frozenset(m.start for m in months if _end(m) <= now)
+    running = next((m.start for m in months if m.start <= now.astimezone(VN).date() < m.end), None)
+    return _Judged(now, None, over, running)  # months after now: nothing is due yet
 
 
 async def timeliness(
@@ -206,47 +188,66 @@ async def timeliness_by_period(
     tree: Tree,
     now: datetime,
     percentiles: Collection[str] | None = None,
-    rows: Sequence[MonthRow] | None = None,
+    span: MonthRows | None = None,
 ) -> list[dict[str, Timeliness]]:
     """`timeliness` of each period (they may overlap), in order: the month rows of the span
-    they cover (read here, or given as `rows` by a caller that read them already, answer
-    times included where wanted), and one overdue query. Every ancestor gets its counts; the
-    percentiles only the ancestors in `percentiles` (ALL for the platform), all when None."""
+    they cover (read here, or given as `span` by a caller that read them already, with the
+    times it needs: `answering` and `due_months`), and, for a period running now, one query
+    for the copies due this month. Every ancestor gets its counts; the percentiles only the
+    ancestors in `percentiles` (ALL for the platform), all when None."""
     if not periods:
         return []
     for p in periods:
         if p.start.day != 1 or p.end.day != 1:  # periods are added up from whole months
             raise ValueError(f"a period is whole months: {p.start}..{p.end}")
     start, end = min(p.start for p in periods), max(p.end for p in periods)
-    if rows is None:
-        rows = await month_rows(conn, start, end, answering(tree, percentiles))
-    out = [timeliness_of(rows, p, tree, percentiles) for p in periods]
-    # A month that is over is judged at its end: its overdue figure is kept with its rows.
-    # Longer periods, and the month still running (judged now), are counted from the copies.
-    ended = {n for n, p in enumerate(periods) if p.kind == "month" and _end(p) <= now}
-    for n in ended:
-        for code, late in _rolled_up(rows, periods[n], tree).items():
-            out[n][code] = dataclasses.replace(out[n].get(code, Timeliness()), overdue=late)
-    judged = [(n, p) for n, p in enumerate(periods) if n not in ended]
-    if not judged:
-        return out
-    pairs = tree.pairs()
-    months = [(n + 1, m.start, min(now, _end(p))) for n, p in judged for m in p.months()]
-    overdue = await _fetch(
-        conn,
-        OVERDUE,
-        min(p.start for _, p in judged),
-        max(p.end for _, p in judged),
-        [a for a, _ in pairs],
-        [d for _, d in pairs],
-        [n for n, _, _ in months],
-        [m for _, m, _ in months],
-        [t for _, _, t in months],
-    )
-    for r in overdue:
-        t = out[r["n"] - 1].get(r["ancestor"], Timeliness())
-        out[r["n"] - 1][r["ancestor"]] = dataclasses.replace(t, overdue=int(r["overdue"]))
+    judged = [_judge(p, now) for p in periods]
+    if span is None:
+        due = set().union(*(j.times for j in judged))
+        span = await month_rows(conn, start, end, answering(tree, percentiles), due)
+    out = [timeliness_of(span, p, tree, percentiles) for p in periods]
+    running = [(n, j) for n, j in enumerate(judged) if j.running is not None]
+    for n, j in enumerate(judged):
+        overdue: dict[str, int] = {}
+        if j.stored is not None:
+            overdue = overdue_at_month_end(span, j.stored, tree)
+        elif j.times:
+            overdue = overdue_at(span, j.times, j.as_of.timestamp(), tree)
+        _add_overdue(out[n], overdue)
+    if running:
+        pairs = tree.pairs()
+        months = [(n + 1, j.running, j.as_of) for n, j in running if j.running is not None]
+        counted = await _fetch(
+            conn,
+            OVERDUE,
+            min(m for _, m, _ in months),
+            max(_next_month(m) for _, m, _ in months),
+            [a for a, _ in pairs],
+            [d for _, d in pairs],
+            [n for n, _, _ in months],
+            [m for _, m, _ in months],
+            [t for _, _, t in months],
+        )
+        for n, _ in running:
+            _add_overdue(
+                out[n], {r["ancestor"]: int(r["overdue"]) for r in counted if r["n"] == n + 1}
+            )
     return out
+
+
+def _add_overdue(timed: dict[str, Timeliness], overdue: dict[str, int]) -> None:
+    for code, late in overdue.items():
+        t = timed.get(code, Timeliness())
+        timed[code] = dataclasses.replace(t, overdue=t.overdue + late)
+
+
+def _next_month(month: date) -> date:
+    return Period.month(month.year, month.month).end
+
+
+def due_months(periods: Sequence[Period], now: datetime) -> set[date]:
+    """The months whose due copies' times judging `periods` at `now` reads."""
+    return set().union(*(_judge(p, now).times for p in periods))
 
 
 def _end(period: Period) -> datetime:
@@ -310,14 +311,72 @@ async def load_view(
     read "no data" there, which is what a ranking (counts and shares only) wants to pay for."""
     prev = period.previous()
     timed = agencies if timed is None else timed
-    rows = await month_rows(conn, prev.start, period.end, answering(tree, timed))
-    monthly = counts_by_month(rows)
+    span = await month_rows(
+        conn, prev.start, period.end, answering(tree, timed), due_months([period, prev], now)
+    )
+    return await view_of(conn, span, tree, period, agencies, now, timed)
+
+
+async def view_of(
+    conn: asyncpg.Connection,
+    span: MonthRows,
+    tree: Tree,
+    period: Period,
+    agencies: Sequence[str],
+    now: datetime,
+    timed: Collection[str],
+) -> KpiView:
+    """`load_view` from month rows read already, with the times it needs."""
+    prev = period.previous()
     rej = await rejections(conn, period.start, period.end)
-    cur_t, prev_t = await timeliness_by_period(conn, [period, prev], tree, now, timed, rows)
-    cur_own, prev_own = own_counts(monthly, period), own_counts(monthly, prev)
+    cur_t, prev_t = await timeliness_by_period(conn, [period, prev], tree, now, timed, span)
+    cur_own, prev_own = span.own_counts(period), span.own_counts(prev)
     current, previous, reasons = [], {}, {}
     for code in agencies:
         current.append(evaluate(code, period, cur_own, cur_t.get(code, Timeliness()), tree))
         previous[code] = evaluate(code, prev, prev_own, prev_t.get(code, Timeliness()), tree)
         reasons[code] = rollup_reasons(rej, code, period, tree)
     return KpiView(period, current, previous, reasons)
+
+
+async def trend_of(
+    conn: asyncpg.Connection,
+    span: MonthRows,
+    tree: Tree,
+    months: Sequence[Period],
+    code: str,
+    now: datetime,
+) -> list[AgencyKpi]:
+    """Each month's indicators for `code` from month rows read already, without percentiles
+    (they read "no data"): a trend of shares and counts."""
+    timed = await timeliness_by_period(conn, months, tree, now, [], span)
+    return [
+        evaluate(code, m, span.own_counts(m), t.get(code, Timeliness()), tree)
+        for m, t in zip(months, timed, strict=True)
+    ]
+
+
+async def load_dashboard(
+    conn: asyncpg.Connection,
+    tree: Tree,
+    period: Period,
+    agencies: Sequence[str],
+    timed: Collection[str],
+    trend: Sequence[Period],
+    now: datetime,
+) -> tuple[KpiView, list[AgencyKpi]]:
+    """The console's KPI page: `load_view` of the period and the trend of `agencies[0]` over
+    the months `trend`, from one read of the months they cover (the answer times only for the
+    view's months)."""
+    prev = period.previous()
+    view_months = {m.start for p in (period, prev) for m in p.months()}
+    span = await month_rows(
+        conn,
+        min(prev.start, trend[0].start),
+        max(period.end, trend[-1].end),
+        answering(tree, timed),
+        due_months([period, prev, *trend], now),
+        view_months,
+    )
+    view = await view_of(conn, span, tree, period, agencies, now, timed)
+    return view, await trend_of(conn, span, tree, trend, agencies[0], now)

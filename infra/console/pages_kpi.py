@@ -4,7 +4,6 @@ trends, and the ranking of the units below it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from consumers.kpi import ALL, KpiView, Period, Tree, load_trend, load_view, view_csv, view_json
+from consumers.kpi import ALL, KpiView, Period, Tree, load_dashboard, view_csv, view_json
 from infra.console.charts import RANKED_CODES, missed, ranking_chart, share_bars, trend_chart
 from infra.console.web import PageContext, console_of, page, render
 
@@ -135,15 +134,10 @@ async def _kpi(request: Request, ctx: PageContext) -> dict[str, Any]:
         raise ValueError(f"Đơn vị {agency[:20]!r} không có trong danh bạ")
     shown = kpi_agencies(tree, agency)
     units = [u for u in ranked_units(tree, agency) if u not in shown]
-    pool = console_of(request).pool
-    assert pool is not None
-    # The trend's twelve months and the period's view are independent reads: on two
-    # connections at once, the page waits for the slower, not for both.
-    async with pool.acquire() as other:
-        view, trend = await asyncio.gather(
-            load_view(ctx.conn, tree, period, [*shown, *units], ctx.now, timed=shown),
-            load_trend(other, tree, trend_months(period), agency, ctx.now),
-        )
+    # One read of the months the period, its previous one and the trend cover.
+    view, trend = await load_dashboard(
+        ctx.conn, tree, period, [*shown, *units], shown, trend_months(period), ctx.now
+    )
     by_code = {k.agency: k for k in view.current}
     table = KpiView(period, [by_code[c] for c in shown], view.previous, view.reasons)
     figures = json.loads(view_json(table))

@@ -122,8 +122,8 @@ CREATE TRIGGER document_kpi_copy AFTER INSERT ON document
 -- city's million documents, however the indexes were laid out); here it is a few thousand rows.
 -- One row per (Vietnam month, agency) that has any figure, the columns of consumers/kpi's
 -- Counts and the copies of Timeliness (counted in the month of their first delivery), and
--- the copies' answer times as sorted arrays: percentiles do not add up, so a period's are
--- taken over the merged arrays of its months and agencies (consumers/kpi/sql.py).
+-- the copies' answer times, sorted: percentiles do not add up, so a period's are taken over
+-- the times of its months and agencies together (consumers/kpi/months.py).
 -- lt_kpi_month(m) is the one definition of a month's rows. A month is refreshed from it
 -- once anything it counts has changed (kpi_month_stale, marked by triggers as rows are
 -- archived); readers take a stale month from lt_kpi_month itself, so figures are never
@@ -146,8 +146,14 @@ CREATE TABLE kpi_month (
     -- copies due this month with no 06 from their recipient by the month's end: the month's
     -- own overdue figure once it is over (a longer period is judged at its own end)
     overdue           bigint NOT NULL,
-    answered_01       double precision[] NOT NULL,  -- seconds from delivery to 01, ascending
-    answered_06       double precision[] NOT NULL,  -- the same for 06
+    -- Times, each a float8 in network byte order (float8send), 8 bytes, ascending: bytes, not
+    -- float8[], because a year page reads ~16 MB of them and array_send alone took 90 ms.
+    answered_01       bytea NOT NULL,  -- seconds from delivery to 01
+    answered_06       bytea NOT NULL,  -- the same for 06
+    -- the copies due this month: when their recipient's first 06 came (epoch seconds,
+    -- 'Infinity' for none yet); a longer period's overdue count is how many of its months'
+    -- copies had none by the period's end (docs/kpi.md)
+    due_06            bytea NOT NULL,
     PRIMARY KEY (month, agency)
 );
 
@@ -232,19 +238,22 @@ WITH span AS (
                               AND (at01 AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
                                 = (delivered_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date)
                AS arrived_same_day,
-           coalesce(array_agg(extract(epoch FROM at01 - delivered_at)::double precision
-                              ORDER BY extract(epoch FROM at01 - delivered_at))
-                    FILTER (WHERE at01 >= delivered_at), '{}') AS answered_01,
-           coalesce(array_agg(extract(epoch FROM at06 - delivered_at)::double precision
-                              ORDER BY extract(epoch FROM at06 - delivered_at))
-                    FILTER (WHERE at06 >= delivered_at), '{}') AS answered_06
+           string_agg(float8send(extract(epoch FROM at01 - delivered_at)::double precision),
+                      ''::bytea ORDER BY extract(epoch FROM at01 - delivered_at))
+               FILTER (WHERE at01 >= delivered_at) AS answered_01,
+           string_agg(float8send(extract(epoch FROM at06 - delivered_at)::double precision),
+                      ''::bytea ORDER BY extract(epoch FROM at06 - delivered_at))
+               FILTER (WHERE at06 >= delivered_at) AS answered_06
     FROM kpi_copy WHERE month = m
     GROUP BY recipient
 ), due AS (
-    SELECT k.recipient AS agency, count(*) AS overdue
+    SELECT k.recipient AS agency,
+           count(*) FILTER (WHERE k.at06 IS NULL OR k.at06 >= span.hi) AS overdue,
+           string_agg(float8send(coalesce(extract(epoch FROM k.at06)::double precision,
+                                          'Infinity')),
+                      ''::bytea ORDER BY k.at06 NULLS LAST) AS due_06
     FROM kpi_copy k, span
     WHERE k.due_date >= m AND k.due_date < (m + interval '1 month')::date
-      AND (k.at06 IS NULL OR k.at06 >= span.hi)
     GROUP BY k.recipient
 )
 SELECT m, agency,
@@ -254,7 +263,8 @@ SELECT m, agency,
        coalesce(c.notices_sent_e, 0)::bigint, coalesce(c.deliveries_recv_e, 0)::bigint,
        coalesce(k.delivered, 0), coalesce(k.early_01, 0), coalesce(k.early_06, 0),
        coalesce(k.arrived_same_day, 0), coalesce(o.overdue, 0),
-       coalesce(k.answered_01, '{}'), coalesce(k.answered_06, '{}')
+       coalesce(k.answered_01, ''::bytea), coalesce(k.answered_06, ''::bytea),
+       coalesce(o.due_06, ''::bytea)
 FROM counts c FULL JOIN copies k USING (agency) FULL JOIN due o USING (agency)
 $$;
 
