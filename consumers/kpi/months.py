@@ -41,10 +41,10 @@ class Times:
     def decode(cls, blobs: Sequence[bytes | None]) -> Times:
         """From each row's bytes (None: the row's times were not read)."""
         sizes = [0 if b is None else len(b) for b in blobs]
+        if any(n % _FLOAT8.itemsize for n in sizes):
+            raise ValueError("a row's times are not whole float8 values")
         values = np.frombuffer(b"".join(b for b in blobs if b), dtype=_FLOAT8)
         counts = np.array(sizes, dtype=np.intp) // _FLOAT8.itemsize
-        if int(counts.sum()) != len(values) or any(n % _FLOAT8.itemsize for n in sizes):
-            raise ValueError("a row's times are not whole float8 values")
         return cls(values.astype(np.float64), np.repeat(np.arange(len(blobs)), counts))
 
     def of(self, rows: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:

@@ -105,11 +105,27 @@ CREATE TRIGGER status_event_kpi_copy AFTER INSERT ON status_event
 CREATE FUNCTION lt_kpi_copy_documented() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = public, pg_temp AS $$
 BEGIN
+    -- Per document, by key (not through kpi_copy_derived: a join cannot reach into its
+    -- grouping, and the whole delivery table would be grouped for every batch).
     INSERT INTO kpi_copy (document_id, recipient, delivered_at, month, due_date, at01, at06)
-    SELECT k.document_id, k.recipient, k.delivered_at, k.month, k.due_date, k.at01, k.at06
-    FROM kpi_copy_derived k
-    WHERE k.document_id IN (SELECT document_id FROM new_documents
-                            WHERE payload_type = 'OFFICIAL_DOCUMENT' AND secrecy = 'NONE')
+    SELECT n.document_id, dv.recipient, dv.delivered_at, lt_vn_month(dv.delivered_at),
+           n.due_date, st.at01, st.at06
+    FROM new_documents n
+    CROSS JOIN LATERAL (
+        SELECT d.recipient, min(d.delivered_at) AS delivered_at
+        FROM delivery d LEFT JOIN archive_record a ON a.seq = d.seq
+        WHERE d.document_id = n.document_id
+          AND coalesce(a.payload_type, 'OFFICIAL_DOCUMENT') = 'OFFICIAL_DOCUMENT'
+        GROUP BY d.recipient
+    ) AS dv
+    CROSS JOIN LATERAL (
+        SELECT min(s.at) FILTER (WHERE s.code = '01') AS at01,
+               min(s.at) FILTER (WHERE s.code = '06') AS at06
+        FROM status_event s
+        WHERE s.document_id = n.document_id AND s.from_agency = dv.recipient
+          AND s.code IN ('01', '06')
+    ) AS st
+    WHERE n.payload_type = 'OFFICIAL_DOCUMENT' AND n.secrecy = 'NONE'
     ON CONFLICT (document_id, recipient) DO NOTHING;
     RETURN NULL;
 END $$;

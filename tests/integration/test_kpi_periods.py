@@ -1,8 +1,11 @@
-"""Timeliness read per period span (consumers/kpi/sql.py) equals the queries it replaced, which
-grouped every delivery of the archive and then kept one period: generated rows with the edge
-cases (a copy first delivered before the period and again inside it, statuses dated before the
-delivery, times on the Vietnam midnight between two months, secret documents, recipients outside
-the tree), many periods and several `now`s, compared figure by figure."""
+"""The KPI's figures read from its summaries (migration 0012: kpi_copy, kpi_month; docs/kpi.md)
+equal the queries the pages ran before, which grouped every delivery of the archive and then
+kept one period: generated rows with the edge cases (a copy first delivered before the period
+and again inside it, statuses dated before the delivery, times on the Vietnam midnight between
+two months, secret documents, paper registered by sender and recipients, refused and pending
+documents, recipients outside the tree), many periods and several `now`s, compared figure by
+figure, with the months stale (counted by lt_kpi_month) and refreshed; and the summaries equal
+their definitions whatever order the rows are archived in."""
 
 from __future__ import annotations
 
