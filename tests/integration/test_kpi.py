@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -332,3 +333,51 @@ def test_report_figures_equal_the_json(cli: CliRunner, kpi_db: str, tmp_path: Pa
     assert '<meta charset="utf-8">' in html
     assert "Tỷ lệ trao đổi văn bản điện tử" in html
     check_report_dom(html, by_month)
+
+
+@pytest.fixture
+async def own_kpi_db(database_url: str) -> AsyncIterator[str]:
+    """The same rows in a database of this test's own: it adds one."""
+    async with fresh_database(database_url, seed=seed) as url:
+        yield url
+
+
+def test_kpi_refresh_makes_every_month_fresh_and_the_figures_stay(
+    cli: CliRunner, own_kpi_db: str
+) -> None:
+    """`lienthong kpi refresh` writes the stale months into kpi_month; the JSON is the same
+    before (counted from lt_kpi_month on the fly) and after (read from kpi_month), and a row
+    archived afterwards makes its month stale again, its figure counted at once."""
+    kpi_db = own_kpi_db
+    env = {"LIENTHONG_DATABASE_URL": kpi_db}
+    before = kpi_json(cli, kpi_db, "--period", "2026-10", "--all")
+    done = cli.invoke(app, ["kpi", "refresh"], env=env)
+    assert done.exit_code == 0, done.output
+    refreshed = int(done.stdout.split()[0])
+    assert refreshed >= 2 and "0 still stale" in done.stdout, done.stdout
+    assert kpi_json(cli, kpi_db, "--period", "2026-10", "--all") == before
+    again = cli.invoke(app, ["kpi", "refresh"], env=env)
+    assert again.stdout.startswith("0 months refreshed"), again.stdout
+
+    async def late_paper() -> None:
+        conn = await asyncpg.connect(kpi_db)
+        try:
+            await conn.execute(
+                "INSERT INTO document (document_id, payload_type, sender, recipients, number, "
+                "notation, promulgation_date, submitted_at) VALUES ('late', "
+                "'PAPER_EXCHANGE_RECORD', $1, $2, '999', 'CV-UBND', '2026-10-20', now())",
+                H26,
+                [BA_DINH],
+            )
+            assert (
+                await conn.fetchval(
+                    "SELECT count(*) FROM kpi_month_stale WHERE month = '2026-10-01'"
+                )
+                == 1
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(late_paper())
+    after = figures(kpi_json(cli, kpi_db, "--period", "2026-10", "--all"), H26)["docs_sent"]
+    assert after["denominator"] == figures(before, H26)["docs_sent"]["denominator"] + 1
