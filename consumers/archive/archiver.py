@@ -417,13 +417,14 @@ class Archiver:
         assert self.conn is not None
         started = time.monotonic()
         try:
-            months = await store.refresh_kpi(self.conn, KPI_MONTHS_PER_CHECKPOINT)
+            months, left = await store.refresh_kpi(self.conn, KPI_MONTHS_PER_CHECKPOINT)
         except TRANSIENT_DB_ERRORS as exc:
             log.warning("archive.kpi_refresh_deferred", error=repr(exc))
             await self._drop_connection()
             return
+        self.metrics.kpi_stale.set(left)
         if months:
-            log.info("archive.kpi_refreshed", months=months,
+            log.info("archive.kpi_refreshed", months=months, stale=left,
                      ms=round((time.monotonic() - started) * 1000, 1))  # fmt: skip
 
     async def _checkpoint(

@@ -75,3 +75,8 @@ class ArchiverMetrics:
             "Seconds since the last signed tree head",
             registry=r,
         )
+        self.kpi_stale = Gauge(
+            "lienthong_archive_kpi_stale_months",
+            "Months of the KPI's figures (kpi_month) still stale after the last refresh",
+            registry=r,
+        )

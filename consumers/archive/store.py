@@ -223,10 +223,12 @@ async def insert_tree_head(
     await conn.execute(INSERT_TREE_HEAD, size, root, signed_json, at, checkpoint)
 
 
-async def refresh_kpi(conn: asyncpg.Connection, most: int) -> int:
+async def refresh_kpi(conn: asyncpg.Connection, most: int) -> tuple[int, int]:
     """Bring up to `most` stale months of the KPI's kpi_month up to date (migration 0012's
-    lt_kpi_refresh, which the archiver may execute); returns how many."""
-    return int(await conn.fetchval("SELECT lt_kpi_refresh($1)", most))
+    lt_kpi_refresh, which the archiver may execute): (months refreshed, months still stale)."""
+    done = int(await conn.fetchval("SELECT lt_kpi_refresh($1)", most))
+    left = await conn.fetchval("SELECT count(DISTINCT month) FROM kpi_month_stale")
+    return done, int(left)
 
 
 async def write_batch(
