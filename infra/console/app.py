@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -23,6 +24,7 @@ from infra.console.accounts import LoginRefused, authenticate
 from infra.console.config import ConsoleConfig
 from infra.console.sessions import close_session, current_session, open_session
 from infra.console.web import (
+    HEADERS,
     HERE,
     LOGIN_CSRF_COOKIE,
     Console,
@@ -35,6 +37,8 @@ from infra.console.web import (
     same_origin,
     templates,
 )
+
+log = structlog.get_logger()
 
 # A login form is a few hundred bytes; nothing the console accepts is larger.
 MAX_BODY = 16 * 1024
@@ -155,6 +159,22 @@ async def not_found(request: Request, exc: Exception) -> Response:
     )
 
 
+async def server_error(request: Request, exc: Exception) -> Response:
+    """An unexpected failure: our error page, with the security headers (Starlette answers a
+    500 outside the middleware that adds them) and no trace of the cause for the browser; the
+    log has it."""
+    log.error("console.error", path=request.url.path, error=repr(exc))
+    response = render(
+        request,
+        "error.html",
+        {"status": 500, "message": "Có lỗi khi tạo trang này; lỗi đã được ghi lại."},
+        status=500,
+    )
+    for name, value in {**HEADERS, "cache-control": "no-store"}.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(config: ConsoleConfig) -> Starlette:
     console = Console(config, templates())
 
@@ -187,7 +207,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
-        exception_handlers={404: not_found},
+        exception_handlers={404: not_found, 500: server_error},
         max_body_size=MAX_BODY,
     )
     app.state.console = console

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import lxml.html
 import pytest
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from infra.console import (
@@ -486,6 +487,26 @@ def test_security_headers_and_cookie_flags(open_console: Callable[..., Any]) -> 
         assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie
         assert "Domain" not in cookie
         assert client.get("/search").headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_an_unexpected_failure_is_our_page_with_the_headers_and_no_trace(
+    open_console: Callable[..., Any],
+) -> None:
+    """Starlette answers a 500 outside the middleware that adds the security headers: the
+    console's own handler must, and must not show the browser what failed."""
+
+    async def boom(request: Any) -> Any:
+        raise RuntimeError("secret detail: password=hunter2 at /srv/lienthong")
+
+    with open_console(raise_server_exceptions=False) as (client, _):
+        client.app.router.routes.append(Route("/boom", boom))
+        reply = client.get("/boom")
+    assert reply.status_code == 500
+    assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
+    assert reply.headers["x-frame-options"] == "DENY"
+    assert reply.headers["cache-control"] == "no-store"
+    assert "lỗi đã được ghi lại" in reply.text
+    assert "hunter2" not in reply.text and "Traceback" not in reply.text
 
 
 # --- the database role ------------------------------------------------------------------------
