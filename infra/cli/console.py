@@ -253,6 +253,14 @@ def serve(
     secure_cookies: bool = typer.Option(
         False, "--secure-cookies", help="Secure cookies over HTTP (behind a TLS proxy)."
     ),
+    allowed_host: list[str] = typer.Option(
+        [], "--allowed-host", help="A host name the console answers to (repeat; default: any)."
+    ),
+    trusted_proxy: list[str] = typer.Option(
+        [],
+        "--trusted-proxy",
+        help="A reverse proxy's address whose X-Forwarded-For is believed (repeat).",
+    ),
 ) -> None:
     """Serve the console in the foreground (`console start` runs it in the background)."""
     import uvicorn
@@ -271,6 +279,8 @@ def serve(
         ),
         login=LoginPolicy(),
         secure_cookies=secure_cookies,
+        allowed_hosts=tuple(allowed_host),
+        trusted_proxies=tuple(trusted_proxy),
     )
     options: dict[str, Any] = {}
     if tls_cert is not None and tls_key is not None:

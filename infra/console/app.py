@@ -14,6 +14,7 @@ import asyncpg
 import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -205,7 +206,11 @@ def create_app(config: ConsoleConfig) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            # Another Host is refused (400) before any page: no link or redirect made with it.
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts or ["*"])),
+        ],
         lifespan=lifespan,
         exception_handlers={404: not_found, 500: server_error},
         max_body_size=MAX_BODY,

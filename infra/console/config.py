@@ -51,6 +51,12 @@ class ConsoleConfig:
     secure_cookies: bool = False
     clock: Callable[[], datetime] = utcnow
     page_size: int = 20
+    # Host names the console answers to (an empty tuple: any). Behind a proxy, its public name.
+    allowed_hosts: tuple[str, ...] = ()
+    # Peers whose X-Forwarded-For is believed (the reverse proxy's address): the login throttle
+    # and the access log then see the browser's address, not the proxy's. From anyone else the
+    # header is ignored: a browser can send it too.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def witness_policy(self) -> WitnessPolicy | None:
@@ -68,6 +74,8 @@ def console_config(
     login: LoginPolicy | None = None,
     secure_cookies: bool = False,
     clock: Callable[[], datetime] = utcnow,
+    allowed_hosts: tuple[str, ...] = (),
+    trusted_proxies: tuple[str, ...] = (),
 ) -> ConsoleConfig:
     """The console's configuration from the process settings (trust store, agency directory,
     the archive's log id) and its own options."""
@@ -83,4 +91,6 @@ def console_config(
         login=login or LoginPolicy(),
         secure_cookies=secure_cookies,
         clock=clock,
+        allowed_hosts=allowed_hosts,
+        trusted_proxies=trusted_proxies,
     )

@@ -114,7 +114,18 @@ def console_of(request: Request) -> Console:
 
 
 def client_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The browser's address: the TCP peer's, or, when the peer is a trusted proxy, the last
+    address of X-Forwarded-For that no trusted proxy added (each proxy appends the address it
+    was reached from, so what a browser wrote itself sits to the left and is not believed)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = console_of(request).config.trusted_proxies
+    if peer not in trusted:
+        return peer
+    hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if hop not in trusted:
+            return hop
+    return peer
 
 
 def vn_time(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M:%S") -> str:

@@ -386,3 +386,5 @@ REVOKE ALL ON kpi_copy, kpi_month, kpi_month_stale FROM PUBLIC;
 REVOKE ALL ON FUNCTION lt_kpi_refresh(integer) FROM PUBLIC;
 GRANT SELECT ON kpi_copy, kpi_copy_derived, kpi_month, kpi_month_stale TO lienthong_auditor;
 GRANT EXECUTE ON FUNCTION lt_kpi_refresh(integer) TO lienthong_archiver;
+-- The archiver reports how many months are left stale (lienthong_archive_kpi_stale_months).
+GRANT SELECT ON kpi_month_stale TO lienthong_archiver;

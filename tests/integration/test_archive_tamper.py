@@ -300,13 +300,16 @@ async def routed(
     subs = exchange.topic("submissions")
     async with (
         running_router(exchange, bootstrap),
-        running_archiver(exchange, bootstrap, archive_db, max_batch=3),
+        running_archiver(exchange, bootstrap, archive_db, max_batch=3) as archiver,
     ):
         await publish(bootstrap, subs, [seal(doc, credentials=creds(archive_pki, H26), at=now)])
         await read_topic(bootstrap, exchange.inbox(BA_DINH), expect=1, settle_s=0)
         answer = seal(arrived, credentials=creds(archive_pki, BA_DINH), at=now, recipients=[H26])
         await publish(bootstrap, subs, [answer])
         assert await wait_for_records(archive_db, 4) == 4
+    # Its last checkpoint refreshed the KPI's months, as its own role, and said none is left.
+    stale = archiver.metrics.registry.get_sample_value("lienthong_archive_kpi_stale_months")
+    assert stale == 0
     yield archive_db
 
 

@@ -92,7 +92,12 @@ def open_console(console_db: str, settings: Settings, pki_dir: Any) -> Iterator[
 
     @contextmanager
     def make(
-        *, login: LoginPolicy | None = None, sessions: SessionPolicy | None = None, **kw: Any
+        *,
+        login: LoginPolicy | None = None,
+        sessions: SessionPolicy | None = None,
+        allowed_hosts: tuple[str, ...] = (),
+        trusted_proxies: tuple[str, ...] = (),
+        **kw: Any,
     ) -> Iterator[tuple[TestClient, Clock]]:
         n = next(_clients)
         clock = Clock(datetime.now(UTC) + timedelta(days=n))
@@ -102,13 +107,11 @@ def open_console(console_db: str, settings: Settings, pki_dir: Any) -> Iterator[
             clock=clock,
             login=login or LoginPolicy(per_client=1000),
             sessions=sessions,
+            allowed_hosts=allowed_hosts,
+            trusted_proxies=trusted_proxies,
         )
-        with TestClient(
-            create_app(config),
-            follow_redirects=False,
-            client=(f"10.0.0.{n}", 50000),
-            **kw,
-        ) as client:
+        kw.setdefault("client", (f"10.0.0.{n}", 50000))
+        with TestClient(create_app(config), follow_redirects=False, **kw) as client:
             yield client, clock
 
     yield make
@@ -211,6 +214,50 @@ def test_login_is_throttled_per_client_address(open_console: Callable[..., Any])
         assert login(client, "ca.hai").status_code == 429
 
 
+def login_from(client: TestClient, forwarded: str, password: str = PASSWORD) -> int:
+    """A login through a proxy that says the browser's address in X-Forwarded-For."""
+    page = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token
+    data = {"csrf": token.group(1), "username": "thanh.tra", "password": password}
+    reply = client.post("/login", data=data, headers={"x-forwarded-for": forwarded})
+    return reply.status_code
+
+
+def test_behind_a_trusted_proxy_each_browser_is_throttled_on_its_own_address(
+    open_console: Callable[..., Any],
+) -> None:
+    """Behind a reverse proxy every request comes from the proxy: without --trusted-proxy one
+    guesser would lock every user out. Through a trusted proxy the forwarded address counts,
+    and what a browser writes into X-Forwarded-For itself (left of what the proxy appended)
+    does not."""
+    proxy = "192.0.2.10"
+    policy = LoginPolicy(per_account=100, per_client=3)
+    with open_console(login=policy, trusted_proxies=(proxy,), client=(proxy, 443)) as (client, _):
+        for _ in range(3):
+            assert login_from(client, "203.0.113.5", "guessing passwords") == 401
+        assert login_from(client, "203.0.113.5") == 429
+        # the guesser claims another address; the proxy appended the real one
+        assert login_from(client, "203.0.113.77, 203.0.113.5") == 429
+        assert login_from(client, "203.0.113.6") == 303  # another browser is not locked out
+    # From a peer that is not a trusted proxy the header is nobody's word: the peer counts.
+    with open_console(login=policy) as (client, _):
+        for n in range(3):
+            assert login_from(client, f"203.0.113.{n}", "guessing passwords") == 401
+        assert login_from(client, "203.0.113.99") == 429
+
+
+def test_a_host_name_not_allowed_is_refused_with_the_headers(
+    open_console: Callable[..., Any],
+) -> None:
+    name = "congthongtin.hanoi.gov.vn"
+    with open_console(allowed_hosts=(name,), base_url=f"http://{name}") as (client, _):
+        assert client.get("/login").status_code == 200
+        refused = client.get("/login", headers={"host": "evil.example"})
+    assert refused.status_code == 400
+    assert refused.headers["x-frame-options"] == "DENY"
+
+
 @pytest.mark.parametrize("case", ["no token", "forged token", "other origin"])
 def test_login_without_its_csrf_token_is_refused(
     open_console: Callable[..., Any], case: str
@@ -224,7 +271,8 @@ def test_login_without_its_csrf_token_is_refused(
         if case == "no token":
             del data["csrf"]
         elif case == "forged token":
-            data["csrf"] = "x" + token.group(1)[1:]
+            # one character changed (to another: a token may begin with "x" already)
+            data["csrf"] = ("y" if token.group(1).startswith("x") else "x") + token.group(1)[1:]
         else:
             headers["origin"] = "https://evil.example"
         reply = client.post("/login", data=data, headers=headers)
