@@ -82,6 +82,14 @@ _GATEWAY_ARGV: tuple[Token, ...] = (
     "--out", f"{STATE_DIR}/gateway/{{agency}}/out",
 )  # fmt: skip
 
+# Plain HTTP on the loopback or in the pod, TLS ends at the proxy or the Ingress in front of
+# it: cookies are marked Secure all the same. A proxy on the same host reaches it from the
+# loopback: its X-Forwarded-For names the browser (docs/console.md).
+_CONSOLE_ARGV: tuple[Token, ...] = (
+    *("console", "serve", "--host", "{listen}", "--port", str(CONSOLE_PORT)),
+    *("--secure-cookies", "--trusted-proxy", "127.0.0.1"),
+)
+
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "route",
@@ -112,13 +120,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "console",
         "console: the archive in the browser for auditors",
-        # Plain HTTP on the loopback or in the pod, TLS ends at the proxy or the Ingress in
-        # front of it: cookies are marked Secure all the same. A proxy on the same host reaches
-        # it from the loopback: its X-Forwarded-For names the browser (docs/console.md).
-        (
-            "console", "serve", "--host", "{listen}", "--port", str(CONSOLE_PORT),
-            "--secure-cookies", "--trusted-proxy", "127.0.0.1",
-        ),  # fmt: skip
+        _CONSOLE_ARGV,
         CONSOLE_PRINCIPAL,
         database="console",
         http_port=CONSOLE_PORT,
