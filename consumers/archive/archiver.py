@@ -98,6 +98,7 @@ class Archiver:
         self._unpublished: tuple[int, str, str | None] | None = None
         self._kafka_backoff = Backoff()
         self._kafka_retry_at = 0.0  # monotonic time before which the broker is not asked again
+        self._kpi_refreshed = 0.0  # monotonic time of the last KPI refresh
         self._started = clock()
         self.ready = asyncio.Event()  # set once the lock is held and partitions assigned
         self.consumer_lag = ConsumerLag(self.metrics.consumer_lag, config.lag_group)
@@ -172,6 +173,11 @@ class Archiver:
                         break
                     writing = None
                     await self._checkpoint(producer, stop, force=False)
+                if self._kpi_refresh_due():  # also while nothing comes in (after an upgrade)
+                    if not await _settle(writing):
+                        break
+                    writing = None
+                    await self._refresh_kpi()
             await _settle(writing)  # done already if the loop broke out
             writing = None
             await self._checkpoint(producer, stop, force=True)
@@ -409,14 +415,20 @@ class Archiver:
 
     # --- checkpoints ---------------------------------------------------------------------
 
+    def _kpi_refresh_due(self) -> bool:
+        return time.monotonic() - self._kpi_refreshed >= self.config.checkpoint_seconds
+
     async def _refresh_kpi(self) -> None:
-        """The KPI's monthly figures the records since the last checkpoint changed (migration
-        0012), a few months at a time so that a checkpoint stays short (after an upgrade every
-        month is stale: `lienthong kpi refresh` does them all at once). Readers count a stale
-        month themselves, so a refresh deferred costs speed, never a figure."""
-        assert self.conn is not None
-        started = time.monotonic()
+        """The KPI's monthly figures the records archived since changed (migration 0012), with
+        each checkpoint and at least every checkpoint_seconds, a few months at a time so that
+        it stays short (after an upgrade every month is stale: `lienthong kpi refresh` does
+        them all at once). Readers count a stale month themselves, so a refresh deferred costs
+        speed, never a figure."""
+        started = self._kpi_refreshed = time.monotonic()
         try:
+            if self.conn is None or self.conn.is_closed():
+                await self._reconnect()
+            assert self.conn is not None
             months, left = await store.refresh_kpi(self.conn, KPI_MONTHS_PER_CHECKPOINT)
         except TRANSIENT_DB_ERRORS as exc:
             log.warning("archive.kpi_refresh_deferred", error=repr(exc))

@@ -23,7 +23,7 @@ from consumers.archive.parse import parse_record
 from consumers.archive.rows import Kind, Parsed, RecordRow, RejectionRow, SourceRecord
 from consumers.router.rejections import dead_letter
 from consumers.router.routing import Rejected
-from infra.compose.archive import archive_parse_context, archiver_url
+from infra.compose.archive import archive_parse_context, archiver_url, build_archiver
 from infra.settings import Settings
 from schemas.codec import encode_envelope
 from schemas.common import AgencyRef, SecrecyMarking
@@ -382,6 +382,36 @@ async def test_the_kpi_copy_of_a_routed_story_is_kept_by_the_database(routed: st
     # The archiver's last checkpoint refreshed the month's figures: nothing is left stale. The
     # 01 is dated when the story was written, before the router delivered: flagged as early.
     assert stale == 0 and [tuple(r) for r in month] == [(BA_DINH, 1, 1, 0, 0)]
+
+
+async def test_an_idle_archiver_still_refreshes_the_stale_kpi_months(
+    exchange: Settings, bootstrap: str, archive_pki: Path, archive_db: str
+) -> None:
+    """After an upgrade every month is stale and nothing may be coming in: the archiver
+    refreshes them anyway, every checkpoint interval, and says how many are left."""
+    conn = await asyncpg.connect(archive_db)
+    try:
+        await conn.execute(
+            "INSERT INTO kpi_month_stale (month) VALUES ('2026-09-01'), ('2026-10-01')"
+        )
+        archiver = build_archiver(exchange, bootstrap, archive_db, checkpoint_seconds=0.5)
+        archiver.config = dataclasses.replace(archiver.config, refresh_seconds=0.5)
+        stop = asyncio.Event()
+        task = asyncio.create_task(archiver.run(stop))
+        try:
+            for _ in range(100):
+                if await conn.fetchval("SELECT count(*) FROM kpi_month_stale") == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert await conn.fetchval("SELECT count(*) FROM kpi_month_stale") == 0
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=30)
+    finally:
+        await conn.close()
+    assert archiver.size == 0  # nothing was archived: the refresh came from the idle loop
+    stale = archiver.metrics.registry.get_sample_value("lienthong_archive_kpi_stale_months")
+    assert stale == 0
 
 
 @pytest.mark.parametrize(
