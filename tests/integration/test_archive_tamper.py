@@ -457,6 +457,8 @@ async def test_an_edited_kpi_copy_is_found(
         "UPDATE kpi_copy SET at01 = delivered_at",
         "DELETE FROM kpi_copy",
         "INSERT INTO kpi_copy VALUES ('d', 'r', now(), current_date, NULL, NULL, NULL)",
+        "UPDATE kpi_month SET delivered = 0",
+        "DELETE FROM kpi_month_stale",  # a stale month made to look fresh
     ],
 )
 async def test_the_archivers_own_role_cannot_alter_the_evidence(
