@@ -49,14 +49,14 @@ HEADS = "SELECT size, root, signed::text AS signed FROM tree_head ORDER BY size"
 # anyone: it is counted again when shown). Summaries, not evidence, but the KPI reads them: an
 # edit there would change the figures without touching a record.
 KPI_COPIES = """
-SELECT coalesce(k.document_id, d.document_id) AS document_id,
-       coalesce(k.recipient, d.recipient) AS recipient,
+SELECT format('the KPI''s copy of %s to %s', coalesce(k.document_id, d.document_id),
+              coalesce(k.recipient, d.recipient)) AS what,
        to_jsonb(k) - 'document_id' - 'recipient' AS stored,
        to_jsonb(d) - 'document_id' - 'recipient' AS derived
 FROM kpi_copy k FULL JOIN kpi_copy_derived d
   ON d.document_id = k.document_id AND d.recipient = k.recipient
 WHERE k IS DISTINCT FROM d
-ORDER BY 1, 2
+ORDER BY coalesce(k.document_id, d.document_id), coalesce(k.recipient, d.recipient)
 """
 KPI_MONTHS = """
 WITH fresh AS (
@@ -74,11 +74,12 @@ WITH fresh AS (
 ), stored AS (
     SELECT k.* FROM kpi_month k JOIN fresh USING (month)
 )
-SELECT coalesce(s.month, d.month) AS month, coalesce(s.agency, d.agency) AS agency,
+SELECT format('the KPI''s figures of %s for %s', coalesce(s.agency, d.agency),
+              to_char(coalesce(s.month, d.month), 'YYYY-MM')) AS what,
        to_jsonb(s) - 'month' - 'agency' AS stored, to_jsonb(d) - 'month' - 'agency' AS derived
 FROM stored s FULL JOIN derived d ON d.month = s.month AND d.agency = s.agency
 WHERE s IS DISTINCT FROM d
-ORDER BY 1, 2
+ORDER BY coalesce(s.month, d.month), coalesce(s.agency, d.agency)
 """
 # How many differing rows of each are named one by one; the rest are counted.
 KPI_NAMED = 20
@@ -409,18 +410,15 @@ class _Checker:
     async def check_kpi(self) -> None:
         """The KPI's summaries are what the archived rows give, row for row."""
         self.sources = {}
-        rows = await self.conn.fetch(KPI_COPIES)
-        for row in rows[:KPI_NAMED]:
-            what = f"the KPI's copy of {row['document_id']} to {row['recipient']}"
-            self._kpi_finding(what, "kpi_copy", row["stored"], row["derived"])
-        if len(rows) > KPI_NAMED:
-            self.find(f"{len(rows) - KPI_NAMED} more copies in kpi_copy differ likewise")
-        rows = await self.conn.fetch(KPI_MONTHS)
-        for row in rows[:KPI_NAMED]:
-            what = f"the KPI's figures of {row['agency']} for {row['month']:%Y-%m}"
-            self._kpi_finding(what, "kpi_month", row["stored"], row["derived"])
-        if len(rows) > KPI_NAMED:
-            self.find(f"{len(rows) - KPI_NAMED} more rows of kpi_month differ likewise")
+        for query, table, more in (
+            (KPI_COPIES, "kpi_copy", "copies in kpi_copy"),
+            (KPI_MONTHS, "kpi_month", "rows of kpi_month"),
+        ):
+            rows = await self.conn.fetch(query)
+            for row in rows[:KPI_NAMED]:
+                self._kpi_finding(row["what"], table, row["stored"], row["derived"])
+            if len(rows) > KPI_NAMED:
+                self.find(f"{len(rows) - KPI_NAMED} more {more} differ likewise")
 
     def _kpi_finding(self, what: str, table: str, stored: str | None, derived: str | None) -> None:
         if stored is None:

@@ -39,6 +39,7 @@ from consumers.kpi.months import (
     counts_by_month,
     overdue_at,
     overdue_at_month_end,
+    roll_up,
     timeliness_of,
 )
 
@@ -73,26 +74,15 @@ FROM m
 # had passed by its as-of time (the period's end, or now for the current period) without a 06
 # from that recipient by then. The as-of time is the period's, not its months': a copy due in
 # March and completed in April is overdue in March, not in the year. A period that is over is
-# judged from kpi_month (months.py); for the month running now (due dates before today only)
-# the copies due in it are counted here from kpi_copy (kpi_copy_due_idx), then up the tree
-# ($3, $4: the closure); each period n is given as its months with the time it is judged at.
-OVERDUE = """
-WITH closure AS (
-    SELECT * FROM unnest($3::text[], $4::text[]) AS c(ancestor, descendant)
-), periods AS (
-    SELECT * FROM unnest($5::int[], $6::date[], $7::timestamptz[]) AS p(n, month, as_of)
-), own AS (
-    SELECT p.n, k.recipient, count(*) AS overdue
-    FROM kpi_copy k JOIN periods p ON p.month = date_trunc('month', k.due_date::timestamp)::date
-    WHERE k.due_date >= $1::date AND k.due_date < $2::date
-      AND k.due_date < (p.as_of AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
-      AND (k.at06 IS NULL OR k.at06 >= p.as_of)
-    GROUP BY p.n, k.recipient
-)
-SELECT o.n, c.ancestor, sum(o.overdue)::bigint AS overdue
-FROM own o JOIN closure c ON c.descendant = o.recipient GROUP BY o.n, c.ancestor
-UNION ALL
-SELECT n, '*', sum(overdue)::bigint FROM own GROUP BY n
+# judged from kpi_month (months.py); the month running now (every period still running holds
+# it, judged now: due dates before today only) is counted here from kpi_copy
+# (kpi_copy_due_idx), per recipient.
+OVERDUE_NOW = """
+SELECT recipient, count(*) AS overdue FROM kpi_copy
+WHERE due_date >= $1::date AND due_date < $2::date
+  AND due_date < ($3::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh')::date
+  AND (at06 IS NULL OR at06 >= $3::timestamptz)
+GROUP BY recipient
 """
 
 REJECTIONS = """
@@ -206,7 +196,6 @@ async def timeliness_by_period(
         due = set().union(*(j.times for j in judged))
         span = await month_rows(conn, start, end, answering(tree, percentiles), due)
     out = [timeliness_of(span, p, tree, percentiles) for p in periods]
-    running = [(n, j) for n, j in enumerate(judged) if j.running is not None]
     for n, j in enumerate(judged):
         overdue: dict[str, int] = {}
         if j.stored is not None:
@@ -214,24 +203,13 @@ async def timeliness_by_period(
         elif j.times:
             overdue = overdue_at(span, j.times, j.as_of.timestamp(), tree)
         _add_overdue(out[n], overdue)
-    if running:
-        pairs = tree.pairs()
-        months = [(n + 1, j.running, j.as_of) for n, j in running if j.running is not None]
-        counted = await _fetch(
-            conn,
-            OVERDUE,
-            min(m for _, m, _ in months),
-            max(_next_month(m) for _, m, _ in months),
-            [a for a, _ in pairs],
-            [d for _, d in pairs],
-            [n for n, _, _ in months],
-            [m for _, m, _ in months],
-            [t for _, _, t in months],
-        )
-        for n, _ in running:
-            _add_overdue(
-                out[n], {r["ancestor"]: int(r["overdue"]) for r in counted if r["n"] == n + 1}
-            )
+    running = [n for n, j in enumerate(judged) if j.running is not None]
+    month = judged[running[0]].running if running else None
+    if month is not None:  # one month runs now, the same in every period that holds it
+        rows = await _fetch(conn, OVERDUE_NOW, month, _next_month(month), now)
+        overdue = roll_up({r["recipient"]: int(r["overdue"]) for r in rows}, tree)
+        for n in running:
+            _add_overdue(out[n], overdue)
     return out
 
 
