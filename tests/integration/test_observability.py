@@ -14,14 +14,13 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumers.inbox import Delivery, InboxSubscriber, Refusal
+from consumers.inbox import Delivery, Refusal
 from consumers.router import Router
 from infra.compose.router import build_router, run_router
 from infra.settings import Settings
 from producers.sender import DocumentSender
 from schemas import trace
 from schemas.trace import TraceContext, parse_traceparent
-from signing.pkidir import PkiDirectory
 from tests.conftest import BA_DINH, H26, HAI_BA_TRUNG
 from tests.integration.test_archive import (  # noqa: F401 - fixtures
     archive_db,
@@ -31,7 +30,8 @@ from tests.integration.test_archive import (  # noqa: F401 - fixtures
     wait_for_records,
 )
 from tests.integration.test_router import creds
-from tests.support import header, kafka_options, read_topic, seed_document, utcnow
+from tests.integration.test_subscribe import subscriber as inbox_subscriber
+from tests.support import header, kafka_options, read_topic, seed_document
 
 
 def free_port() -> int:
@@ -190,17 +190,7 @@ async def test_one_trace_from_send_to_inboxes_and_lags_reach_zero_after_markers(
     async def on_refusal(refusal: Refusal) -> str:
         raise AssertionError(refusal)
 
-    subscriber = InboxSubscriber(
-        bootstrap,
-        BA_DINH,
-        topic=exchange.inbox(BA_DINH),
-        group_id=exchange.topic(f"subscriber.{BA_DINH}"),
-        trust=PkiDirectory(archive_pki).trust_store(),
-        agencies=router.agencies,
-        clock=utcnow,
-        idle_timeout=2.0,
-        client_options=kafka_options(),
-    )
+    subscriber = inbox_subscriber(exchange, bootstrap, exchange.topic(f"subscriber.{BA_DINH}"))
     observed: list[dict[TopicPartition, int]] = []
     record = subscriber.consumer_lag.record
 

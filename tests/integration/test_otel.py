@@ -21,7 +21,7 @@ pytest.importorskip(
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from consumers.inbox import Delivery, InboxSubscriber, Refusal
+from consumers.inbox import Delivery, Refusal
 from infra.observe import otel, tracing
 from infra.settings import Settings
 from producers.sender import DocumentSender
@@ -29,7 +29,6 @@ from schemas import trace
 from schemas.common import AgencyRef
 from schemas.status import StatusCode, StatusNotice
 from schemas.trace import TraceContext, parse_traceparent
-from signing.pkidir import PkiDirectory
 from tests.conftest import BA_DINH, H26
 from tests.integration.test_archive import (  # noqa: F401 - fixtures
     archive_db,
@@ -40,6 +39,7 @@ from tests.integration.test_archive import (  # noqa: F401 - fixtures
 )
 from tests.integration.test_observability import eventually, free_port, served_router
 from tests.integration.test_router import creds
+from tests.integration.test_subscribe import subscriber as inbox_subscriber
 from tests.support import header, kafka_options, read_topic, seed_document, utcnow
 
 
@@ -92,7 +92,7 @@ async def test_one_trace_spans_the_sdk_send_the_router_the_subscriber_and_the_ar
     submissions = exchange.topic("submissions")
     doc = seed_document(9301, [BA_DINH])
     async with (
-        served_router(exchange, bootstrap, free_port()) as router,
+        served_router(exchange, bootstrap, free_port()),
         running_archiver(exchange, bootstrap, archive_db),
     ):
         async with DocumentSender(
@@ -124,16 +124,8 @@ async def test_one_trace_spans_the_sdk_send_the_router_the_subscriber_and_the_ar
             async def on_refusal(refusal: Refusal) -> str:
                 raise AssertionError(refusal)
 
-            subscriber = InboxSubscriber(
-                bootstrap,
-                BA_DINH,
-                topic=exchange.inbox(BA_DINH),
-                group_id=exchange.topic(f"subscriber.{BA_DINH}"),
-                trust=PkiDirectory(archive_pki).trust_store(),
-                agencies=router.agencies,
-                clock=utcnow,
-                client_options=kafka_options(),
-            )
+            group = exchange.topic(f"subscriber.{BA_DINH}")
+            subscriber = inbox_subscriber(exchange, bootstrap, group, idle=None)
             handled = subscriber.run(on_delivery, on_refusal, max_items=1)
             assert await asyncio.wait_for(handled, 60) == 1
 
