@@ -233,16 +233,6 @@ def _end(period: Period) -> datetime:
     return datetime.combine(period.end, time(), VN)
 
 
-def _rolled_up(rows: Sequence[MonthRow], month: Period, tree: Tree) -> dict[str, int]:
-    """{ancestor or ALL: overdue} of one month's rows, for the ancestors with any."""
-    own = {r.agency: r.overdue for r in rows if r.month == month.start and r.overdue}
-    ancestors = {a for a, d in tree.pairs() if d in own}
-    out = {a: sum(own.get(d, 0) for d in tree.subtree(a)) for a in ancestors}
-    if own:
-        out[ALL] = sum(own.values())
-    return out
-
-
 async def _fetch(conn: asyncpg.Connection, query: str, *args: Any) -> list[asyncpg.Record]:
     """Run a KPI query without JIT compilation: on a large archive the planner's estimates
     (an index probe per copy) call for it, and compiling took 0.2-3 s, more than running.
